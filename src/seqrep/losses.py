@@ -1,0 +1,446 @@
+"""Contrastive and metric-learning losses: pure tensor math, no training state.
+
+Conventions (see DESIGN.md): embeddings are ``[B, D]``; every loss takes ``reduction`` in
+``{"mean", "sum", "none"}``; memory is O(B x N) for B queries and N candidates, never
+pairs x pairs; log-sum-exp is done by :func:`torch.nn.functional.cross_entropy` on float32
+logits, so the losses are stable at small temperatures and under bf16 autocast.
+
+Bad input raises ``ValueError`` naming the argument (wrong shape, empty batch, non-positive
+temperature, NaN/inf values).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seqrep.critics import CosineCritic, Critic, DotCritic, SeparableCritic
+
+__all__ = [
+    "InfoNCEResult",
+    "batch_contrastive_margin",
+    "batch_triplet",
+    "contrastive_margin",
+    "info_nce",
+    "info_nce_bound",
+    "info_nce_result",
+    "pairwise_distances",
+    "triplet_margin",
+]
+
+Reduction = Literal["mean", "sum", "none"]
+Mining = Literal["all", "batch_hard", "semi_hard"]
+_NAMED_CRITICS: dict[str, type[SeparableCritic]] = {"dot": DotCritic, "cosine": CosineCritic}
+
+
+# --------------------------------------------------------------------------- input checks
+def _check_matrix(name: str, x: Tensor, ndim: int = 2) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        want = "[B, D]" if ndim == 2 else "[B, M, D]"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); need B >= 1")
+    # One O(B x D) pass; cheap next to the O(B x N x D) scores, and it turns a silent NaN
+    # loss into an error that names the culprit.
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _check_same_batch(names: tuple[str, str], a: Tensor, b: Tensor) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same batch size, "
+            f"got {a.shape[0]} and {b.shape[0]}"
+        )
+
+
+def _check_same_shape(names: tuple[str, ...], *tensors: Tensor) -> None:
+    shapes = [tuple(t.shape) for t in tensors]
+    if len(set(shapes)) != 1:
+        listed = ", ".join(f"{n}={s}" for n, s in zip(names, shapes, strict=True))
+        raise ValueError(f"shapes must match: {listed}")
+
+
+def _check_labels(labels: Tensor, batch: int) -> None:
+    if not isinstance(labels, Tensor) or labels.ndim != 1:
+        raise ValueError(f"labels must be a 1-D tensor of length {batch}")
+    if labels.shape[0] != batch:
+        raise ValueError(f"labels has length {labels.shape[0]} but embeddings has {batch} rows")
+
+
+def _reduce(values: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _zero_with_grad(x: Tensor) -> Tensor:
+    """A scalar 0 connected to x's graph, so backward() works when nothing is mined."""
+    return x.sum() * 0.0
+
+
+# --------------------------------------------------------------------------- InfoNCE
+class InfoNCEResult(NamedTuple):
+    """Everything :func:`info_nce_result` computes.
+
+    loss: the reduced loss (or [B] with ``reduction="none"``).
+    logits: [B, N] scores / temperature (at least float32); ``target[i]`` is the positive's column.
+    target: [B] long.
+    accuracy: scalar, fraction of rows whose arg-max is the positive (no gradient).
+    """
+
+    loss: Tensor
+    logits: Tensor
+    target: Tensor
+    accuracy: Tensor
+
+    @property
+    def num_candidates(self) -> int:
+        """N, the number of candidates each query chose among (positive included)."""
+        return int(self.logits.shape[1])
+
+
+def _resolve_critic(similarity: str | Critic) -> Critic:
+    if isinstance(similarity, Critic):
+        return similarity
+    if isinstance(similarity, str) and similarity in _NAMED_CRITICS:
+        return _NAMED_CRITICS[similarity]()
+    raise ValueError(
+        f"similarity must be 'dot', 'cosine' or a seqrep.critics.Critic, got {similarity!r}"
+    )
+
+
+def _info_nce_logits(
+    query: Tensor, positive: Tensor, negatives: Tensor | None, critic: Critic, inv_t: float
+) -> tuple[Tensor, Tensor]:
+    b = query.shape[0]
+    sep = isinstance(critic, SeparableCritic)
+
+    def pairwise(q: Tensor, k: Tensor) -> Tensor:
+        # Separable critics fold 1/t into the query: O(B x D) instead of O(B x N).
+        return critic.pairwise(q, k, scale=inv_t) if sep else critic.pairwise(q, k) * inv_t  # type: ignore[call-arg]
+
+    def paired(q: Tensor, k: Tensor) -> Tensor:
+        return critic.paired(q, k, scale=inv_t) if sep else critic.paired(q, k) * inv_t  # type: ignore[call-arg]
+
+    if negatives is None:
+        # In-batch: row i scores every positive; the diagonal is the positive.
+        logits = pairwise(query, positive)
+        target = torch.arange(b, device=query.device)
+    elif negatives.ndim == 2:
+        # Shared negatives (memory bank): column 0 is the positive.
+        logits = torch.cat([paired(query, positive[:, None, :]), pairwise(query, negatives)], 1)
+        target = torch.zeros(b, dtype=torch.long, device=query.device)
+    else:
+        # Per-query negatives: candidates [B, 1 + M, D], column 0 is the positive.
+        candidates = torch.cat([positive[:, None, :], negatives], dim=1)
+        logits = paired(query, candidates)
+        target = torch.zeros(b, dtype=torch.long, device=query.device)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        # Autocast yields half-precision scores; the log-sum-exp runs in float32.
+        logits = logits.float()
+    return logits, target
+
+
+def _validated_logits(
+    query: Tensor,
+    positive: Tensor,
+    negatives: Tensor | None,
+    similarity: str | Critic,
+    temperature: float,
+) -> tuple[Tensor, Tensor]:
+    _check_matrix("query", query)
+    _check_matrix("positive", positive)
+    _check_same_batch(("query", "positive"), query, positive)
+    if negatives is not None:
+        if negatives.ndim not in (2, 3):
+            raise ValueError(
+                "negatives must be [M, D] (shared) or [B, M, D] (per query), "
+                f"got {tuple(negatives.shape)}"
+            )
+        _check_matrix("negatives", negatives, ndim=negatives.ndim)
+        if negatives.ndim == 3:
+            _check_same_batch(("query", "negatives"), query, negatives)
+        if negatives.shape[-1] != positive.shape[-1]:
+            raise ValueError(
+                f"negatives have {negatives.shape[-1]} features but positive has "
+                f"{positive.shape[-1]}"
+            )
+    if not (isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if isinstance(similarity, str) and query.shape[-1] != positive.shape[-1]:
+        raise ValueError(
+            f"query has {query.shape[-1]} features but positive has {positive.shape[-1]}; "
+            "use a seqrep.critics.BilinearCritic to compare different dimensions"
+        )
+    critic = _resolve_critic(similarity)
+    return _info_nce_logits(query, positive, negatives, critic, 1.0 / temperature)
+
+
+def info_nce_result(
+    query: Tensor,
+    positive: Tensor,
+    negatives: Tensor | None = None,
+    *,
+    similarity: str | Critic = "dot",
+    temperature: float = 1.0,
+    reduction: Reduction = "mean",
+) -> InfoNCEResult:
+    """InfoNCE (van den Oord et al. 2018) with its logits and top-1 accuracy.
+
+    The loss is the cross-entropy of picking the positive among N candidates:
+    ``-log exp(f(q, k+)/t) / sum_j exp(f(q, k_j)/t)``.
+
+    Args:
+        query: [B, Dq].
+        positive: [B, Dk]; row i is query i's positive.
+        negatives: ``None`` uses the other B-1 positives of the batch (N = B);
+            ``[M, Dk]`` are negatives shared by every query, e.g. a memory bank (N = M + 1);
+            ``[B, M, Dk]`` are per-query negatives (N = M + 1).
+        similarity: ``"dot"``, ``"cosine"`` or a :class:`seqrep.critics.Critic` (e.g. the
+            bilinear q^T W k of CURL/CPC).
+        temperature: divides every score; must be > 0.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` ([B] per-query losses).
+
+    Returns:
+        :class:`InfoNCEResult` with ``loss``, ``logits`` [B, N], ``target`` [B], ``accuracy``.
+    """
+    logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
+    loss = _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+    with torch.no_grad():
+        accuracy = (logits.argmax(dim=1) == target).float().mean()
+    return InfoNCEResult(loss, logits, target, accuracy)
+
+
+def info_nce(
+    query: Tensor,
+    positive: Tensor,
+    negatives: Tensor | None = None,
+    *,
+    similarity: str | Critic = "dot",
+    temperature: float = 1.0,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """InfoNCE loss only; same arguments as :func:`info_nce_result`, which documents them.
+
+    Skips the accuracy, so the in-batch case costs no more than
+    ``F.cross_entropy(q @ k.T / t, arange(B))``.
+    """
+    logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
+    if reduction == "mean":
+        return F.cross_entropy(logits, target)
+    return _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+
+
+def info_nce_bound(loss: Tensor | float, num_candidates: int) -> Tensor:
+    """CPC's mutual-information lower bound ``I(x; c) >= log N - L_N`` (nats).
+
+    Args:
+        loss: the InfoNCE loss (mean cross-entropy), scalar or [B].
+        num_candidates: N, the positive plus its N - 1 negatives.
+    """
+    if num_candidates < 1:
+        raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
+    if not isinstance(loss, Tensor):
+        loss = torch.tensor(float(loss), dtype=torch.float64)
+    return math.log(num_candidates) - loss
+
+
+# --------------------------------------------------------------------------- distances
+def _sq_dist_pairs(a: Tensor, b: Tensor) -> Tensor:
+    return (a - b).pow(2).sum(-1)
+
+
+def _safe_sqrt(x: Tensor, eps: float = 1e-12) -> Tensor:
+    # sqrt has an infinite gradient at 0 (identical embeddings): below eps the value is exactly 0
+    # and the gradient 0, never NaN.
+    return torch.where(x > eps, x.clamp_min(eps).sqrt(), torch.zeros_like(x))
+
+
+def pairwise_distances(x: Tensor, squared: bool = False) -> Tensor:
+    """Euclidean distances between all rows: [B, D] -> [B, B] (diagonal exactly 0).
+
+    Uses ``|a|^2 + |b|^2 - 2 a.b`` (one matmul), clamped at 0 against round-off.
+    """
+    sq = x.pow(2).sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
+    d2 = d2.masked_fill(torch.eye(x.shape[0], dtype=torch.bool, device=x.device), 0.0)
+    return d2 if squared else _safe_sqrt(d2)
+
+
+# --------------------------------------------------------------------------- pairwise margin
+def _contrastive_margin_terms(d2: Tensor, same: Tensor, margin: float, squared: bool) -> Tensor:
+    d = _safe_sqrt(d2)
+    if squared:
+        # Hadsell, Chopra & LeCun 2006, eq. 4: 1/2 D^2 for similar, 1/2 max(0, m - D)^2 else.
+        return torch.where(same, 0.5 * d2, 0.5 * F.relu(margin - d).pow(2))
+    # Plain-distance hinge: D for similar pairs, max(0, m - D) for dissimilar ones.
+    return torch.where(same, d, F.relu(margin - d))
+
+
+def contrastive_margin(
+    a: Tensor,
+    b: Tensor,
+    same: Tensor,
+    margin: float = 1.0,
+    *,
+    squared: bool = True,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Pairwise contrastive margin loss (Chopra et al. 2005; Hadsell et al. 2006).
+
+    With D = ||a_i - b_i||_2:
+
+    * ``squared=True`` (Hadsell et al. 2006, eq. 4):
+      ``same * D^2 / 2 + (1 - same) * max(0, margin - D)^2 / 2``.
+    * ``squared=False`` (plain distance hinge, pytorch-metric-learning's ContrastiveLoss with
+      ``pos_margin=0``): ``same * D + (1 - same) * max(0, margin - D)``.
+
+    Args:
+        a, b: [B, D] paired embeddings.
+        same: [B] bool (or 0/1): whether pair i is a "same" (similar) pair.
+        margin: dissimilar pairs closer than this are pushed apart; must be >= 0.
+    """
+    _check_matrix("a", a)
+    _check_matrix("b", b)
+    _check_same_shape(("a", "b"), a, b)
+    if not isinstance(same, Tensor) or same.shape != (a.shape[0],):
+        got = tuple(same.shape) if isinstance(same, Tensor) else type(same).__name__
+        raise ValueError(f"same must be a [B] = [{a.shape[0]}] tensor, got {got}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    per_pair = _contrastive_margin_terms(_sq_dist_pairs(a, b), same.bool(), margin, squared)
+    return _reduce(per_pair, reduction)
+
+
+def batch_contrastive_margin(
+    embeddings: Tensor,
+    labels: Tensor,
+    margin: float = 1.0,
+    *,
+    squared: bool = True,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """:func:`contrastive_margin` over all pairs i < j of a labelled batch.
+
+    Args:
+        embeddings: [B, D]; labels: [B]. Pairs with equal labels are "same".
+
+    Returns:
+        Scalar, or with ``reduction="none"`` the [B(B-1)/2] per-pair losses in
+        ``torch.triu_indices(B, B, 1)`` order.
+    """
+    _check_matrix("embeddings", embeddings)
+    _check_labels(labels, embeddings.shape[0])
+    b = embeddings.shape[0]
+    if b < 2:
+        raise ValueError("embeddings needs at least 2 rows to form a pair")
+    i, j = torch.triu_indices(b, b, 1, device=embeddings.device)
+    d2 = pairwise_distances(embeddings, squared=True)[i, j]
+    per_pair = _contrastive_margin_terms(d2, labels[i] == labels[j], margin, squared)
+    return _reduce(per_pair, reduction)
+
+
+# --------------------------------------------------------------------------- triplets
+def triplet_margin(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    *,
+    squared: bool = False,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` (FaceNet, Schroff et al. 2015).
+
+    Args:
+        anchor, positive, negative: [B, D].
+        squared: use squared Euclidean distances, as FaceNet does.
+    """
+    _check_matrix("anchor", anchor)
+    _check_matrix("positive", positive)
+    _check_matrix("negative", negative)
+    _check_same_shape(("anchor", "positive", "negative"), anchor, positive, negative)
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    d_ap, d_an = _sq_dist_pairs(anchor, positive), _sq_dist_pairs(anchor, negative)
+    if not squared:
+        d_ap, d_an = _safe_sqrt(d_ap), _safe_sqrt(d_an)
+    return _reduce(F.relu(d_ap - d_an + margin), reduction)
+
+
+def batch_triplet(
+    embeddings: Tensor,
+    labels: Tensor,
+    margin: float = 1.0,
+    *,
+    mining: Mining = "batch_hard",
+    squared: bool = False,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Triplet loss over a labelled batch with a triplet miner.
+
+    Mining:
+        * ``"all"``: every valid (a, p, n) with a != p, y_a = y_p != y_n. O(B^3) work and memory:
+          for small batches (e.g. cross-checks); the mean is over all valid triplets.
+        * ``"batch_hard"`` (Hermans et al. 2017): per anchor, the farthest positive and the
+          nearest negative. O(B^2). The mean is over anchors that have both.
+        * ``"semi_hard"`` (FaceNet): per positive pair (a, p), the nearest negative with
+          d(a, p) < d(a, n); the triplet counts when d(a, n) < d(a, p) + margin. Found with a
+          sorted search per anchor, so memory stays O(B^2). The mean is over counted triplets.
+
+    A batch without any valid triplet returns a zero that still back-propagates.
+
+    Args:
+        embeddings: [B, D]; labels: [B] integer class ids.
+        reduction: ``"none"`` returns the losses of the mined triplets (1-D, variable length).
+    """
+    _check_matrix("embeddings", embeddings)
+    _check_labels(labels, embeddings.shape[0])
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    dist = pairwise_distances(embeddings, squared=squared)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+
+    if mining == "all":
+        valid = pos_mask[:, :, None] & neg_mask[:, None, :]
+        losses = F.relu(dist[:, :, None] - dist[:, None, :] + margin)[valid]
+    elif mining == "batch_hard":
+        has = pos_mask.any(1) & neg_mask.any(1)
+        hardest_pos = dist.masked_fill(~pos_mask, float("-inf")).amax(1)
+        hardest_neg = dist.masked_fill(~neg_mask, float("inf")).amin(1)
+        losses = F.relu(hardest_pos - hardest_neg + margin)[has]
+    elif mining == "semi_hard":
+        losses = _semi_hard_losses(dist, pos_mask, neg_mask, margin)
+    else:
+        raise ValueError(f"mining must be 'all', 'batch_hard' or 'semi_hard', got {mining!r}")
+
+    if losses.numel() == 0:
+        zero = _zero_with_grad(embeddings)
+        return zero.reshape(0) if reduction == "none" else zero
+    return _reduce(losses, reduction)
+
+
+def _semi_hard_losses(dist: Tensor, pos_mask: Tensor, neg_mask: Tensor, margin: float) -> Tensor:
+    # Per anchor, negatives' distances sorted ascending (non-negatives pushed to +inf); a batched
+    # searchsorted then finds, for every (a, p) at once, the first negative farther than p:
+    # [B, B] memory, never [pairs, B].
+    neg_sorted = dist.masked_fill(~neg_mask, float("inf")).sort(dim=1).values
+    idx = torch.searchsorted(neg_sorted.detach(), dist.detach().contiguous(), right=True)
+    d_an = neg_sorted.gather(1, idx.clamp_max(dist.shape[1] - 1))
+    counted = pos_mask & torch.isfinite(d_an) & (d_an > dist) & (d_an < dist + margin)
+    return (dist - d_an + margin)[counted]
