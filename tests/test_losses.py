@@ -96,7 +96,9 @@ def test_info_nce_bilinear_and_concat_critics_match_loop():
     torch.testing.assert_close(got, torch.tensor(ref_info_nce(q, k, sim=bil), dtype=got.dtype))
     negs = rand(5, 2, 4, seed=9)
     got = info_nce(q, k, negs, similarity=critic, reduction="none")
-    torch.testing.assert_close(got, torch.tensor(ref_info_nce(q, k, negs, sim=bil), dtype=got.dtype))
+    torch.testing.assert_close(
+        got, torch.tensor(ref_info_nce(q, k, negs, sim=bil), dtype=got.dtype)
+    )
 
     net = torch.nn.Linear(7, 1).double()
     concat = ConcatCritic(net)
@@ -178,17 +180,50 @@ def test_info_nce_bound():
         ({"query": torch.randn(4, 3), "positive": torch.randn(4, 2)}, "features"),
         ({"query": torch.randn(0, 3), "positive": torch.randn(0, 3)}, "empty batch"),
         ({"query": torch.randn(4), "positive": torch.randn(4)}, r"query must have shape \[B, D\]"),
-        ({"query": torch.full((2, 3), float("nan")), "positive": torch.randn(2, 3)}, "query contains NaN"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "temperature": 0.0}, "temperature"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "temperature": -1.0}, "temperature"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "similarity": "l2"}, "similarity"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "reduction": "max"}, "reduction"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3),
-          "negatives": torch.randn(3, 2, 3)}, "same batch size"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3),
-          "negatives": torch.randn(5, 4)}, "negatives have 4 features"),
-        ({"query": torch.randn(2, 3), "positive": torch.randn(2, 3),
-          "negatives": torch.randn(3)}, "negatives must be"),
+        (
+            {"query": torch.full((2, 3), float("nan")), "positive": torch.randn(2, 3)},
+            "query contains NaN",
+        ),
+        (
+            {"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "temperature": 0.0},
+            "temperature",
+        ),
+        (
+            {"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "temperature": -1.0},
+            "temperature",
+        ),
+        (
+            {"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "similarity": "l2"},
+            "similarity",
+        ),
+        (
+            {"query": torch.randn(2, 3), "positive": torch.randn(2, 3), "reduction": "max"},
+            "reduction",
+        ),
+        (
+            {
+                "query": torch.randn(2, 3),
+                "positive": torch.randn(2, 3),
+                "negatives": torch.randn(3, 2, 3),
+            },
+            "same batch size",
+        ),
+        (
+            {
+                "query": torch.randn(2, 3),
+                "positive": torch.randn(2, 3),
+                "negatives": torch.randn(5, 4),
+            },
+            "negatives have 4 features",
+        ),
+        (
+            {
+                "query": torch.randn(2, 3),
+                "positive": torch.randn(2, 3),
+                "negatives": torch.randn(3),
+            },
+            "negatives must be",
+        ),
     ],
 )
 def test_info_nce_bad_input(kwargs, match):
@@ -249,8 +284,9 @@ def test_batch_contrastive_margin_matches_loop():
 def test_triplet_margin_matches_loop_and_gradcheck():
     a, p, n = rand(6, 3, seed=27), rand(6, 3, seed=28), rand(6, 3, seed=29)
     for squared in (False, True):
-        want = [max(0.0, dist(a[i], p[i], squared) - dist(a[i], n[i], squared) + 0.7)
-                for i in range(6)]
+        want = [
+            max(0.0, dist(a[i], p[i], squared) - dist(a[i], n[i], squared) + 0.7) for i in range(6)
+        ]
         got = triplet_margin(a, p, n, 0.7, squared=squared, reduction="none")
         torch.testing.assert_close(got, torch.tensor(want, dtype=D64))
     args = tuple(t.clone().requires_grad_(True) for t in (a, p, n))
@@ -326,11 +362,22 @@ def test_pairwise_distances_match_cdist():
         (lambda: batch_triplet(torch.randn(0, 2), torch.zeros(0)), "empty batch"),
         (lambda: batch_triplet(torch.randn(4, 2), torch.zeros(4), mining="hard"), "mining"),
         (lambda: batch_triplet(torch.randn(4, 2), torch.zeros(4), margin=-1), "margin"),
-        (lambda: batch_triplet(torch.tensor([[float("nan"), 0.0]] * 2), torch.zeros(2)),
-         "embeddings contains NaN"),
-        (lambda: triplet_margin(torch.randn(3, 2), torch.randn(3, 2), torch.randn(4, 2)), "shapes must match"),
-        (lambda: contrastive_margin(torch.randn(3, 2), torch.randn(3, 2), torch.ones(2)), "same must be"),
-        (lambda: contrastive_margin(torch.randn(3, 2), torch.randn(3, 3), torch.ones(3)), "shapes must match"),
+        (
+            lambda: batch_triplet(torch.tensor([[float("nan"), 0.0]] * 2), torch.zeros(2)),
+            "embeddings contains NaN",
+        ),
+        (
+            lambda: triplet_margin(torch.randn(3, 2), torch.randn(3, 2), torch.randn(4, 2)),
+            "shapes must match",
+        ),
+        (
+            lambda: contrastive_margin(torch.randn(3, 2), torch.randn(3, 2), torch.ones(2)),
+            "same must be",
+        ),
+        (
+            lambda: contrastive_margin(torch.randn(3, 2), torch.randn(3, 3), torch.ones(3)),
+            "shapes must match",
+        ),
         (lambda: batch_contrastive_margin(torch.randn(1, 2), torch.zeros(1)), "at least 2"),
     ],
 )
@@ -352,7 +399,10 @@ def test_matches_pml_triplet_margin_loss_all_triplets():
     from pytorch_metric_learning.distances import LpDistance
     from pytorch_metric_learning.losses import TripletMarginLoss
 
-    x, y = rand(24, 8, seed=34), torch.randint(0, 4, (24,), generator=torch.Generator().manual_seed(0))
+    x, y = (
+        rand(24, 8, seed=34),
+        torch.randint(0, 4, (24,), generator=torch.Generator().manual_seed(0)),
+    )
     peer = TripletMarginLoss(margin=0.3, distance=LpDistance(normalize_embeddings=False))
     ours = avg_nonzero(batch_triplet(x, y, 0.3, mining="all", reduction="none"))
     torch.testing.assert_close(ours, peer(x, y).to(ours.dtype), rtol=1e-6, atol=1e-8)
@@ -363,7 +413,10 @@ def test_matches_pml_batch_hard():
     from pytorch_metric_learning.losses import TripletMarginLoss
     from pytorch_metric_learning.miners import BatchHardMiner
 
-    x, y = rand(32, 8, seed=35), torch.randint(0, 5, (32,), generator=torch.Generator().manual_seed(1))
+    x, y = (
+        rand(32, 8, seed=35),
+        torch.randint(0, 5, (32,), generator=torch.Generator().manual_seed(1)),
+    )
     distance = LpDistance(normalize_embeddings=False)
     peer_loss = TripletMarginLoss(margin=0.5, distance=distance)
     peer = peer_loss(x, y, BatchHardMiner(distance=distance)(x, y))
@@ -375,8 +428,13 @@ def test_matches_pml_contrastive_loss():
     from pytorch_metric_learning.distances import LpDistance
     from pytorch_metric_learning.losses import ContrastiveLoss
 
-    x, y = rand(20, 6, seed=36), torch.randint(0, 3, (20,), generator=torch.Generator().manual_seed(2))
-    peer = ContrastiveLoss(pos_margin=0.0, neg_margin=4.0, distance=LpDistance(normalize_embeddings=False))
+    x, y = (
+        rand(20, 6, seed=36),
+        torch.randint(0, 3, (20,), generator=torch.Generator().manual_seed(2)),
+    )
+    peer = ContrastiveLoss(
+        pos_margin=0.0, neg_margin=4.0, distance=LpDistance(normalize_embeddings=False)
+    )
     per_pair = batch_contrastive_margin(x, y, 4.0, squared=False, reduction="none")
     i, j = torch.triu_indices(20, 20, 1)
     same = y[i] == y[j]

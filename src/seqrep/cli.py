@@ -24,7 +24,9 @@ def _parse_tuple(item_type: type) -> Callable[[str], tuple[Any, ...]]:
         try:
             return tuple(item_type(p) for p in parts)
         except ValueError as e:
-            raise click.BadParameter(f"expected a comma-separated list of {item_type.__name__}") from e
+            raise click.BadParameter(
+                f"expected a comma-separated list of {item_type.__name__}"
+            ) from e
 
     return parse
 
@@ -40,17 +42,24 @@ def config_options(config_cls: type) -> Callable[[Callable[..., Any]], Callable[
             helptext = f.metadata.get("help", "")
             default = f.default if f.default is not dataclasses.MISSING else None
             if hint is bool:
-                fn = click.option(f"{flag}/--no-{flag[2:]}", default=default, help=helptext,
-                                  show_default=True)(fn)
+                fn = click.option(
+                    f"{flag}/--no-{flag[2:]}", default=default, help=helptext, show_default=True
+                )(fn)
             elif typing.get_origin(hint) is tuple:
                 item = typing.get_args(hint)[0]
                 shown = ",".join(str(v) for v in default) if default else ""
-                fn = click.option(flag, f.name, default=shown, show_default=True,
-                                  help=helptext + " (comma-separated)",
-                                  callback=lambda _c, _p, v, _i=item: _parse_tuple(_i)(v))(fn)
+                fn = click.option(
+                    flag,
+                    f.name,
+                    default=shown,
+                    show_default=True,
+                    help=helptext + " (comma-separated)",
+                    callback=lambda _c, _p, v, _i=item: _parse_tuple(_i)(v),
+                )(fn)
             else:
-                fn = click.option(flag, f.name, type=hint, default=default, show_default=True,
-                                  help=helptext)(fn)
+                fn = click.option(
+                    flag, f.name, type=hint, default=default, show_default=True, help=helptext
+                )(fn)
         return fn
 
     return decorate
@@ -63,10 +72,15 @@ def _config_from(config_cls: type, kwargs: dict[str, Any]) -> Any:
 
 def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--quiet", is_flag=True, help="no progress bar")(fn)
-    fn = click.option("--overwrite", is_flag=True,
-                      help="replace an existing run folder instead of resuming it")(fn)
-    fn = click.option("--out", type=click.Path(file_okay=False), default=None,
-                      help="run folder (default: runs/<verb>-<date>); rerun to resume")(fn)
+    fn = click.option(
+        "--overwrite", is_flag=True, help="replace an existing run folder instead of resuming it"
+    )(fn)
+    fn = click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="run folder (default: runs/<verb>-<date>); rerun to resume",
+    )(fn)
     return fn
 
 

@@ -6,7 +6,8 @@ pairs x pairs; log-sum-exp is done by :func:`torch.nn.functional.cross_entropy` 
 logits, so the losses are stable at small temperatures and under bf16 autocast.
 
 Bad input raises ``ValueError`` naming the argument (wrong shape, empty batch, non-positive
-temperature, NaN/inf values).
+temperature, NaN/inf values). The NaN/inf check looks at the loss first and scans the inputs
+only when the loss is not finite, so it costs nothing on the happy path.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ __all__ = [
 
 Reduction = Literal["mean", "sum", "none"]
 Mining = Literal["all", "batch_hard", "semi_hard"]
-_NAMED_CRITICS: dict[str, type[SeparableCritic]] = {"dot": DotCritic, "cosine": CosineCritic}
+# Parameter-free, so one shared instance each (building a Module per call costs microseconds
+# that matter at small B).
+_NAMED_CRITICS: dict[str, SeparableCritic] = {"dot": DotCritic(), "cosine": CosineCritic()}
 
 
 # --------------------------------------------------------------------------- input checks
@@ -46,10 +49,20 @@ def _check_matrix(name: str, x: Tensor, ndim: int = 2) -> None:
         raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); need B >= 1")
-    # One O(B x D) pass; cheap next to the O(B x N x D) scores, and it turns a silent NaN
-    # loss into an error that names the culprit.
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def _finite_or_raise(loss: Tensor, **inputs: Tensor | None) -> Tensor:
+    """Raise naming the input that holds NaN/inf, if the loss is not finite.
+
+    NaN and inf always reach the loss, so checking the (scalar or [B]) loss first keeps the
+    O(B x D) scan of the inputs off the happy path.
+    """
+    if bool(torch.isfinite(loss.detach()).all()):
+        return loss
+    for name, x in inputs.items():
+        if x is not None and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf values")
+    raise FloatingPointError("the loss is not finite although every input is; please report this")
 
 
 def _check_same_batch(names: tuple[str, str], a: Tensor, b: Tensor) -> None:
@@ -114,7 +127,7 @@ def _resolve_critic(similarity: str | Critic) -> Critic:
     if isinstance(similarity, Critic):
         return similarity
     if isinstance(similarity, str) and similarity in _NAMED_CRITICS:
-        return _NAMED_CRITICS[similarity]()
+        return _NAMED_CRITICS[similarity]
     raise ValueError(
         f"similarity must be 'dot', 'cosine' or a seqrep.critics.Critic, got {similarity!r}"
     )
@@ -176,7 +189,9 @@ def _validated_logits(
                 f"negatives have {negatives.shape[-1]} features but positive has "
                 f"{positive.shape[-1]}"
             )
-    if not (isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)):
+    if not (
+        isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)
+    ):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if isinstance(similarity, str) and query.shape[-1] != positive.shape[-1]:
         raise ValueError(
@@ -217,6 +232,7 @@ def info_nce_result(
     """
     logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
     loss = _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+    _finite_or_raise(loss, query=query, positive=positive, negatives=negatives)
     with torch.no_grad():
         accuracy = (logits.argmax(dim=1) == target).float().mean()
     return InfoNCEResult(loss, logits, target, accuracy)
@@ -238,8 +254,10 @@ def info_nce(
     """
     logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
     if reduction == "mean":
-        return F.cross_entropy(logits, target)
-    return _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+        loss = F.cross_entropy(logits, target)
+    else:
+        loss = _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
+    return _finite_or_raise(loss, query=query, positive=positive, negatives=negatives)
 
 
 def info_nce_bound(loss: Tensor | float, num_candidates: int) -> Tensor:
@@ -251,8 +269,12 @@ def info_nce_bound(loss: Tensor | float, num_candidates: int) -> Tensor:
     """
     if num_candidates < 1:
         raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
-    if not isinstance(loss, Tensor):
-        loss = torch.tensor(float(loss), dtype=torch.float64)
+    # float64, so that a loss near 0 can never round the bound above log N.
+    loss = (
+        loss.double()
+        if isinstance(loss, Tensor)
+        else torch.tensor(float(loss), dtype=torch.float64)
+    )
     return math.log(num_candidates) - loss
 
 
@@ -263,8 +285,8 @@ def _sq_dist_pairs(a: Tensor, b: Tensor) -> Tensor:
 
 def _safe_sqrt(x: Tensor, eps: float = 1e-12) -> Tensor:
     # sqrt has an infinite gradient at 0 (identical embeddings): below eps the value is exactly 0
-    # and the gradient 0, never NaN.
-    return torch.where(x > eps, x.clamp_min(eps).sqrt(), torch.zeros_like(x))
+    # and the gradient 0, never NaN. Written as x <= eps so that a NaN input stays NaN.
+    return torch.where(x <= eps, torch.zeros_like(x), x.clamp_min(eps).sqrt())
 
 
 def pairwise_distances(x: Tensor, squared: bool = False) -> Tensor:
@@ -320,7 +342,7 @@ def contrastive_margin(
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     per_pair = _contrastive_margin_terms(_sq_dist_pairs(a, b), same.bool(), margin, squared)
-    return _reduce(per_pair, reduction)
+    return _finite_or_raise(_reduce(per_pair, reduction), a=a, b=b)
 
 
 def batch_contrastive_margin(
@@ -348,7 +370,7 @@ def batch_contrastive_margin(
     i, j = torch.triu_indices(b, b, 1, device=embeddings.device)
     d2 = pairwise_distances(embeddings, squared=True)[i, j]
     per_pair = _contrastive_margin_terms(d2, labels[i] == labels[j], margin, squared)
-    return _reduce(per_pair, reduction)
+    return _finite_or_raise(_reduce(per_pair, reduction), embeddings=embeddings)
 
 
 # --------------------------------------------------------------------------- triplets
@@ -376,7 +398,8 @@ def triplet_margin(
     d_ap, d_an = _sq_dist_pairs(anchor, positive), _sq_dist_pairs(anchor, negative)
     if not squared:
         d_ap, d_an = _safe_sqrt(d_ap), _safe_sqrt(d_an)
-    return _reduce(F.relu(d_ap - d_an + margin), reduction)
+    loss = _reduce(F.relu(d_ap - d_an + margin), reduction)
+    return _finite_or_raise(loss, anchor=anchor, positive=positive, negative=negative)
 
 
 def batch_triplet(
@@ -411,21 +434,25 @@ def batch_triplet(
         raise ValueError(f"margin must be >= 0, got {margin}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    dist = pairwise_distances(embeddings, squared=squared)
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    pos_mask, neg_mask = same & ~eye, ~same
-
     if mining == "all":
-        valid = pos_mask[:, :, None] & neg_mask[:, None, :]
+        dist = pairwise_distances(embeddings, squared=squared)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        valid = (same & ~eye)[:, :, None] & ~same[:, None, :]
         losses = F.relu(dist[:, :, None] - dist[:, None, :] + margin)[valid]
-    elif mining == "batch_hard":
-        has = pos_mask.any(1) & neg_mask.any(1)
-        hardest_pos = dist.masked_fill(~pos_mask, float("-inf")).amax(1)
-        hardest_neg = dist.masked_fill(~neg_mask, float("inf")).amin(1)
-        losses = F.relu(hardest_pos - hardest_neg + margin)[has]
-    elif mining == "semi_hard":
-        losses = _semi_hard_losses(dist, pos_mask, neg_mask, margin)
+        _finite_or_raise(dist.sum(), embeddings=embeddings)
+    elif mining in ("batch_hard", "semi_hard"):
+        # Mine on a distance matrix built without autograd, then differentiate only the chosen
+        # triplets' distances: O(B^2) forward, O(B x D) backward (and exact differences rather
+        # than the |a|^2 + |b|^2 - 2ab expansion).
+        with torch.no_grad():
+            miner = _mine_batch_hard if mining == "batch_hard" else _mine_semi_hard
+            a, p, n = miner(embeddings.detach(), labels, margin, squared)
+        d_ap = _sq_dist_pairs(embeddings[a], embeddings[p])
+        d_an = _sq_dist_pairs(embeddings[a], embeddings[n])
+        if not squared:
+            d_ap, d_an = _safe_sqrt(d_ap), _safe_sqrt(d_an)
+        losses = F.relu(d_ap - d_an + margin)
     else:
         raise ValueError(f"mining must be 'all', 'batch_hard' or 'semi_hard', got {mining!r}")
 
@@ -435,12 +462,40 @@ def batch_triplet(
     return _reduce(losses, reduction)
 
 
-def _semi_hard_losses(dist: Tensor, pos_mask: Tensor, neg_mask: Tensor, margin: float) -> Tensor:
-    # Per anchor, negatives' distances sorted ascending (non-negatives pushed to +inf); a batched
-    # searchsorted then finds, for every (a, p) at once, the first negative farther than p:
-    # [B, B] memory, never [pairs, B].
-    neg_sorted = dist.masked_fill(~neg_mask, float("inf")).sort(dim=1).values
-    idx = torch.searchsorted(neg_sorted.detach(), dist.detach().contiguous(), right=True)
-    d_an = neg_sorted.gather(1, idx.clamp_max(dist.shape[1] - 1))
-    counted = pos_mask & torch.isfinite(d_an) & (d_an > dist) & (d_an < dist + margin)
-    return (dist - d_an + margin)[counted]
+def _mined_distances(x: Tensor, labels: Tensor, squared: bool) -> tuple[Tensor, Tensor]:
+    """No-grad distances [B, B] for mining, and the same-label mask [B, B]."""
+    d = pairwise_distances(x, squared=squared)
+    if not bool(torch.isfinite(d).all()):
+        raise ValueError("embeddings contains NaN or inf values")
+    return d, labels[:, None] == labels[None, :]
+
+
+def _mine_batch_hard(
+    x: Tensor, labels: Tensor, margin: float, squared: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per anchor: the farthest positive and the nearest negative (anchors having both)."""
+    del margin, squared  # squared distances order pairs as distances do: skip the sqrt
+    d, same = _mined_distances(x, labels, squared=True)
+    nearest_neg = d.masked_fill(same, float("inf")).argmin(1)
+    d.masked_fill_(~same, float("-inf")).fill_diagonal_(float("-inf"))
+    pos_d, farthest_pos = d.max(1)
+    anchors = (torch.isfinite(pos_d) & ~same.all(1)).nonzero(as_tuple=True)[0]
+    return anchors, farthest_pos[anchors], nearest_neg[anchors]
+
+
+def _mine_semi_hard(
+    x: Tensor, labels: Tensor, margin: float, squared: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per positive pair (a, p): the nearest negative farther than p, kept if within margin.
+
+    Negatives' distances are sorted per anchor (non-negatives pushed to +inf) and a batched
+    searchsorted finds every pair's candidate at once: [B, B] memory, never [pairs, B].
+    """
+    d, same = _mined_distances(x, labels, squared)
+    neg_sorted, order = d.masked_fill(same, float("inf")).sort(dim=1)
+    idx = torch.searchsorted(neg_sorted, d.contiguous(), right=True).clamp_max(d.shape[1] - 1)
+    d_an = neg_sorted.gather(1, idx)
+    same.fill_diagonal_(False)
+    counted = same & torch.isfinite(d_an) & (d_an > d) & (d_an < d + margin)
+    anchors, positives = counted.nonzero(as_tuple=True)
+    return anchors, positives, order.gather(1, idx)[anchors, positives]

@@ -27,7 +27,9 @@ __all__ = [
 
 def _check_scores(scores: Tensor) -> int:
     if scores.ndim != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
-        raise ValueError(f"scores must be a square [K, K] matrix with K >= 2, got {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must be a square [K, K] matrix with K >= 2, got {tuple(scores.shape)}"
+        )
     return int(scores.shape[0])
 
 
@@ -75,7 +77,9 @@ def infonce_lower_bound(scores: Tensor) -> Tensor:
     """InfoNCE bound ``log K + mean_i [f(x_i, y_i) - logsumexp_j f(x_i, y_j)]``; never > log K."""
     k = _check_scores(scores)
     target = torch.arange(k, device=scores.device)
-    return info_nce_bound(F.cross_entropy(scores.float(), target), k)
+    if scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()
+    return info_nce_bound(F.cross_entropy(scores, target), k)
 
 
 def nwj_lower_bound(scores: Tensor) -> Tensor:
@@ -84,7 +88,8 @@ def nwj_lower_bound(scores: Tensor) -> Tensor:
     The marginal term averages the K(K-1) off-diagonal pairs, computed in log space.
     """
     k = _check_scores(scores)
-    scores = scores.float()
+    if scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()
     joint = scores.diagonal().mean()
     off = scores.masked_fill(torch.eye(k, dtype=torch.bool, device=scores.device), float("-inf"))
     log_mean_marginal = torch.logsumexp(off.flatten(), 0) - math.log(k * (k - 1))

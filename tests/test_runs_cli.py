@@ -1,0 +1,159 @@
+"""Run folders, checkpoint/resume of mi-bench, the CLI, and the layering rule."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from seqrep.cli import main
+from seqrep.mi_bench import MIBenchConfig, run_mi_bench
+from seqrep.runs import RunDir, RunDirError
+
+TINY = MIBenchConfig(
+    mi_levels=(1.0, 3.0),
+    steps_per_level=40,
+    critics=("separable",),
+    hidden=32,
+    embed_dim=8,
+    batch_size=16,
+)
+
+
+def test_run_dir_refuses_other_config_and_foreign_folder(tmp_path):
+    run = RunDir.open(tmp_path / "r", "x", {"a": 1})
+    run.log({"step": 1})
+    with pytest.raises(RunDirError, match="differs in: a"):
+        RunDir.open(tmp_path / "r", "x", {"a": 2})
+    assert run.read_metrics() == [{"step": 1}]  # nothing lost
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not a seqrep run folder"):
+        RunDir.open(tmp_path / "foreign", "x", {})
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
+    RunDir.open(tmp_path / "r", "x", {"a": 2}, overwrite=True)
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_checkpoint_roundtrip_and_corrupt_file(tmp_path):
+    run = RunDir.open(tmp_path / "r", "x", {})
+    assert run.load_checkpoint() is None
+    run.save_checkpoint({"step": 3})
+    assert run.load_checkpoint() == {"step": 3}
+    (run.checkpoints / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunDirError, match="cannot be read"):
+        run.load_checkpoint()
+
+
+def test_mi_bench_resume_gives_the_same_numbers(tmp_path, monkeypatch):
+    full = run_mi_bench(TINY, RunDir.open(tmp_path / "full", "mi-bench", TINY), quiet=True)
+
+    # Interrupt right after the first checkpoint (end of MI level 1), as a kill would.
+    real_save = RunDir.save_checkpoint
+    calls = {"n": 0}
+
+    def save_then_die(self, state, name="last.pt"):
+        real_save(self, state, name)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_mi_bench(TINY, RunDir.open(tmp_path / "cut", "mi-bench", TINY), quiet=True)
+    monkeypatch.setattr(RunDir, "save_checkpoint", real_save)
+    resumed = run_mi_bench(TINY, RunDir.open(tmp_path / "cut", "mi-bench", TINY), quiet=True)
+    assert resumed["rows"] == full["rows"]
+
+
+def test_cli_mi_bench_writes_table_report_and_plot(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(
+        [
+            "mi-bench",
+            "--out",
+            str(out),
+            "--quiet",
+            "--mi-levels",
+            "1,6",
+            "--steps-per-level",
+            "30",
+            "--critics",
+            "separable",
+            "--hidden",
+            "32",
+            "--batch-size",
+            "16",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "| true MI |" in printed and "separable/infonce" in printed
+    for name in ("config.json", "report.md", "mi_estimates.png", "results.json", "metrics.jsonl"):
+        assert (out / name).exists(), name
+    results = json.loads((out / "results.json").read_text())
+    assert [r["true_mi"] for r in results["rows"]] == [1.0, 6.0]
+    for row in results["rows"]:
+        assert row["separable/infonce/mean"] <= math.log(16) + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mi-bench", "--critics", "mlp"], "unknown critic"),
+        (["mi-bench", "--estimators", "mine"], "unknown estimator"),
+        (["mi-bench", "--mi-levels", "a,b"], "comma-separated list"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_error(args, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err + captured.out
+    assert "Traceback" not in captured.err
+
+
+# Layers of DESIGN.md, top (0) to bottom: a module may import only from its own layer or below.
+LAYERS = {
+    "cli": 0,
+    "train": 1,
+    "evaluate": 1,
+    "runs": 1,
+    "mi_bench": 1,
+    "data": 2,
+    "rl": 3,
+    "methods": 4,
+    "nets": 5,
+    "losses": 6,
+    "critics": 6,
+    "mi": 6,
+}
+
+
+def test_no_module_imports_upward():
+    root = Path(__file__).resolve().parents[1] / "src" / "seqrep"
+    problems = []
+    for file in root.rglob("*.py"):
+        rel = file.relative_to(root).with_suffix("")
+        top = rel.parts[0]
+        if top == "__init__":
+            continue
+        assert top in LAYERS, f"{file} is in no layer: add it to LAYERS and DESIGN.md"
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = []
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("seqrep.")
+            ):
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("seqrep.")]
+            for name in names:
+                target = name.split(".")[1]
+                if LAYERS.get(target, 99) < LAYERS[top]:
+                    problems.append(f"{rel} imports {name}")
+    assert not problems, problems
