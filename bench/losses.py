@@ -189,6 +189,12 @@ def markdown(results: list[dict], sizes: list[int]) -> str:
             f"| {b} | {floor} | {with_floor(nce)} | {with_floor(cos)} | {_fmt(pml)} | "
             f"{ratio(nce, pml)} | {_fmt(trip)} | {_fmt(pbh)} | {ratio(trip, pbh)} | {rss} |"
         )
+    lines += [
+        "",
+        f"out of memory = the case exceeded the {MEMORY_LIMIT_GIB} GiB address-space cap its "
+        "process ran under (PML's NTXentLoss builds a positive-pairs x negative-pairs matrix, "
+        "O(B^3)).",
+    ]
     lightly = [r for r in results if r["case"] == "lightly_ntxent"]
     if lightly and lightly[0]["status"] != "ok":
         lines += [
@@ -207,12 +213,18 @@ def main() -> None:
     p.add_argument("--sizes", default="256,1024,4096,16384")
     p.add_argument("--repeats", type=int, default=0, help="0: 20 for B<=1024, else 4")
     p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--render", action="store_true", help="rewrite losses.md from losses.json")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.worker:
         reps = args.repeats or (20 if sizes[0] <= 1024 else 4)
         print(json.dumps(worker(args.worker, sizes[0], reps)))
+        return
+    if args.render:
+        results = json.loads((RESULTS / "losses.json").read_text())["results"]
+        sizes = sorted({r["B"] for r in results})
+        (RESULTS / "losses.md").write_text("# bench/losses.py\n\n" + markdown(results, sizes))
         return
     results = []
     for b in sizes:

@@ -10,8 +10,17 @@ from typing import Any
 
 import click
 
+from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
 from seqrep.runs import RunDir, RunDirError, console
+from seqrep.series_bench import (
+    evaluate_cell,
+    load_normalised,
+    run_series_bench,
+    summarise,
+    write_pretrain_report,
+)
+from seqrep.train import PretrainConfig, build_from_config
 
 __all__ = ["main"]
 
@@ -102,6 +111,99 @@ def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
     summary = run_mi_bench(cfg, run, quiet=quiet)
     click.echo(format_table(cfg, summary))
     click.echo(f"\nreport: {run.path / 'report.md'}\nplot:   {run.path / 'mi_estimates.png'}")
+
+
+@cli.command("pretrain", short_help="Pretrain CPC / triplet / contrastive on a series data set.")
+@config_options(PretrainConfig)
+@_out_options
+def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines."""
+    cfg = _config_from(PretrainConfig, kwargs)
+    cfg.validate()
+    train, test = load_normalised(cfg.data, cfg.test_data)
+    run = RunDir.open(out, "pretrain", cfg, overwrite=overwrite)
+    console.print(
+        f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series)"
+    )
+    row = evaluate_cell(cfg, train, test, run=run, quiet=quiet)
+    raw = evaluate_cell(dataclasses.replace(cfg, method="raw"), train, test)
+    rows = [row, raw]
+    run.write_json(
+        "probe.json", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    )
+    table = write_pretrain_report(run, cfg, rows, test, row["_features"][1])
+    click.echo(table)
+    click.echo(f"\nreport: {run.path / 'report.md'}")
+
+
+@cli.command("probe", short_help="Probe a pretrained run folder's frozen encoder.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def probe_cmd(run_dir: str) -> None:
+    """Encode train/test with RUN_DIR's checkpoint and print the probes' test accuracy."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from seqrep.evaluate import encode_dataset, logistic_probe, svm_probe
+
+    cfg_file = Path(run_dir) / "config.json"
+    if not cfg_file.exists():
+        raise RunDirError(f"{run_dir} has no config.json: not a `seqrep pretrain` run folder")
+    saved = json.loads(cfg_file.read_text())
+    if saved.get("kind") != "pretrain":
+        raise RunDirError(f"{run_dir} holds a {saved.get('kind')!r} run, not a pretraining run")
+    names = {f.name for f in dataclasses.fields(PretrainConfig)}
+    cfg = PretrainConfig(**{k: v for k, v in saved.items() if k in names})
+    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        raise RunDirError(f"{ckpt} is missing: the run has not checkpointed yet")
+    train, test = load_normalised(cfg.data, cfg.test_data)
+    method = build_from_config(cfg, train.num_channels)
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    method.load_state_dict(state["model"])
+    tr, te = encode_dataset(method, train), encode_dataset(method, test)
+    svm = svm_probe(tr, train.labels, te, test.labels)
+    lr = logistic_probe(tr, train.labels, te, test.labels)
+    click.echo(
+        f"{cfg.method} on {cfg.data} (step {state['iteration']}/{cfg.iterations}): "
+        f"SVM test accuracy {svm.accuracy:.3f} ({svm.detail}); "
+        f"logistic {lr.accuracy:.3f}"
+    )
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Benchmarks that write result files (see bench/)."""
+
+
+@bench_group.command("series")
+@click.option("--datasets", default=",".join(SHIPPED), show_default=True, help="comma-separated")
+@click.option("--methods", default="cpc,triplet,contrastive,raw,random", show_default=True)
+@click.option("--seeds", default="0,1,2,3,4", show_default=True)
+@click.option(
+    "--out",
+    default="bench/results/series.json",
+    show_default=True,
+    help="JSON rows (appended; rerun resumes); a .md table is written beside it",
+)
+@config_options(PretrainConfig)
+def bench_series_cmd(datasets: str, methods: str, seeds: str, out: str, **kwargs: Any) -> None:
+    """Every data set x method x seed: SVM accuracy and seconds, beside published numbers."""
+    from pathlib import Path
+
+    base = _config_from(PretrainConfig, kwargs)
+    out_json = Path(out)
+    rows = run_series_bench(
+        out_json,
+        tuple(d for d in datasets.split(",") if d),
+        tuple(m for m in methods.split(",") if m),
+        tuple(int(s) for s in seeds.split(",") if s),
+        base,
+    )
+    table = summarise(rows, base)
+    out_json.with_suffix(".md").write_text("# seqrep bench series\n\n" + table)
+    click.echo(table)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,10 @@
-"""Networks: MLPs and the momentum (EMA) encoder. Sequence and pixel encoders join here."""
+"""Networks: MLPs, sequence encoders and the momentum (EMA) encoder.
+
+Sequence encoders take ``[B, T, C]`` and return ``[B, T', D]``. They are *causal*: output t depends
+on inputs up to t only, so values past a series' end (padding) can never reach a valid output,
+and CPC's context c_t cannot peek at the future it must predict. Each has
+``output_lengths(lengths)`` giving the valid output steps for given valid input steps.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MomentumEncoder", "mlp"]
+__all__ = [
+    "DilatedConvEncoder",
+    "MomentumEncoder",
+    "StridedConvEncoder",
+    "masked_max_pool",
+    "mlp",
+]
 
 
 def mlp(
@@ -71,3 +83,114 @@ class MomentumEncoder(nn.Module):
     def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor:
         """Runs the copy without building a graph."""
         return self.target(*args, **kwargs)
+
+
+def masked_max_pool(h: Tensor, lengths: Tensor) -> Tensor:
+    """Max over the valid time steps: [B, T, D], lengths [B] -> [B, D]."""
+    valid = torch.arange(h.shape[1], device=h.device)[None, :] < lengths[:, None]
+    return h.masked_fill(~valid[:, :, None], float("-inf")).amax(dim=1)
+
+
+class _CausalConv(nn.Conv1d):
+    """Conv1d padded on the left only: [B, C, T] -> [B, C', T], output t sees inputs <= t."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, dilation: int = 1) -> None:
+        super().__init__(cin, cout, kernel_size, dilation=dilation)
+        self.left = (kernel_size - 1) * dilation
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(nn.functional.pad(x, (self.left, 0)))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.conv1 = _CausalConv(cin, cout, kernel_size, dilation)
+        self.conv2 = _CausalConv(cout, cout, kernel_size, dilation)
+        self.skip = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(nn.functional.gelu(x))
+        h = self.conv2(nn.functional.gelu(h))
+        return h + self.skip(x)
+
+
+class DilatedConvEncoder(nn.Module):
+    """Causal dilated residual Conv1d encoder for short series (no down-sampling).
+
+    A linear input projection, then ``depth`` residual blocks of two causal convolutions with
+    dilation 1, 2, 4, ... (the TS2Vec backbone, made causal). No normalisation across time or
+    batch, so padded steps cannot leak into valid ones.
+
+    Shapes: [B, T, C] -> [B, T, out_dim].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int = 64,
+        out_dim: int = 320,
+        depth: int = 10,
+        kernel_size: int = 3,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_dim = in_channels, out_dim
+        self.input_proj = nn.Linear(in_channels, hidden)
+        widths = [hidden] * depth + [out_dim]
+        self.blocks = nn.Sequential(
+            *(
+                _ResidualBlock(a, b, kernel_size, 2**i)
+                for i, (a, b) in enumerate(itertools.pairwise(widths))
+            )
+        )
+        self.receptive_field = 1 + sum(2 * (kernel_size - 1) * 2**i for i in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.in_channels:
+            raise ValueError(f"expected input [B, T, {self.in_channels}], got {tuple(x.shape)}")
+        h = self.input_proj(x).transpose(1, 2)  # [B, hidden, T]
+        return self.blocks(h).transpose(1, 2)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        return lengths
+
+
+class StridedConvEncoder(nn.Module):
+    """CPC's raw-signal encoder: five strided Conv1d layers, strides [5, 4, 2, 2, 2] and kernels
+    [10, 8, 4, 4, 4] (down-sampling 160x, receptive field 465 samples), ReLU, no padding.
+
+    Output j sees inputs [160 j, 160 j + 465): causal in the sense that it never sees past its
+    window's end. Shapes: [B, T, C] -> [B, T', out_dim] with T' = (T - 465) // 160 + 1.
+    """
+
+    strides = (5, 4, 2, 2, 2)
+    kernels = (10, 8, 4, 4, 4)
+
+    def __init__(self, in_channels: int = 1, hidden: int = 512, out_dim: int = 512) -> None:
+        super().__init__()
+        self.in_channels, self.out_dim = in_channels, out_dim
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for i, (k, s) in enumerate(zip(self.kernels, self.strides, strict=True)):
+            cout = out_dim if i == len(self.kernels) - 1 else hidden
+            layers += [nn.Conv1d(cin, cout, k, stride=s), nn.ReLU()]
+            cin = cout
+        self.net = nn.Sequential(*layers)
+        rf, jump = 1, 1
+        for k, s in zip(self.kernels, self.strides, strict=True):
+            rf, jump = rf + (k - 1) * jump, jump * s
+        self.receptive_field, self.downsampling = rf, jump
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.in_channels:
+            raise ValueError(f"expected input [B, T, {self.in_channels}], got {tuple(x.shape)}")
+        if x.shape[1] < self.receptive_field:
+            raise ValueError(
+                f"series of {x.shape[1]} steps are shorter than the strided encoder's receptive "
+                f"field ({self.receptive_field}); use the dilated encoder for short series"
+            )
+        return self.net(x.transpose(1, 2)).transpose(1, 2)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Outputs whose whole window lies inside the valid input."""
+        return ((lengths - self.receptive_field) // self.downsampling + 1).clamp_min(0)

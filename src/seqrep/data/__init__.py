@@ -1,0 +1,1 @@
+"""Data adapters: each returns plain arrays/tensors (``series`` for time series)."""

@@ -1,0 +1,92 @@
+"""Probes on frozen features: the TS2Vec SVM protocol and a logistic-regression probe.
+
+The SVM protocol (Yue et al. 2022, as in shared/reference/timeseries_classification.csv): an RBF
+SVC with ``gamma="scale"``; ``C = inf`` when the training split has fewer than 50 series or fewer
+than 5 per class, else a 5-fold grid search over C in {1e-4, ..., 1e4, inf}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqrep.data.series import SeriesDataset
+
+__all__ = ["ProbeResult", "encode_dataset", "logistic_probe", "raw_features", "svm_probe"]
+
+SVM_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, float("inf"))
+
+
+@dataclass
+class ProbeResult:
+    accuracy: float
+    detail: str
+
+
+@torch.no_grad()
+def encode_dataset(method: nn.Module, data: SeriesDataset, batch_size: int = 64) -> np.ndarray:
+    """Frozen instance vectors of every series: [N, D] (``method.represent`` in eval mode)."""
+    was_training = method.training
+    method.eval()
+    out = []
+    for i in range(0, len(data), batch_size):
+        sl = slice(i, i + batch_size)
+        lengths = torch.from_numpy(data.lengths[sl])
+        x = torch.from_numpy(data.values[sl, : int(lengths.max())])
+        out.append(method.represent(x, lengths).numpy())  # type: ignore[operator]
+    method.train(was_training)
+    return np.concatenate(out)
+
+
+def raw_features(data: SeriesDataset, length: int) -> np.ndarray:
+    """The baseline's input: the normalised series, NaN padding set to 0, cut or padded to
+    ``length`` steps, flattened: [N, length * C]."""
+    x = np.nan_to_num(data.values[:, :length])
+    if x.shape[1] < length:
+        x = np.pad(x, ((0, 0), (0, length - x.shape[1]), (0, 0)))
+    return x.reshape(len(data), -1)
+
+
+def uses_fixed_c(train_labels: np.ndarray) -> bool:
+    """TS2Vec's rule: C = inf below 50 training series or below 5 series per class."""
+    n, classes = len(train_labels), len(np.unique(train_labels))
+    return n // classes < 5 or n < 50
+
+
+def svm_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> ProbeResult:
+    """RBF SVM on frozen features with TS2Vec's C rule; returns test accuracy."""
+    from sklearn.model_selection import GridSearchCV, train_test_split
+    from sklearn.svm import SVC
+
+    svm = SVC(C=float("inf"), gamma="scale")
+    if uses_fixed_c(train_y):
+        svm.fit(train_x, train_y)
+        detail = "C=inf (small training split)"
+    else:
+        if len(train_y) > 10000:  # as TS2Vec: grid-search on a stratified 10k subset
+            train_x, _, train_y, _ = train_test_split(
+                train_x, train_y, train_size=10000, random_state=0, stratify=train_y
+            )
+        search = GridSearchCV(svm, {"C": list(SVM_C_GRID)}, cv=5, n_jobs=1)
+        search.fit(train_x, train_y)
+        svm = search.best_estimator_
+        detail = f"C={search.best_params_['C']:g} (5-fold grid)"
+    return ProbeResult(float((svm.predict(test_x) == test_y).mean()), detail)
+
+
+def logistic_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> ProbeResult:
+    """Standardised features + L2 logistic regression (C=1); returns test accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    clf.fit(train_x, train_y)
+    return ProbeResult(float((clf.predict(test_x) == test_y).mean()), "logistic C=1")

@@ -1,0 +1,61 @@
+"""Representation-learning methods: encoder(s) + critic + objective.
+
+Each sequence method exposes ``encoder``, ``loss(x, lengths, generator) -> (loss, metrics)`` and
+``represent(x, lengths) -> [B, D]`` (the frozen instance vector that probes consume).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from seqrep.methods.cpc import CPC, sample_negatives
+from seqrep.methods.windows import WindowMetricLearning, crop_windows
+from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
+
+__all__ = [
+    "CPC",
+    "SERIES_METHODS",
+    "WindowMetricLearning",
+    "build_series_encoder",
+    "build_series_method",
+    "crop_windows",
+    "sample_negatives",
+]
+
+SERIES_METHODS = ("cpc", "triplet", "contrastive")
+
+
+def build_series_encoder(
+    kind: str, in_channels: int, hidden: int, depth: int, z_dim: int
+) -> nn.Module:
+    """``"dilated"`` (causal dilated residual convs) or ``"strided"`` (CPC's audio encoder)."""
+    if kind == "dilated":
+        return DilatedConvEncoder(in_channels, hidden=hidden, out_dim=z_dim, depth=depth)
+    if kind == "strided":
+        return StridedConvEncoder(in_channels, hidden=hidden, out_dim=z_dim)
+    raise ValueError(f"unknown encoder {kind!r}; choose 'dilated' or 'strided'")
+
+
+def build_series_method(
+    name: str,
+    in_channels: int,
+    *,
+    encoder: str = "dilated",
+    hidden: int = 64,
+    depth: int = 6,
+    z_dim: int = 128,
+    context_dim: int = 128,
+    steps: int = 8,
+    negatives: str = "both",
+    num_negatives: int = 32,
+    max_queries: int = 512,
+    margin: float = 0.5,
+    mining: str = "all",
+) -> nn.Module:
+    """A sequence pretraining method by name; all share the same encoder architecture."""
+    enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
+    if name == "cpc":
+        return CPC(enc, z_dim, context_dim, steps, negatives, num_negatives, max_queries)  # type: ignore[arg-type]
+    if name in ("triplet", "contrastive"):
+        return WindowMetricLearning(enc, name, margin=margin, mining=mining)  # type: ignore[arg-type]
+    raise ValueError(f"unknown method {name!r}; choose {', '.join(SERIES_METHODS)}")

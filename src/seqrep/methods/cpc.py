@@ -1,0 +1,179 @@
+"""Contrastive Predictive Coding (van den Oord et al. 2018) on sequences.
+
+g_enc maps x to z_t, a GRU summarises z_<=t into c_t, and K bilinear maps predict z_{t+k} as
+W_k c_t. The InfoNCE loss scores the true z_{t+k} against sampled negatives; per step k it reports
+the loss, the accuracy of picking the positive, and the MI lower bound log N - L_k.
+
+Only valid (unpadded) steps ever become a context, a positive or a negative: queries are drawn
+from the (b, t, k) with t + k < length_b, and negatives by index arithmetic over the list of valid
+positions, so padded values cannot enter the loss (a test checks this).
+
+Series shorter than K + 1 steps: step k only uses the (t, t + k) pairs that fit, so a short
+series contributes to the small k alone (K is reduced to what fits, per series; the per-k
+metrics show how many steps were trained). A batch in which no pair fits at all raises a
+ValueError that says to lower K.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqrep.critics import BilinearPredictors
+from seqrep.losses import info_nce_result
+from seqrep.nets import masked_max_pool
+
+__all__ = ["CPC", "NegativeSource", "sample_negatives"]
+
+NegativeSource = Literal["batch", "time", "both"]
+
+
+def sample_negatives(
+    pos_flat: Tensor,
+    pos_seq: Tensor,
+    lengths: Tensor,
+    max_len: int,
+    num: int,
+    source: NegativeSource,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Flat indices (into [B * max_len]) of ``num`` negatives per query, all at valid steps.
+
+    Args:
+        pos_flat: [Q] flat index b * max_len + t of each query's positive.
+        pos_seq: [Q] the query's sequence b.
+        lengths: [B] valid steps per sequence.
+        source: ``"batch"`` - valid steps of the *other* sequences; ``"time"`` - other valid
+            steps of the *same* sequence; ``"both"`` - any valid step but the positive.
+
+    Returns:
+        [Q, num] long. Sampling is uniform with replacement over the allowed set.
+    """
+    device = lengths.device
+    starts = torch.cumsum(lengths, 0) - lengths  # rank of each sequence's first valid step
+    total = int(lengths.sum())
+    q = pos_flat.shape[0]
+    pos_rank = starts[pos_seq] + pos_flat % max_len  # rank of the positive among valid steps
+    u = torch.rand(q, num, generator=generator, device=device)
+    if source == "both":
+        r = (u * (total - 1)).long()
+        r = r + (r >= pos_rank[:, None]).long()  # skip the positive
+    elif source == "time":
+        own = lengths[pos_seq]
+        if bool((own < 2).any()):
+            raise ValueError("negatives='time' needs series with at least 2 valid steps")
+        r = starts[pos_seq, None] + (u * (own[:, None] - 1)).long()
+        r = r + (r >= pos_rank[:, None]).long()
+    elif source == "batch":
+        own = lengths[pos_seq]
+        if bool((total - own < 1).any()):
+            raise ValueError("negatives='batch' needs at least two series with valid steps")
+        r = (u * (total - own)[:, None]).long()
+        r = r + own[:, None] * (r >= starts[pos_seq, None]).long()  # skip the own sequence
+    else:
+        raise ValueError(f"negatives must be 'batch', 'time' or 'both', got {source!r}")
+    # Map rank among valid steps back to the flat [B * max_len] index.
+    seq = torch.searchsorted(starts, r, right=True) - 1
+    return seq * max_len + (r - starts[seq])
+
+
+@dataclass
+class CPCOutput:
+    loss: Tensor
+    metrics: dict[str, float]
+
+
+class CPC(nn.Module):
+    """CPC model: ``encoder`` (g_enc), ``gru`` (g_ar), ``predictors`` (W_1..W_K).
+
+    Args:
+        encoder: [B, T, C] -> [B, T', z_dim] with ``output_lengths``; causal.
+        z_dim: the encoder's output size.
+        context_dim: the GRU's hidden size.
+        steps: K, predicted steps ahead.
+        negatives: where negatives come from (see :func:`sample_negatives`).
+        num_negatives: N - 1 per query.
+        max_queries: (b, t, k) queries sampled per batch (all when fewer are valid).
+        temperature: divides the bilinear scores.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        z_dim: int,
+        context_dim: int = 256,
+        steps: int = 8,
+        negatives: NegativeSource = "both",
+        num_negatives: int = 32,
+        max_queries: int = 1024,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if negatives not in ("batch", "time", "both"):
+            raise ValueError(f"negatives must be 'batch', 'time' or 'both', got {negatives!r}")
+        self.encoder = encoder
+        self.gru = nn.GRU(z_dim, context_dim, batch_first=True)
+        self.predictors = BilinearPredictors(context_dim, z_dim, steps)
+        self.steps, self.negatives, self.num_negatives = steps, negatives, num_negatives
+        self.max_queries, self.temperature = max_queries, temperature
+
+    def encode(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, T, C] (NaN padding allowed) -> z [B, T', Dz], c [B, T', Dc], lengths' [B]."""
+        z = self.encoder(torch.nan_to_num(x))
+        c, _ = self.gru(z)
+        return z, c, self.encoder.output_lengths(lengths)
+
+    def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Instance vectors for probes: max over valid steps of [z_t, c_t]: [B, Dz + Dc]."""
+        z, c, out_len = self.encode(x, lengths)
+        return masked_max_pool(torch.cat([z, c], dim=-1), out_len.clamp_min(1))
+
+    def loss(
+        self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+    ) -> CPCOutput:
+        """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B]."""
+        z, c, out_len = self.encode(x, lengths)
+        b, t_max, _ = z.shape
+        k_range = torch.arange(1, self.steps + 1, device=z.device)
+        t_range = torch.arange(t_max, device=z.device)
+        valid = t_range[None, :, None] + k_range[None, None, :] < out_len[:, None, None]
+        bi, ti, ki = valid.nonzero(as_tuple=True)  # [n] each; ki is k - 1
+        if bi.numel() == 0:
+            raise ValueError(
+                f"no (t, t+k) pair fits: the longest series has {int(out_len.max())} encoded "
+                f"steps, CPC needs more than K = {self.steps}. Lower the number of steps."
+            )
+        if bi.numel() > self.max_queries:
+            pick = torch.randperm(bi.numel(), generator=generator, device=z.device)
+            bi, ti, ki = (v[pick[: self.max_queries]] for v in (bi, ti, ki))
+        pos_flat = bi * t_max + ti + ki + 1
+        neg_flat = sample_negatives(
+            pos_flat, bi, out_len, t_max, self.num_negatives, self.negatives, generator
+        )
+        z_flat = z.reshape(b * t_max, -1)
+        pred = self.predictors(c[bi, ti])[torch.arange(bi.numel(), device=z.device), ki]
+        res = info_nce_result(
+            pred,
+            z_flat[pos_flat],
+            z_flat[neg_flat],
+            temperature=self.temperature,
+            reduction="none",
+        )
+        loss = res.loss.mean()
+        metrics = {"loss": loss.item(), "accuracy": res.accuracy.item()}
+        with torch.no_grad():
+            correct = (res.logits.argmax(1) == 0).float()
+            log_n = math.log(self.num_negatives + 1)
+            for k in range(self.steps):
+                sel = ki == k
+                if bool(sel.any()):
+                    lk = res.loss[sel].mean().item()
+                    metrics[f"loss_k{k + 1}"] = lk
+                    metrics[f"acc_k{k + 1}"] = correct[sel].mean().item()
+                    metrics[f"mi_bound_k{k + 1}"] = log_n - lk
+        metrics["chance"] = 1.0 / (self.num_negatives + 1)
+        return CPCOutput(loss, metrics)

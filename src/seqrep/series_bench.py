@@ -1,0 +1,237 @@
+"""Sequence pretraining + probe, one cell at a time, and the UCR/UEA benchmark table.
+
+:func:`evaluate_cell` is what ``seqrep pretrain`` and ``seqrep bench series`` both run: load and
+normalise a data set (train statistics only), pretrain a method (or not, for the baselines),
+encode frozen features, run the SVM and logistic probes. :func:`run_series_bench` loops it over
+data sets x methods x seeds, appending each finished cell to a JSON file so that a rerun skips
+what is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, Standardizer, load_train_test
+from seqrep.evaluate import encode_dataset, logistic_probe, raw_features, svm_probe
+from seqrep.runs import RunDir, console
+from seqrep.train import PretrainConfig, build_from_config, pretrain
+
+__all__ = [
+    "BASELINES",
+    "evaluate_cell",
+    "load_normalised",
+    "reference_table",
+    "run_series_bench",
+    "summarise",
+]
+
+BASELINES = ("raw", "random")
+
+
+def reference_table(name: str = "timeseries_classification.csv") -> dict[str, dict[str, str]]:
+    """Published reference numbers shipped with seqrep, keyed by data set."""
+    text = resources.files("seqrep.data").joinpath("reference", name).read_text()
+    rows = csv.DictReader(
+        io.StringIO("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    )
+    return {r["dataset"]: r for r in rows}
+
+
+def load_normalised(data: str, test_data: str = "") -> tuple[SeriesDataset, SeriesDataset]:
+    """Train and test splits, z-scored per channel with the training split's statistics."""
+    train, test = load_train_test(data, test_data or None)
+    scaler = Standardizer().fit(train)
+    return scaler.transform(train), scaler.transform(test)
+
+
+def evaluate_cell(
+    cfg: PretrainConfig,
+    train: SeriesDataset,
+    test: SeriesDataset,
+    *,
+    run: RunDir | None = None,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Pretrain ``cfg.method`` (``raw``/``random`` are the baselines) and probe it.
+
+    Returns a row: method, seed, accuracy (SVM), logistic accuracy, seconds (pretrain + encode +
+    probes), pretrain seconds, and the probe's detail.
+    """
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if cfg.method == "raw":
+        length = train.max_length
+        tr_x, te_x = raw_features(train, length), raw_features(test, length)
+        method = None
+    else:
+        if cfg.method == "random":
+            torch.manual_seed(cfg.seed)
+            method = build_from_config(replace(cfg, method="cpc"), train.num_channels).eval()
+        else:
+            method, summary = pretrain(cfg, train, run, quiet=quiet)
+            extra = {"pretrain_seconds": summary["seconds"], "final": summary["final"]}
+        tr_x, te_x = encode_dataset(method, train), encode_dataset(method, test)
+    svm = svm_probe(tr_x, train.labels, te_x, test.labels)
+    logreg = logistic_probe(tr_x, train.labels, te_x, test.labels)
+    row = {
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "accuracy": svm.accuracy,
+        "logistic_accuracy": logreg.accuracy,
+        "svm": svm.detail,
+        "seconds": time.perf_counter() - t0,
+        **extra,
+    }
+    row["_features"] = (tr_x, te_x)
+    row["_method"] = method
+    return row
+
+
+def run_series_bench(
+    out_json: Path,
+    datasets: tuple[str, ...] = SHIPPED_DATASETS,
+    methods: tuple[str, ...] = ("cpc", "triplet", "contrastive", "raw", "random"),
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    base: PretrainConfig | None = None,
+    threads: int = 2,
+) -> list[dict[str, Any]]:
+    """Every data set x method x seed; one JSON row each, appended as it finishes (resumable)."""
+    base = base or PretrainConfig()
+    torch.set_num_threads(threads)
+    rows: list[dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else []
+    done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
+    for name in datasets:
+        train, test = load_normalised(name)
+        for method in methods:
+            for seed in seeds if method != "raw" else seeds[:1]:
+                if (name, method, seed) in done:
+                    continue
+                cfg = replace(base, data=name, method=method, seed=seed)
+                row = evaluate_cell(cfg, train, test)
+                row = {k: v for k, v in row.items() if not k.startswith("_")}
+                row = {"dataset": name, **row}
+                rows.append(row)
+                out_json.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out_json.with_suffix(".tmp")
+                tmp.write_text(json.dumps(rows, indent=1) + "\n")
+                tmp.replace(out_json)
+                console.print(
+                    f"{name:22s} {method:12s} seed {seed}  acc {row['accuracy']:.3f}  "
+                    f"logreg {row['logistic_accuracy']:.3f}  {row['seconds']:.1f} s"
+                )
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) -> str:
+    """Markdown: mean ± std accuracy per data set and method beside the published columns."""
+    ref = reference_table()
+    cpu = reference_table("ts2vec_cpu_measured.csv")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    published = ["ts2vec", "t_loss", "tnc", "ts_tcc", "dtw_1nn", "inceptiontime"]
+    head = ["data set", *methods, "cpc s/seed", "TS2Vec CPU s", *published]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    means: dict[str, list[float]] = {m: [] for m in methods}
+    for d in datasets:
+        cells = [d]
+        for m in methods:
+            acc = [r["accuracy"] for r in rows if r["dataset"] == d and r["method"] == m]
+            means[m].append(float(np.mean(acc)) if acc else float("nan"))
+            cells.append(f"{np.mean(acc):.3f} ± {np.std(acc):.3f}" if acc else "-")
+        secs = [r["seconds"] for r in rows if r["dataset"] == d and r["method"] == "cpc"]
+        cells.append(f"{np.mean(secs):.1f}" if secs else "-")
+        cells.append(cpu.get(d, {}).get("total_seconds", "-"))
+        cells += [ref.get(d, {}).get(p, "") or "-" for p in published]
+        lines.append("| " + " | ".join(cells) + " |")
+    mean_cells = ["**mean**", *(f"**{np.nanmean(means[m]):.3f}**" for m in methods), "", ""]
+    for p in published:
+        vals = [float(ref[d][p]) for d in datasets if d in ref and ref[d].get(p)]
+        mean_cells.append(f"{np.mean(vals):.3f}" if len(vals) == len(datasets) else "-")
+    lines.append("| " + " | ".join(mean_cells) + " |")
+    note = ""
+    if base is not None:
+        cfg = {k: v for k, v in asdict(base).items() if k not in ("data", "test_data", "seed")}
+        note = f"\nOne configuration for every data set (no per-data-set tuning): `{cfg}`\n"
+    return "\n".join(lines) + "\n" + note
+
+
+def write_pretrain_report(
+    run: RunDir,
+    cfg: PretrainConfig,
+    rows: list[dict[str, Any]],
+    test: SeriesDataset,
+    test_features: np.ndarray,
+) -> str:
+    """report.md with the probe table, training curves and a 2-D PCA of test embeddings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = run.read_metrics()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    if metrics:
+        steps = [m["step"] for m in metrics]
+        axes[0].plot(steps, [m["loss"] for m in metrics])
+        axes[0].set(title="training loss", xlabel="step")
+        for key in sorted(
+            {k for m in metrics for k in m if k.startswith("acc_k")}, key=lambda k: int(k[5:])
+        ):
+            axes[1].plot(steps, [m.get(key, np.nan) for m in metrics], label=key[4:], lw=1)
+        axes[1].plot(steps, [m["accuracy"] for m in metrics], "k", lw=2, label="all")
+        if "chance" in metrics[-1]:
+            axes[1].axhline(metrics[-1]["chance"], color="gray", ls="--", label="chance")
+        axes[1].set(title="contrastive accuracy", xlabel="step", ylim=(0, 1))
+        axes[1].legend(fontsize=7, ncol=2)
+    centred = test_features - test_features.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ vt[:2].T
+    for c in range(test.num_classes):
+        sel = test.labels == c
+        axes[2].scatter(xy[sel, 0], xy[sel, 1], s=8, label=test.classes[c])
+    axes[2].set(title="test embeddings, PCA (colour = class)")
+    if test.num_classes <= 12:
+        axes[2].legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    fig.savefig(run.path / "training.png", dpi=100)
+    plt.close(fig)
+
+    ref = reference_table().get(_base_name(cfg.data), {})
+    table = [
+        "| features | SVM accuracy (TS2Vec protocol) | logistic probe | seconds |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        table.append(
+            f"| {r['method']} | {r['accuracy']:.3f} ({r['svm']}) | "
+            f"{r['logistic_accuracy']:.3f} | {r['seconds']:.1f} |"
+        )
+    if ref:
+        table.append(f"| TS2Vec (published) | {ref['ts2vec']} | - | - |")
+    text = f"""# Pretraining: {cfg.method} on {cfg.data}
+
+{len(test)} test series, {test.num_classes} classes, {test.num_channels} channel(s). The probe sees only
+frozen features (max-pooled over valid steps); normalisation was fitted on the training split.
+
+{chr(10).join(table)}
+
+![training](training.png)
+
+Config: see config.json. Metrics per step: metrics.jsonl. Checkpoint: checkpoints/last.pt.
+"""
+    run.write_text("report.md", text)
+    return "\n".join(table)
+
+
+def _base_name(data: str) -> str:
+    return Path(data).stem.replace("_TRAIN", "") if Path(data).suffix else data

@@ -1,0 +1,174 @@
+"""Pretraining loop for sequence representations (CPC, triplet, pairwise margin).
+
+One typed config (:class:`PretrainConfig`) builds the method, samples random crops from the
+training split, and runs Adam with a progress bar; checkpoints (model, optimiser, RNG, step)
+are written atomically every ``checkpoint_every`` steps, and a rerun resumes the same curve.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seqrep.data.series import SeriesDataset
+from seqrep.methods import SERIES_METHODS, build_series_method
+from seqrep.runs import RunDir, progress_bar
+
+__all__ = ["PretrainConfig", "build_from_config", "crop_batch", "pretrain"]
+
+
+@dataclass
+class PretrainConfig:
+    """Sequence pretraining. One default configuration serves every data set."""
+
+    data: str = field(
+        default="GunPoint", metadata={"help": "aeon data set name or .ts/.arff/.tsv path"}
+    )
+    test_data: str = field(
+        default="", metadata={"help": "test file (default: X_TEST beside X_TRAIN)"}
+    )
+    method: str = field(default="cpc", metadata={"help": "cpc, triplet or contrastive"})
+    encoder: str = field(
+        default="dilated", metadata={"help": "dilated (short series) or strided (raw signals)"}
+    )
+    hidden: int = field(default=64, metadata={"help": "encoder channels"})
+    depth: int = field(default=6, metadata={"help": "dilated residual blocks"})
+    z_dim: int = field(default=128, metadata={"help": "encoder output size"})
+    context_dim: int = field(default=128, metadata={"help": "CPC GRU size"})
+    steps: int = field(default=8, metadata={"help": "CPC: K steps predicted"})
+    negatives: str = field(default="both", metadata={"help": "CPC negatives: batch, time, both"})
+    num_negatives: int = field(default=32, metadata={"help": "CPC: negatives per query"})
+    max_queries: int = field(default=512, metadata={"help": "CPC: (b, t, k) queries per batch"})
+    margin: float = field(default=0.5, metadata={"help": "triplet/contrastive margin"})
+    mining: str = field(
+        default="all", metadata={"help": "triplet mining: all, batch_hard, semi_hard"}
+    )
+    window: int = field(default=256, metadata={"help": "longest random crop for pretraining"})
+    batch_size: int = field(default=16, metadata={"help": "series per batch"})
+    iterations: int = field(default=200, metadata={"help": "optimiser steps"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    log_every: int = field(default=10, metadata={"help": "log metrics every N steps"})
+    checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
+
+    def validate(self) -> None:
+        if self.method not in SERIES_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose {', '.join(SERIES_METHODS)}")
+        if self.encoder not in ("dilated", "strided"):
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose dilated or strided")
+        if self.negatives not in ("batch", "time", "both"):
+            raise ValueError(f"negatives must be batch, time or both, got {self.negatives!r}")
+        for name in ("iterations", "batch_size", "window", "steps", "num_negatives"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+def build_from_config(cfg: PretrainConfig, in_channels: int) -> nn.Module:
+    """The method named by ``cfg.method`` with its encoder."""
+    return build_series_method(
+        cfg.method,
+        in_channels,
+        encoder=cfg.encoder,
+        hidden=cfg.hidden,
+        depth=cfg.depth,
+        z_dim=cfg.z_dim,
+        context_dim=cfg.context_dim,
+        steps=cfg.steps,
+        negatives=cfg.negatives,
+        num_negatives=cfg.num_negatives,
+        max_queries=cfg.max_queries,
+        margin=cfg.margin,
+        mining=cfg.mining,
+    )
+
+
+def crop_batch(
+    values: Tensor, lengths: Tensor, window: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """A random crop of at most ``window`` valid steps per series: [B, T, C] -> [B, W, C]."""
+    b = values.shape[0]
+    crop = lengths.clamp_max(window)
+    start = (torch.rand(b, generator=generator) * (lengths - crop + 1).float()).long()
+    w = int(crop.max())
+    idx = (start[:, None] + torch.arange(w)[None, :]).clamp_max(values.shape[1] - 1)
+    out = values.gather(1, idx[:, :, None].expand(-1, -1, values.shape[2]))
+    pad = torch.arange(w)[None, :] >= crop[:, None]
+    return out.masked_fill(pad[:, :, None], float("nan")), crop
+
+
+def _logs(it: int, cfg: PretrainConfig) -> bool:
+    """Whether step ``it`` (0-based) writes a metrics record: every log_every, and the last."""
+    return (it + 1) % cfg.log_every == 0 or it + 1 == cfg.iterations
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    train: SeriesDataset,
+    run: RunDir | None = None,
+    *,
+    quiet: bool = False,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Pretrain on ``train`` (already normalised). Returns the method and a summary.
+
+    With a ``run`` folder: metrics go to metrics.jsonl, checkpoints to checkpoints/last.pt, and an
+    existing checkpoint is resumed.
+    """
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    method = build_from_config(cfg, train.num_channels)
+    opt = torch.optim.Adam(method.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    values = torch.from_numpy(train.values)
+    lengths = torch.from_numpy(train.lengths)
+    start, seconds = 0, 0.0
+    state = run.load_checkpoint() if run is not None else None
+    if state is not None:
+        method.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start, seconds = state["iteration"], state["seconds"]
+        if run is not None:  # drop records logged after the checkpoint: they are redone
+            run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
+    batch = min(cfg.batch_size, len(train))
+    last: dict[str, float] = {}
+    t0 = time.perf_counter() - seconds
+    method.train()
+    with progress_bar(f"pretrain {cfg.method}", cfg.iterations, disable=quiet) as advance:
+        advance(start)
+        for it in range(start, cfg.iterations):
+            idx = torch.randperm(len(train), generator=gen)[:batch]
+            x, lens = crop_batch(values[idx], lengths[idx], cfg.window, gen)
+            out = method.loss(x, lens, gen)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            last = out.metrics
+            advance(1, loss=last["loss"], acc=last["accuracy"])
+            if run is not None and _logs(it, cfg):
+                run.log({"step": it + 1, "seconds": time.perf_counter() - t0, **last})
+            if run is not None and (
+                (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations
+            ):
+                run.save_checkpoint(
+                    {
+                        "model": method.state_dict(),
+                        "optim": opt.state_dict(),
+                        "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "iteration": it + 1,
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+    method.eval()
+    return method, {
+        "seconds": time.perf_counter() - t0,
+        "final": last,
+        "iterations": cfg.iterations,
+        "params": int(np.sum([p.numel() for p in method.parameters()])),
+    }

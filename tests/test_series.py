@@ -1,0 +1,358 @@
+"""CPC and window objectives on sequences, the series loaders, and the SVM protocol."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from seqrep.cli import main
+from seqrep.data.series import SeriesDataset, Standardizer, load_series, load_train_test
+from seqrep.evaluate import svm_probe, uses_fixed_c
+from seqrep.methods import CPC, WindowMetricLearning, crop_windows, sample_negatives
+from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
+from seqrep.train import PretrainConfig, crop_batch, pretrain
+
+
+# ----------------------------------------------------------------------------- samplers
+@pytest.mark.parametrize("source", ["batch", "time", "both"])
+def test_negative_sampler_respects_validity_and_exclusions(source):
+    lengths = torch.tensor([5, 0, 3, 7])
+    t_max = 8
+    valid = {b * t_max + t for b in range(4) for t in range(int(lengths[b]))}
+    pos_seq = torch.tensor([0, 0, 2, 3, 3, 3])
+    pos_t = torch.tensor([1, 4, 2, 0, 5, 6])
+    pos_flat = pos_seq * t_max + pos_t
+    gen = torch.Generator().manual_seed(0)
+    neg = sample_negatives(pos_flat, pos_seq, lengths, t_max, 4000, source, gen)
+    for q in range(len(pos_flat)):
+        b, p = int(pos_seq[q]), int(pos_flat[q])
+        if source == "batch":
+            allowed = {i for i in valid if i // t_max != b}
+        elif source == "time":
+            allowed = {i for i in valid if i // t_max == b and i != p}
+        else:
+            allowed = valid - {p}
+        got = set(neg[q].tolist())
+        assert got == allowed  # every allowed index is drawn (4000 draws) and nothing else
+        counts = np.bincount(neg[q].numpy(), minlength=4 * t_max)[sorted(allowed)]
+        assert counts.min() > 0.5 * counts.mean()  # roughly uniform
+
+
+def test_crop_batch_and_windows_stay_inside_valid_steps():
+    gen = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([10, 4, 7])
+    x = torch.arange(3 * 10, dtype=torch.float32).reshape(3, 10, 1)
+    x[1, 4:] = float("nan")
+    x[2, 7:] = float("nan")
+    for _ in range(20):
+        crop, crop_len = crop_batch(x, lengths, 5, gen)
+        assert crop_len.tolist() == [5, 4, 5]
+        for b in range(3):
+            seg = crop[b, : crop_len[b], 0]
+            assert not torch.isnan(seg).any()
+            assert torch.all(seg.diff() == 1)  # a contiguous slice of the original
+            assert torch.isnan(crop[b, crop_len[b] :]).all()
+        anc, a_len, pos, p_len = crop_windows(x, lengths, 2, gen)
+        for b in range(3):
+            a = anc[b, : a_len[b], 0]
+            p = pos[b, : p_len[b], 0]
+            assert not torch.isnan(a).any() and not torch.isnan(p).any()
+            assert set(p.tolist()) <= set(a.tolist())  # the positive lies inside the anchor
+            assert 2 <= p_len[b] <= a_len[b] <= lengths[b]
+
+
+# ----------------------------------------------------------------------------- encoders
+def test_encoders_are_causal():
+    torch.manual_seed(0)
+    enc = DilatedConvEncoder(2, hidden=8, out_dim=4, depth=3)
+    x = torch.randn(1, 30, 2)
+    y = x.clone()
+    y[:, 17:] = torch.randn(1, 13, 2) * 100
+    torch.testing.assert_close(enc(x)[:, :17], enc(y)[:, :17])
+    assert not torch.allclose(enc(x)[:, 17:], enc(y)[:, 17:])
+    strided = StridedConvEncoder(1, hidden=4, out_dim=4)
+    x = torch.randn(1, 1000, 1)
+    n = int(strided.output_lengths(torch.tensor([800])))
+    y = x.clone()
+    y[:, 800:] = 1e3
+    torch.testing.assert_close(strided(x)[:, :n], strided(y)[:, :n])
+
+
+# ----------------------------------------------------------------------------- masking
+def _small_cpc(channels=2, negatives="both"):
+    torch.manual_seed(0)
+    enc = DilatedConvEncoder(channels, hidden=8, out_dim=8, depth=2)
+    return CPC(enc, 8, context_dim=8, steps=3, negatives=negatives, num_negatives=6, max_queries=50)
+
+
+@pytest.mark.parametrize("negatives", ["batch", "time", "both"])
+def test_cpc_padding_never_enters_the_loss(negatives):
+    model = _small_cpc(negatives=negatives)
+    lengths = torch.tensor([12, 7, 9, 5])
+    x = torch.randn(4, 12, 2)
+    pad = torch.arange(12)[None, :] >= lengths[:, None]
+    x1 = x.masked_fill(pad[:, :, None], float("nan"))
+    x2 = x.masked_fill(pad[:, :, None], 0.0) + pad[:, :, None] * torch.randn(4, 12, 2) * 1e4
+
+    def loss_and_grads(xx):
+        model.zero_grad()
+        out = model.loss(xx, lengths, torch.Generator().manual_seed(3))
+        out.loss.backward()
+        return out.loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    l1, g1 = loss_and_grads(x1)
+    l2, g2 = loss_and_grads(x2)
+    assert torch.isfinite(l1)
+    torch.testing.assert_close(l1, l2)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("objective", ["triplet", "contrastive"])
+def test_window_objectives_ignore_padding(objective):
+    torch.manual_seed(0)
+    model = WindowMetricLearning(DilatedConvEncoder(1, 8, 8, 2), objective, min_window=3)
+    lengths = torch.tensor([10, 6, 8])
+    x = torch.randn(3, 10, 1)
+    pad = (torch.arange(10)[None, :] >= lengths[:, None])[:, :, None]
+    a = model.loss(x.masked_fill(pad, float("nan")), lengths, torch.Generator().manual_seed(1))
+    b = model.loss(x.masked_fill(pad, 5e3), lengths, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.loss, b.loss)
+
+
+def test_cpc_series_shorter_than_k():
+    model = _small_cpc()
+    # Some series shorter than K: they simply contribute fewer (t, t+k) pairs.
+    out = model.loss(torch.randn(3, 10, 2), torch.tensor([10, 2, 3]))
+    assert torch.isfinite(out.loss)
+    assert "acc_k3" in out.metrics
+    out = model.loss(torch.randn(2, 3, 2), torch.tensor([3, 2]))  # all shorter than K + 1
+    assert "acc_k1" in out.metrics and "acc_k3" not in out.metrics  # K reduced to what fits
+    with pytest.raises(ValueError, match="Lower the number of steps"):
+        model.loss(torch.randn(2, 3, 2), torch.tensor([1, 1]))
+
+
+# ----------------------------------------------------------------------------- learning
+def hmm_series(n: int, length: int, seed: int) -> SeriesDataset:
+    """A sticky 4-state Markov chain emitting noisy state means: the future is predictable."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(4, 3)) * 2
+    trans = np.full((4, 4), 0.02)
+    np.fill_diagonal(trans, 0.0)
+    for i in range(4):
+        trans[i, (i + 1) % 4] = 0.1
+        trans[i, i] = 1 - trans[i].sum()
+    x = np.zeros((n, length, 3), dtype=np.float32)
+    for i in range(n):
+        s = rng.integers(4)
+        for t in range(length):
+            x[i, t] = means[s] + rng.normal(scale=0.5, size=3)
+            s = rng.choice(4, p=trans[s])
+    return SeriesDataset(x, np.full(n, length), np.zeros(n, dtype=np.int64), ["0"], "hmm")
+
+
+def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
+    from seqrep.runs import RunDir
+
+    data = hmm_series(32, 64, 0)
+    cfg = PretrainConfig(
+        method="cpc",
+        hidden=16,
+        depth=2,
+        z_dim=16,
+        context_dim=16,
+        steps=4,
+        num_negatives=15,
+        negatives="time",
+        iterations=120,
+        batch_size=16,
+        window=64,
+        log_every=10,
+        lr=3e-3,
+    )
+    run = RunDir.open(tmp_path / "run", "pretrain", cfg)
+    _, summary = pretrain(cfg, data, run, quiet=True)
+    final = summary["final"]
+    chance = 1 / 16
+    assert final["acc_k1"] > 5 * chance, final
+    for record in run.read_metrics():
+        for k in range(1, 5):
+            if f"mi_bound_k{k}" in record:
+                assert record[f"mi_bound_k{k}"] <= math.log(16) + 1e-9
+
+
+def test_pretrain_resume_continues_the_same_curve(tmp_path):
+    from seqrep.runs import RunDir
+
+    data = hmm_series(16, 32, 1)
+    cfg = PretrainConfig(
+        method="cpc",
+        hidden=8,
+        depth=2,
+        z_dim=8,
+        context_dim=8,
+        steps=2,
+        num_negatives=7,
+        iterations=20,
+        batch_size=8,
+        window=32,
+        log_every=5,
+        checkpoint_every=10,
+    )
+    full_run = RunDir.open(tmp_path / "full", "pretrain", cfg)
+    pretrain(cfg, data, full_run, quiet=True)
+    # Stop after the step-10 checkpoint, then resume in the same folder.
+    cut_run = RunDir.open(tmp_path / "cut", "pretrain", cfg)
+    pretrain(replace(cfg, iterations=10), data, cut_run, quiet=True)
+    pretrain(cfg, data, cut_run, quiet=True)
+    a, b = full_run.read_metrics(), cut_run.read_metrics()
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [5, 10, 15, 20]
+    for ra, rb in zip(a, b, strict=True):
+        assert math.isclose(ra["loss"], rb["loss"], rel_tol=1e-5)
+
+
+# ----------------------------------------------------------------------------- SVM protocol
+def test_svm_c_rule():
+    assert uses_fixed_c(np.arange(49) % 2)  # fewer than 50 series
+    assert not uses_fixed_c(np.arange(50) % 10)  # 50 series, 5 per class
+    assert uses_fixed_c(np.arange(60) % 20)  # 3 per class
+    x = np.array([[0.0], [0.1], [1.0], [1.1]])
+    y = np.array([0, 0, 1, 1])
+    res = svm_probe(x, y, np.array([[0.05], [1.05]]), np.array([0, 1]))
+    assert res.accuracy == 1.0 and "C=inf" in res.detail
+    rng = np.random.default_rng(0)
+    xb = np.concatenate([rng.normal(0, 1, (30, 2)), rng.normal(4, 1, (30, 2))])
+    yb = np.repeat([0, 1], 30)
+    res = svm_probe(xb, yb, xb, yb)
+    assert "5-fold grid" in res.detail and res.accuracy > 0.95
+
+
+# ----------------------------------------------------------------------------- loaders
+def test_shipped_loaders_equal_unequal_uni_multi():
+    gp = load_series("GunPoint", "train")
+    assert gp.values.shape == (50, 150, 1) and gp.equal_length and gp.num_classes == 2
+    jv = load_series("JapaneseVowels", "train")
+    assert jv.num_channels == 12 and not jv.equal_length and jv.num_classes == 9
+    for i in range(len(jv)):
+        n = jv.lengths[i]
+        assert not np.isnan(jv.values[i, :n]).any() and np.isnan(jv.values[i, n:]).all()
+    bm = load_series("BasicMotions", "test")
+    assert bm.num_channels == 6 and bm.equal_length
+    pk_train, pk_test = load_train_test("PickupGestureWiimoteZ")
+    assert pk_train.num_channels == 1 and not pk_train.equal_length
+    assert pk_test.classes == pk_train.classes
+
+
+TS_FILE = """@problemName tiny
+@timeStamps false
+@missing false
+@univariate false
+@dimensions 2
+@equalLength false
+@classLabel true a b
+@data
+1,2,3:4,5,6:a
+7,8:9,10:b
+"""
+
+
+def test_ts_file_roundtrip_and_malformed(tmp_path):
+    (tmp_path / "tiny_TRAIN.ts").write_text(TS_FILE)
+    (tmp_path / "tiny_TEST.ts").write_text(TS_FILE)
+    train, test = load_train_test(str(tmp_path / "tiny_TRAIN.ts"))
+    assert test.labels.tolist() == [0, 1]
+    assert train.values.shape == (2, 3, 2)
+    assert train.lengths.tolist() == [3, 2]
+    np.testing.assert_array_equal(train.values[0], [[1, 4], [2, 5], [3, 6]])
+    np.testing.assert_array_equal(train.values[1, :2], [[7, 9], [8, 10]])
+    assert np.isnan(train.values[1, 2]).all()
+    assert train.classes == ["a", "b"] and train.labels.tolist() == [0, 1]
+
+    bad = tmp_path / "bad_TRAIN.ts"
+    bad.write_text("@problemName x\n@data\nthis is not a series\n")
+    with pytest.raises(ValueError, match=r"bad_TRAIN\.ts"):
+        load_series(bad)
+    empty = tmp_path / "empty.ts"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        load_series(empty)
+    with pytest.raises(FileNotFoundError):
+        load_series(tmp_path / "missing.ts")
+    with pytest.raises(ValueError, match="unknown data set 'GunPont'"):
+        load_series("GunPont")
+    with pytest.raises(ValueError, match="no test split"):
+        load_train_test(str(bad))
+
+
+def test_standardizer_uses_training_statistics_only():
+    tr = SeriesDataset(
+        np.array([[[1.0], [3.0]], [[5.0], [np.nan]]], dtype=np.float32),
+        np.array([2, 1]),
+        np.array([0, 1]),
+        ["a", "b"],
+    )
+    te = SeriesDataset(
+        np.array([[[3.0], [100.0]]], dtype=np.float32), np.array([2]), np.array([0]), ["a", "b"]
+    )
+    s = Standardizer().fit(tr)
+    mean, std = 3.0, np.std([1.0, 3.0, 5.0])
+    np.testing.assert_allclose(
+        s.transform(te).values[0, :, 0], [(3 - mean) / std, (100 - mean) / std], rtol=1e-6
+    )
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_pretrain_then_probe(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(
+        [
+            "pretrain",
+            "--data",
+            "ItalyPowerDemand",
+            "--method",
+            "cpc",
+            "--iterations",
+            "6",
+            "--hidden",
+            "8",
+            "--depth",
+            "2",
+            "--z-dim",
+            "8",
+            "--context-dim",
+            "8",
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "| cpc |" in printed and "| raw |" in printed and "TS2Vec (published) | 0.925" in printed
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "report.md",
+        "training.png",
+        "probe.json",
+        "checkpoints/last.pt",
+    ):
+        assert (out / name).exists(), name
+    main(["probe", str(out)])
+    printed = capsys.readouterr().out
+    assert "SVM test accuracy" in printed and "step 6/6" in printed
+
+
+def test_cli_pretrain_bad_input(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["pretrain", "--data", "NoSuchSet", "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2
+    assert "unknown data set" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--method", "simclr", "--out", str(tmp_path / "r")])
+    assert "unknown method" in capsys.readouterr().err
