@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.seqrep-installed
 # more, whereas a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv demo test test-slow lint bench mi-bench clean
 
 venv: $(STAMP)
 
@@ -21,13 +21,14 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/seqrep mi-bench --out runs/demo-mi-bench --overwrite
+	$(BIN)/seqrep pretrain --data GunPoint --method cpc --out runs/demo-cpc-gunpoint --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
@@ -35,6 +36,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/losses.py
+	$(BIN)/python bench/series.py
+
+mi-bench: $(STAMP)
+	$(BIN)/seqrep mi-bench --out runs/demo-mi-bench --overwrite
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache

@@ -158,3 +158,13 @@ def test_no_module_imports_upward():
                 if LAYERS.get(target, 99) < LAYERS[top]:
                     problems.append(f"{rel} imports {name}")
     assert not problems, problems
+
+
+def test_readme_tour_runs():
+    """The README's Python tour is executed as written, so the documented API cannot drift."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["loss"].ndim == 0
+    assert namespace["res"].logits.shape == (256, 256)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 __all__ = [
     "DilatedConvEncoder",
     "MomentumEncoder",
+    "SequenceEncoder",
     "StridedConvEncoder",
     "masked_max_pool",
     "mlp",
@@ -70,8 +72,8 @@ class MomentumEncoder(nn.Module):
     def update(self, online: nn.Module, tau: float | None = None) -> None:
         """Move the copy towards ``online`` (same architecture) by ``tau``."""
         tau = self.tau if tau is None else tau
-        tgt = list(self.target.parameters())
-        src = [p.detach() for p in online.parameters()]
+        tgt: list[Tensor] = list(self.target.parameters())
+        src: list[Tensor] = [p.detach() for p in online.parameters()]
         if len(tgt) != len(src) or any(a.shape != b.shape for a, b in zip(tgt, src, strict=True)):
             raise ValueError("online module does not match the momentum copy's architecture")
         # One fused kernel over all parameters: theta_k += tau * (theta_q - theta_k).
@@ -83,6 +85,18 @@ class MomentumEncoder(nn.Module):
     def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor:
         """Runs the copy without building a graph."""
         return self.target(*args, **kwargs)
+
+
+class SequenceEncoder(Protocol):
+    """What sequence methods need of an encoder (both encoders below satisfy it)."""
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """[B, T, C] -> [B, T', D]."""
+        ...
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Valid output steps for ``lengths`` valid input steps: [B] -> [B]."""
+        ...
 
 
 def masked_max_pool(h: Tensor, lengths: Tensor) -> Tensor:

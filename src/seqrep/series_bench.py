@@ -65,7 +65,7 @@ def evaluate_cell(
     """Pretrain ``cfg.method`` (``raw``/``random`` are the baselines) and probe it.
 
     Returns a row: method, seed, accuracy (SVM), logistic accuracy, seconds (pretrain + encode +
-    probes), pretrain seconds, and the probe's detail.
+    SVM, comparable with TS2Vec's measured total), pretrain seconds, and the probe's detail.
     """
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -82,6 +82,7 @@ def evaluate_cell(
             extra = {"pretrain_seconds": summary["seconds"], "final": summary["final"]}
         tr_x, te_x = encode_dataset(method, train), encode_dataset(method, test)
     svm = svm_probe(tr_x, train.labels, te_x, test.labels)
+    seconds = time.perf_counter() - t0  # pretrain + encode + SVM, as TS2Vec's total_seconds
     logreg = logistic_probe(tr_x, train.labels, te_x, test.labels)
     row = {
         "method": cfg.method,
@@ -89,7 +90,7 @@ def evaluate_cell(
         "accuracy": svm.accuracy,
         "logistic_accuracy": logreg.accuracy,
         "svm": svm.detail,
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         **extra,
     }
     row["_features"] = (tr_x, te_x)

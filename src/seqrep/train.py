@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from seqrep.data.series import SeriesDataset
-from seqrep.methods import SERIES_METHODS, build_series_method
+from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
 from seqrep.runs import RunDir, progress_bar
 
 __all__ = ["PretrainConfig", "build_from_config", "crop_batch", "pretrain"]
@@ -48,8 +48,8 @@ class PretrainConfig:
     mining: str = field(
         default="all", metadata={"help": "triplet mining: all, batch_hard, semi_hard"}
     )
-    window: int = field(default=256, metadata={"help": "longest random crop for pretraining"})
-    batch_size: int = field(default=16, metadata={"help": "series per batch"})
+    window: int = field(default=128, metadata={"help": "longest random crop for pretraining"})
+    batch_size: int = field(default=8, metadata={"help": "series per batch (TS2Vec: 8)"})
     iterations: int = field(default=200, metadata={"help": "optimiser steps"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -68,7 +68,7 @@ class PretrainConfig:
                 raise ValueError(f"{name} must be >= 1")
 
 
-def build_from_config(cfg: PretrainConfig, in_channels: int) -> nn.Module:
+def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
     """The method named by ``cfg.method`` with its encoder."""
     return build_series_method(
         cfg.method,
@@ -112,7 +112,7 @@ def pretrain(
     run: RunDir | None = None,
     *,
     quiet: bool = False,
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[SeriesMethod, dict[str, Any]]:
     """Pretrain on ``train`` (already normalised). Returns the method and a summary.
 
     With a ``run`` folder: metrics go to metrics.jsonl, checkpoints to checkpoints/last.pt, and an

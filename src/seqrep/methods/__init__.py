@@ -6,8 +6,7 @@ Each sequence method exposes ``encoder``, ``loss(x, lengths, generator) -> (loss
 
 from __future__ import annotations
 
-from torch import nn
-
+from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.methods.cpc import CPC, sample_negatives
 from seqrep.methods.windows import WindowMetricLearning, crop_windows
 from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
@@ -15,6 +14,8 @@ from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
 __all__ = [
     "CPC",
     "SERIES_METHODS",
+    "LossOutput",
+    "SeriesMethod",
     "WindowMetricLearning",
     "build_series_encoder",
     "build_series_method",
@@ -27,7 +28,7 @@ SERIES_METHODS = ("cpc", "triplet", "contrastive")
 
 def build_series_encoder(
     kind: str, in_channels: int, hidden: int, depth: int, z_dim: int
-) -> nn.Module:
+) -> DilatedConvEncoder | StridedConvEncoder:
     """``"dilated"`` (causal dilated residual convs) or ``"strided"`` (CPC's audio encoder)."""
     if kind == "dilated":
         return DilatedConvEncoder(in_channels, hidden=hidden, out_dim=z_dim, depth=depth)
@@ -51,7 +52,7 @@ def build_series_method(
     max_queries: int = 512,
     margin: float = 0.5,
     mining: str = "all",
-) -> nn.Module:
+) -> SeriesMethod:
     """A sequence pretraining method by name; all share the same encoder architecture."""
     enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
     if name == "cpc":

@@ -17,7 +17,6 @@ ValueError that says to lower K.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -25,7 +24,8 @@ from torch import Tensor, nn
 
 from seqrep.critics import BilinearPredictors
 from seqrep.losses import info_nce_result
-from seqrep.nets import masked_max_pool
+from seqrep.methods.base import LossOutput, SeriesMethod
+from seqrep.nets import SequenceEncoder, masked_max_pool
 
 __all__ = ["CPC", "NegativeSource", "sample_negatives"]
 
@@ -81,13 +81,7 @@ def sample_negatives(
     return seq * max_len + (r - starts[seq])
 
 
-@dataclass
-class CPCOutput:
-    loss: Tensor
-    metrics: dict[str, float]
-
-
-class CPC(nn.Module):
+class CPC(SeriesMethod):
     """CPC model: ``encoder`` (g_enc), ``gru`` (g_ar), ``predictors`` (W_1..W_K).
 
     Args:
@@ -103,7 +97,7 @@ class CPC(nn.Module):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: SequenceEncoder,
         z_dim: int,
         context_dim: int = 256,
         steps: int = 8,
@@ -134,7 +128,7 @@ class CPC(nn.Module):
 
     def loss(
         self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
-    ) -> CPCOutput:
+    ) -> LossOutput:
         """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B]."""
         z, c, out_len = self.encode(x, lengths)
         b, t_max, _ = z.shape
@@ -176,4 +170,4 @@ class CPC(nn.Module):
                     metrics[f"acc_k{k + 1}"] = correct[sel].mean().item()
                     metrics[f"mi_bound_k{k + 1}"] = log_n - lk
         metrics["chance"] = 1.0 / (self.num_negatives + 1)
-        return CPCOutput(loss, metrics)
+        return LossOutput(loss, metrics)

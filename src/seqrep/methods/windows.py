@@ -9,15 +9,15 @@ series.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from seqrep.losses import batch_contrastive_margin, batch_triplet
-from seqrep.nets import masked_max_pool
+from seqrep.methods.base import LossOutput, SeriesMethod
+from seqrep.nets import SequenceEncoder, masked_max_pool
 
 __all__ = ["WindowMetricLearning", "crop_windows"]
 
@@ -56,13 +56,7 @@ def crop_windows(
     return take(a_start, a_len), a_len, take(p_start, p_len), p_len
 
 
-@dataclass
-class WindowOutput:
-    loss: Tensor
-    metrics: dict[str, float]
-
-
-class WindowMetricLearning(nn.Module):
+class WindowMetricLearning(SeriesMethod):
     """Triplet or pairwise-margin pretraining of a sequence encoder on random windows.
 
     Args:
@@ -76,7 +70,7 @@ class WindowMetricLearning(nn.Module):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: SequenceEncoder,
         objective: Literal["triplet", "contrastive"] = "triplet",
         margin: float = 0.5,
         mining: Literal["all", "batch_hard", "semi_hard"] = "all",
@@ -95,7 +89,7 @@ class WindowMetricLearning(nn.Module):
 
     def loss(
         self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
-    ) -> WindowOutput:
+    ) -> LossOutput:
         if x.shape[0] < 2:
             raise ValueError("window objectives need at least 2 series per batch (negatives)")
         anc, anc_len, pos, pos_len = crop_windows(x, lengths, self.min_window, generator)
@@ -113,4 +107,4 @@ class WindowMetricLearning(nn.Module):
             d = torch.cdist(emb[:b], emb)
             d[torch.arange(b), torch.arange(b)] = float("inf")
             acc = (d.argmin(1) == torch.arange(b, device=x.device) + b).float().mean()
-        return WindowOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})
+        return LossOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})
