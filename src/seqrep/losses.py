@@ -28,6 +28,7 @@ __all__ = [
     "contrastive_margin",
     "info_nce",
     "info_nce_bound",
+    "info_nce_from_logits",
     "info_nce_result",
     "pairwise_distances",
     "triplet_margin",
@@ -231,8 +232,34 @@ def info_nce_result(
         :class:`InfoNCEResult` with ``loss``, ``logits`` [B, N], ``target`` [B], ``accuracy``.
     """
     logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
+    res = info_nce_from_logits(logits, target, reduction=reduction, _check=False)
+    _finite_or_raise(res.loss, query=query, positive=positive, negatives=negatives)
+    return res
+
+
+def info_nce_from_logits(
+    logits: Tensor,
+    target: Tensor | None = None,
+    *,
+    reduction: Reduction = "mean",
+    _check: bool = True,
+) -> InfoNCEResult:
+    """InfoNCE from precomputed logits (scores / temperature), for callers that score
+    candidates their own way (e.g. CPC gathering scores from one big matmul).
+
+    Args:
+        logits: [B, N]; row i scores query i's N candidates.
+        target: [B] column of each row's positive; ``None`` means column 0.
+    """
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"logits must be a non-empty [B, N] matrix, got {tuple(logits.shape)}")
+    if target is None:
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
     loss = _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
-    _finite_or_raise(loss, query=query, positive=positive, negatives=negatives)
+    if _check:
+        _finite_or_raise(loss, logits=logits)
     with torch.no_grad():
         accuracy = (logits.argmax(dim=1) == target).float().mean()
     return InfoNCEResult(loss, logits, target, accuracy)

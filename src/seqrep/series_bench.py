@@ -137,7 +137,9 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
     """Markdown: mean ± std accuracy per data set and method beside the published columns."""
     ref = reference_table()
     cpu = reference_table("ts2vec_cpu_measured.csv")
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    order = ("cpc", "triplet", "contrastive", "raw", "random")
+    present = list(dict.fromkeys(r["method"] for r in rows))
+    methods = [m for m in order if m in present] + [m for m in present if m not in order]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     published = ["ts2vec", "t_loss", "tnc", "ts_tcc", "dtw_1nn", "inceptiontime"]
     head = ["data set", *methods, "cpc s/seed", "TS2Vec CPU s", *published]

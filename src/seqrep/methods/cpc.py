@@ -23,11 +23,16 @@ import torch
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearPredictors
-from seqrep.losses import info_nce_result
+from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.nets import SequenceEncoder, masked_max_pool
 
 __all__ = ["CPC", "NegativeSource", "sample_negatives"]
+
+# Up to this many query x position scores, score every query against every position in one
+# matmul and gather the candidates' scalar scores: far cheaper on CPU than gathering [Q, M, D]
+# embeddings (whose backward is a slow index_put). Above it, gather embeddings: O(Q M D).
+FULL_SCORE_LIMIT = 1 << 24
 
 NegativeSource = Literal["batch", "time", "both"]
 
@@ -150,13 +155,13 @@ class CPC(SeriesMethod):
         )
         z_flat = z.reshape(b * t_max, -1)
         pred = self.predictors(c[bi, ti])[torch.arange(bi.numel(), device=z.device), ki]
-        res = info_nce_result(
-            pred,
-            z_flat[pos_flat],
-            z_flat[neg_flat],
-            temperature=self.temperature,
-            reduction="none",
-        )
+        pred = pred / self.temperature
+        candidates = torch.cat([pos_flat[:, None], neg_flat], dim=1)  # [Q, 1 + M], positive first
+        if pred.shape[0] * z_flat.shape[0] <= FULL_SCORE_LIMIT:
+            logits = (pred @ z_flat.T).gather(1, candidates)
+        else:
+            logits = torch.bmm(z_flat[candidates], pred[:, :, None]).squeeze(-1)
+        res = info_nce_from_logits(logits, reduction="none")
         loss = res.loss.mean()
         metrics = {"loss": loss.item(), "accuracy": res.accuracy.item()}
         with torch.no_grad():
