@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +41,8 @@ from rich.text import Text
 
 __all__ = ["RunDir", "RunDirError", "console", "progress_bar"]
 
-console = Console(stderr=True)
+# Outside a terminal (CI, log files) rich assumes 80 columns and wraps the bar; give it room.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class RunDirError(RuntimeError):
