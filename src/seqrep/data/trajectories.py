@@ -1,0 +1,323 @@
+"""Offline trajectory data: one :class:`TrajectoryDataset` from Minari data sets or D4RL HDF5 files.
+
+Storage is flat per transition (``observations[i]``, ``actions[i]``, ``rewards[i]``,
+``next_observations[i]``, ``terminals[i]``, ``timeouts[i]``) with ``episode_starts`` offsets, so
+that sampling transitions, n-step windows and whole sub-sequences is plain indexing.
+
+Episode boundaries follow D4RL: an episode ends after step i when ``terminals[i]`` (the MDP
+ended: no bootstrapping) or ``timeouts[i]`` (truncated by a time limit: bootstrap from
+next_observations) is set; trailing steps without either form a final truncated episode.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["TrajectoryDataset", "load_d4rl_hdf5", "load_minari", "save_minari"]
+
+
+@dataclass
+class TrajectoryDataset:
+    """Transitions of whole episodes, stored flat.
+
+    Attributes:
+        observations, next_observations: [N, obs_dim] float32.
+        actions: [N, act_dim] float32.
+        rewards: [N] float32.
+        terminals: [N] bool, the episode's MDP ended at this step.
+        timeouts: [N] bool, the episode was truncated after this step.
+        episode_starts: [E + 1] int64 offsets; episode e is [starts[e], starts[e + 1]).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    episode_starts: np.ndarray
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.rewards)
+        if n == 0:
+            raise ValueError(f"{self.name or 'trajectory data set'} holds no transitions")
+        for field_name in ("observations", "actions", "next_observations", "terminals", "timeouts"):
+            if len(getattr(self, field_name)) != n:
+                raise ValueError(
+                    f"{field_name} has {len(getattr(self, field_name))} rows but rewards has {n}"
+                )
+        if self.observations.shape != self.next_observations.shape:
+            raise ValueError("observations and next_observations must have the same shape")
+        starts = self.episode_starts
+        if starts[0] != 0 or starts[-1] != n or np.any(np.diff(starts) <= 0):
+            raise ValueError("episode_starts must rise strictly from 0 to the number of steps")
+        for field_name in ("observations", "actions", "rewards", "next_observations"):
+            if not np.isfinite(getattr(self, field_name)).all():
+                raise ValueError(f"{self.name}: {field_name} contains NaN or inf values")
+
+    # ------------------------------------------------------------------------- shape
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_starts) - 1
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(self.episode_starts)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    def episode(self, e: int) -> dict[str, np.ndarray]:
+        """Arrays of episode ``e`` (each [T_e, ...])."""
+        sl = slice(int(self.episode_starts[e]), int(self.episode_starts[e + 1]))
+        return {k: getattr(self, k)[sl] for k in self._FIELDS}
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of each episode: [E]."""
+        return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts[:-1])
+
+    _FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+
+    @classmethod
+    def from_episodes(
+        cls, episodes: list[dict[str, np.ndarray]], name: str = ""
+    ) -> TrajectoryDataset:
+        """Concatenate per-episode dicts holding every field of :attr:`_FIELDS`."""
+        if not episodes:
+            raise ValueError("no episodes given")
+        lengths = [len(ep["rewards"]) for ep in episodes]
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        cat = {k: np.concatenate([np.asarray(ep[k]) for ep in episodes]) for k in cls._FIELDS}
+        return cls(**_typed(cat), episode_starts=starts, name=name)
+
+    # ------------------------------------------------------------------------- sampling
+    def sample_transitions(
+        self, batch: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Uniform transitions: obs [B, O], action [B, A], reward [B], next_obs [B, O],
+        terminal [B] (float: 1 where bootstrapping must stop)."""
+        idx = torch.randint(len(self), (batch,), generator=generator).numpy()
+        return {
+            "obs": torch.from_numpy(self.observations[idx]),
+            "action": torch.from_numpy(self.actions[idx]),
+            "reward": torch.from_numpy(self.rewards[idx]),
+            "next_obs": torch.from_numpy(self.next_observations[idx]),
+            "terminal": torch.from_numpy(self.terminals[idx].astype(np.float32)),
+        }
+
+    def _window_starts(self, length: int) -> np.ndarray:
+        """Every step from which ``length`` steps stay inside its episode."""
+        lens = self.episode_lengths
+        ok = lens >= length
+        if not ok.any():
+            raise ValueError(
+                f"no episode has {length} steps (the longest has {int(lens.max())}); "
+                "use a shorter window"
+            )
+        return np.concatenate(
+            [
+                np.arange(s, s + n - length + 1)
+                for s, n in zip(self.episode_starts[:-1][ok], lens[ok], strict=True)
+            ]
+        )
+
+    def sample_sequences(
+        self, batch: int, length: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Sub-sequences of ``length`` steps inside one episode each: obs [B, L, O],
+        action [B, L, A], reward [B, L], next_obs [B, L, O], terminal [B, L]."""
+        starts = self._window_starts(length)
+        pick = starts[torch.randint(len(starts), (batch,), generator=generator).numpy()]
+        idx = pick[:, None] + np.arange(length)[None, :]
+        return {
+            "obs": torch.from_numpy(self.observations[idx]),
+            "action": torch.from_numpy(self.actions[idx]),
+            "reward": torch.from_numpy(self.rewards[idx]),
+            "next_obs": torch.from_numpy(self.next_observations[idx]),
+            "terminal": torch.from_numpy(self.terminals[idx].astype(np.float32)),
+        }
+
+    def sample_nstep(
+        self, batch: int, n: int, gamma: float, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """n-step transitions: obs [B, O], action [B, A], the discounted reward sum up to n
+        steps or the episode's end, the observation after those steps, whether the MDP ended
+        within them, and the discount gamma^k to apply to the bootstrap ([B] each)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        idx = torch.randint(len(self), (batch,), generator=generator).numpy()
+        ep = np.searchsorted(self.episode_starts, idx, side="right") - 1
+        end = self.episode_starts[ep + 1]  # exclusive
+        steps = np.minimum(n, end - idx)
+        offs = np.arange(n)[None, :]
+        inside = offs < steps[:, None]
+        j = np.minimum(idx[:, None] + offs, len(self) - 1)
+        disc = (gamma**offs) * inside
+        ret = (self.rewards[j] * disc).sum(1)
+        last = idx + steps - 1
+        terminal = self.terminals[last]
+        return {
+            "obs": torch.from_numpy(self.observations[idx]),
+            "action": torch.from_numpy(self.actions[idx]),
+            "return": torch.from_numpy(ret.astype(np.float32)),
+            "next_obs": torch.from_numpy(self.next_observations[last]),
+            "terminal": torch.from_numpy(terminal.astype(np.float32)),
+            "discount": torch.from_numpy((gamma**steps).astype(np.float32)),
+        }
+
+
+def _typed(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = dict(d)
+    for k in ("observations", "next_observations", "actions"):
+        a = np.asarray(out[k], dtype=np.float32)
+        out[k] = a.reshape(len(a), -1)
+    out["rewards"] = np.asarray(out["rewards"], dtype=np.float32).reshape(-1)
+    out["terminals"] = np.asarray(out["terminals"]).astype(bool).reshape(-1)
+    out["timeouts"] = np.asarray(out["timeouts"]).astype(bool).reshape(-1)
+    return out
+
+
+# ----------------------------------------------------------------------------- D4RL HDF5
+_D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
+
+
+def load_d4rl_hdf5(path: str | Path) -> TrajectoryDataset:
+    """Read a D4RL-layout HDF5 file (observations, actions, rewards, terminals, timeouts,
+    optional next_observations) into episodes.
+
+    Without ``next_observations``, a step's next observation is the following row within its
+    episode; the last step of an episode that ends by timeout (or by the end of the file) has
+    no known next observation and is dropped, as D4RL's ``qlearning_dataset`` does. A terminal
+    step keeps its transition (its next observation is never bootstrapped from).
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in _D4RL_REQUIRED if k not in f]
+            if missing:
+                raise ValueError(
+                    f"{path} lacks the D4RL keys {missing} (has {sorted(f.keys())}); it needs "
+                    f"{', '.join(_D4RL_REQUIRED)} and optionally next_observations"
+                )
+            data = {k: np.asarray(f[k]) for k in (*_D4RL_REQUIRED, "next_observations") if k in f}
+    except OSError as e:
+        raise ValueError(f"{path} is not a readable HDF5 file ({e})") from e
+    n = len(data["rewards"])
+    bad = {k: len(v) for k, v in data.items() if len(v) != n}
+    if bad:
+        raise ValueError(
+            f"{path}: arrays differ in length from rewards ({n}): {bad}; the file is incomplete"
+        )
+    if n == 0:
+        raise ValueError(f"{path} holds no transitions")
+    has_next = "next_observations" in data
+    data = _typed(
+        {**data, "next_observations": data.get("next_observations", data["observations"])}
+    )
+    ends = np.flatnonzero(data["terminals"] | data["timeouts"]) + 1
+    if len(ends) == 0 or ends[-1] != n:
+        ends = np.append(ends, n)  # trailing steps: a final, truncated episode
+    starts = np.concatenate([[0], ends])
+    episodes = []
+    for first, stop in itertools.pairwise(starts):
+        ep = {k: data[k][first:stop] for k in TrajectoryDataset._FIELDS}
+        if stop == n and not (ep["terminals"][-1] or ep["timeouts"][-1]):
+            ep["timeouts"] = ep["timeouts"].copy()
+            ep["timeouts"][-1] = True
+        if not has_next:
+            nxt = np.empty_like(ep["observations"])
+            nxt[:-1] = ep["observations"][1:]
+            if ep["terminals"][-1]:
+                nxt[-1] = ep["observations"][-1]  # never bootstrapped from
+            else:  # truncated: the next observation is unknown, drop the step
+                ep = {k: v[:-1] for k, v in ep.items()}
+                nxt = nxt[:-1]
+                if len(ep["rewards"]) == 0:
+                    continue
+                ep["timeouts"] = ep["timeouts"].copy()
+                ep["timeouts"][-1] = True
+            ep["next_observations"] = nxt
+        episodes.append(ep)
+    return TrajectoryDataset.from_episodes(episodes, name=path.stem)
+
+
+# ----------------------------------------------------------------------------- Minari
+def _require_minari():  # type: ignore[no-untyped-def]
+    try:
+        import minari
+    except ImportError as e:
+        raise ImportError(
+            "reading or writing Minari data sets needs the minari package: pip install minari"
+        ) from e
+    return minari
+
+
+def load_minari(dataset: str | object) -> TrajectoryDataset:
+    """A local Minari data set (by id, via ``minari.load_dataset``, or a MinariDataset)."""
+    minari = _require_minari()
+    ds = minari.load_dataset(dataset) if isinstance(dataset, str) else dataset
+    episodes = []
+    for ep in ds.iterate_episodes():  # type: ignore[union-attr]
+        obs = np.asarray(ep.observations)
+        if obs.dtype == object or isinstance(ep.observations, dict):
+            raise ValueError("only flat Box observations are supported (got a dict/tuple space)")
+        episodes.append(
+            {
+                "observations": obs[:-1],
+                "next_observations": obs[1:],
+                "actions": np.asarray(ep.actions),
+                "rewards": np.asarray(ep.rewards),
+                "terminals": np.asarray(ep.terminations),
+                "timeouts": np.asarray(ep.truncations),
+            }
+        )
+    name = dataset if isinstance(dataset, str) else getattr(ds, "id", "minari")
+    return TrajectoryDataset.from_episodes(episodes, name=str(name))
+
+
+def save_minari(
+    data: TrajectoryDataset, dataset_id: str, env: object, **metadata: object
+) -> object:
+    """Write ``data`` as a local Minari data set (no network; jax not needed).
+
+    Args:
+        dataset_id: e.g. ``"seqrep/halfcheetah/medium-v0"``.
+        env: the gymnasium env id, env or EnvSpec it was collected in (spaces are taken from it).
+    """
+    minari = _require_minari()
+    from minari.data_collector import EpisodeBuffer
+
+    buffers = []
+    for e in range(data.num_episodes):
+        ep = data.episode(e)
+        obs = np.concatenate([ep["observations"], ep["next_observations"][-1:]])
+        buffers.append(
+            EpisodeBuffer(
+                id=e,
+                observations=obs,
+                actions=ep["actions"],
+                rewards=list(ep["rewards"]),
+                terminations=list(ep["terminals"]),
+                truncations=list(ep["timeouts"]),
+            )
+        )
+    return minari.create_dataset_from_buffers(dataset_id, buffers, env=env, **metadata)  # type: ignore[arg-type]
