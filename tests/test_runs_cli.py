@@ -123,6 +123,7 @@ LAYERS = {
     "evaluate": 1,
     "runs": 1,
     "mi_bench": 1,
+    "train_rl": 1,
     "series_bench": 1,
     "data": 2,
     "rl": 3,

@@ -21,6 +21,7 @@ from seqrep.series_bench import (
     write_pretrain_report,
 )
 from seqrep.train import PretrainConfig, build_from_config
+from seqrep.train_rl import SACRunConfig, train_sac, write_sac_report
 
 __all__ = ["main"]
 
@@ -204,6 +205,19 @@ def bench_series_cmd(datasets: str, methods: str, seeds: str, out: str, **kwargs
     table = summarise(rows, base)
     out_json.with_suffix(".md").write_text("# seqrep bench series\n\n" + table)
     click.echo(table)
+
+
+@cli.command("sac", short_help="Train SAC online on a gymnasium task (resumable).")
+@config_options(SACRunConfig)
+@_out_options
+def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
+    cfg = _config_from(SACRunConfig, kwargs)
+    run = RunDir.open(out, "sac", cfg, overwrite=overwrite)
+    console.print(f"run folder: [bold]{run.path}[/]")
+    _, summary = train_sac(cfg, run, quiet=quiet)
+    click.echo(write_sac_report(cfg, run, summary))
+    click.echo(f"\nreport: {run.path / 'report.md'}")
 
 
 def main(argv: list[str] | None = None) -> None:

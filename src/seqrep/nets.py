@@ -77,7 +77,8 @@ class MomentumEncoder(nn.Module):
         if len(tgt) != len(src) or any(a.shape != b.shape for a, b in zip(tgt, src, strict=True)):
             raise ValueError("online module does not match the momentum copy's architecture")
         # One fused kernel over all parameters: theta_k += tau * (theta_q - theta_k).
-        torch._foreach_lerp_(tgt, src, tau)
+        if tgt:  # a parameter-free module (e.g. nn.Identity) has nothing to mix
+            torch._foreach_lerp_(tgt, src, tau)
         for bt, bs in zip(self.target.buffers(), online.buffers(), strict=True):
             bt.copy_(bs)
 

@@ -1,0 +1,58 @@
+"""Gymnasium environments with gymnasium's own wrappers, and policy evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["evaluate_policy", "make_env"]
+
+
+def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-def]
+    """``gymnasium.make(env_id)`` with actions rescaled to [-1, 1] (``RescaleAction``) and
+    episode return/length statistics (``RecordEpisodeStatistics``); seeded on first reset.
+
+    MuJoCo tasks (HalfCheetah-v5, Hopper-v5, Walker2d-v5) need ``pip install gymnasium[mujoco]``.
+    """
+    try:
+        import gymnasium as gym
+    except ImportError as e:
+        raise ImportError("environments need gymnasium: pip install 'seqrep[rl]'") from e
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as e:
+        raise ValueError(f"cannot make environment {env_id!r}: {e}") from e
+    except ImportError as e:  # e.g. MuJoCo not installed
+        raise ImportError(f"{env_id} needs an optional package: {e}") from e
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise ValueError(
+            f"{env_id} has a {type(env.action_space).__name__} action space; "
+            "seqrep's agents need continuous (Box) actions"
+        )
+    # float32 bounds: the policy's dtype, and no precision warning from gymnasium.
+    ones = np.ones(env.action_space.shape, dtype=np.float32)
+    env = gym.wrappers.RescaleAction(env, -ones, ones)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def evaluate_policy(
+    env_id: str, policy: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int
+) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes (seeds seed, seed+1, ...): [episodes]."""
+    env = make_env(env_id)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return np.asarray(returns)

@@ -1,0 +1,181 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018), state-based, readable top to bottom (CleanRL style).
+
+Twin Q networks with target copies (:class:`seqrep.nets.MomentumEncoder`, tau = 0.005), a
+tanh-squashed Gaussian actor, and a learned temperature with target entropy -|A|. Actions live in
+[-1, 1]; wrap the environment in gymnasium's ``RescaleAction`` (see :mod:`seqrep.rl.envs`).
+
+Every agent takes an optional observation ``encoder`` (any module mapping observations to
+features, e.g. a pretrained representation) and ``freeze_encoder``: frozen, it never changes;
+otherwise the critic's loss fine-tunes it while the actor sees detached features (as in SAC-AE
+and CURL, so the actor's loss does not pull the representation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqrep.nets import MomentumEncoder, mlp
+
+__all__ = ["SAC", "SACConfig", "SquashedGaussianActor"]
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # CleanRL's bounds
+
+
+@dataclass
+class SACConfig:
+    """SAC hyper-parameters (CleanRL's sac_continuous_action defaults)."""
+
+    gamma: float = field(default=0.99, metadata={"help": "discount"})
+    tau: float = field(default=0.005, metadata={"help": "target network update rate"})
+    batch_size: int = field(default=256, metadata={"help": "minibatch size"})
+    policy_lr: float = field(default=3e-4, metadata={"help": "actor and temperature learning rate"})
+    q_lr: float = field(default=1e-3, metadata={"help": "critic learning rate"})
+    hidden: int = field(default=256, metadata={"help": "hidden units (2 layers)"})
+    policy_frequency: int = field(
+        default=2, metadata={"help": "actor updates every N critic updates"}
+    )
+    init_alpha: float = field(default=1.0, metadata={"help": "initial temperature"})
+    autotune: bool = field(default=True, metadata={"help": "learn the temperature"})
+
+
+class SquashedGaussianActor(nn.Module):
+    """pi(a|s): a = tanh(u), u ~ N(mu(s), sigma(s)); features [B, F] -> actions [B, A]."""
+
+    def __init__(self, feature_dim: int, act_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = mlp(feature_dim, [hidden, hidden], 2 * act_dim)
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns a sampled action [B, A], its log-probability [B], and the mean action [B, A]."""
+        mean, log_std = self.net(features).chunk(2, dim=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        std = log_std.exp()
+        u = mean + std * torch.randn_like(mean)  # reparameterised
+        action = torch.tanh(u)
+        # log N(u; mean, std) minus the tanh change of variables, in a stable form.
+        log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return action, log_prob, torch.tanh(mean)
+
+
+class _TwinQ(nn.Module):
+    def __init__(self, feature_dim: int, act_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.q1 = mlp(feature_dim + act_dim, [hidden, hidden], 1)
+        self.q2 = mlp(feature_dim + act_dim, [hidden, hidden], 1)
+
+    def forward(self, features: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.cat([features, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class SAC(nn.Module):
+    """The agent: ``encoder`` -> (actor, twin critic), targets, temperature, optimisers.
+
+    Args:
+        obs_dim: observation size (the encoder's input).
+        act_dim: action size; actions in [-1, 1].
+        encoder: observations [B, obs_dim] -> features [B, feature_dim]; identity when None.
+        feature_dim: the encoder's output size (obs_dim when there is no encoder).
+        freeze_encoder: keep the encoder's parameters fixed.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        cfg: SACConfig | None = None,
+        encoder: nn.Module | None = None,
+        feature_dim: int | None = None,
+        freeze_encoder: bool = False,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or SACConfig()
+        self.encoder = encoder if encoder is not None else nn.Identity()
+        feature_dim = feature_dim if feature_dim is not None else obs_dim
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            for p in self.encoder.parameters():
+                p.requires_grad_(False)
+        self.actor = SquashedGaussianActor(feature_dim, act_dim, cfg.hidden)
+        self.critic = _TwinQ(feature_dim, act_dim, cfg.hidden)
+        self.target_critic = MomentumEncoder(self.critic, tau=cfg.tau)
+        self.target_encoder = MomentumEncoder(self.encoder, tau=cfg.tau)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
+        self.target_entropy = -float(act_dim)
+        critic_params = list(self.critic.parameters())
+        if not freeze_encoder:
+            critic_params += list(self.encoder.parameters())
+        self.q_opt = torch.optim.Adam(critic_params, lr=cfg.q_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.policy_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.policy_lr)
+        self.updates = 0
+
+    @property
+    def alpha(self) -> Tensor:
+        return self.log_alpha.exp().detach()
+
+    def features(self, obs: Tensor) -> Tensor:
+        if self.freeze_encoder:
+            with torch.no_grad():
+                return self.encoder(obs)
+        return self.encoder(obs)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions for observations [B, obs_dim] -> [B, act_dim] in [-1, 1]."""
+        action, _, mean = self.actor(self.features(obs))
+        return mean if deterministic else action
+
+    @torch.no_grad()
+    def td_target(self, reward: Tensor, next_obs: Tensor, terminal: Tensor) -> Tensor:
+        """y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' ~ pi(s'). [B]."""
+        next_action, next_log_prob, _ = self.actor(self.encoder(next_obs))
+        q1, q2 = self.target_critic.target(self.target_encoder(next_obs), next_action)
+        soft_v = torch.min(q1, q2) - self.alpha * next_log_prob
+        return reward + self.cfg.gamma * (1.0 - terminal) * soft_v
+
+    def alpha_loss(self, log_prob: Tensor) -> Tensor:
+        """-(alpha * (log pi + target entropy)).mean(), gradients to log alpha only (CleanRL)."""
+        return (-self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One SAC step on obs, action, reward, next_obs, terminal ([B, ...] each)."""
+        target = self.td_target(batch["reward"], batch["next_obs"], batch["terminal"])
+        q1, q2 = self.critic(self.features(batch["obs"]), batch["action"])
+        q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_opt.step()
+        metrics = {"q_loss": q_loss.item(), "q": q1.mean().item()}
+
+        self.updates += 1
+        if self.updates % self.cfg.policy_frequency == 0:
+            # TD3-style delayed actor; CleanRL compensates with policy_frequency actor steps.
+            for _ in range(self.cfg.policy_frequency):
+                feats = self.features(batch["obs"]).detach()
+                action, log_prob, _ = self.actor(feats)
+                qa1, qa2 = self.critic(feats, action)
+                actor_loss = (self.alpha * log_prob - torch.min(qa1, qa2)).mean()
+                self.actor_opt.zero_grad(set_to_none=True)
+                actor_loss.backward()
+                self.actor_opt.step()
+                if self.cfg.autotune:
+                    a_loss = self.alpha_loss(log_prob)
+                    self.alpha_opt.zero_grad(set_to_none=True)
+                    a_loss.backward()
+                    self.alpha_opt.step()
+            metrics |= {
+                "actor_loss": actor_loss.item(),
+                "alpha": self.alpha.item(),
+                "entropy": -log_prob.mean().item(),
+            }
+        self.target_critic.update(self.critic)
+        if not self.freeze_encoder:
+            self.target_encoder.update(self.encoder)
+        return metrics

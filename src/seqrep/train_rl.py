@@ -1,0 +1,203 @@
+"""Online SAC training with evaluation, run folder, and exact checkpoint/resume.
+
+Checkpoints are written at episode boundaries (every ``checkpoint_every`` steps, at the next
+episode end) and hold the agent, its optimisers, the replay buffer, the step and episode
+counters and every RNG; episode e is reset with seed ``seed + e``, so a resumed run replays the
+same curve as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqrep.rl.envs import evaluate_policy, make_env
+from seqrep.rl.replay import ReplayBuffer
+from seqrep.rl.sac import SAC, SACConfig
+from seqrep.runs import RunDir, progress_bar
+
+__all__ = ["SACRunConfig", "train_sac"]
+
+
+@dataclass
+class SACRunConfig(SACConfig):
+    """Online SAC on a gymnasium task (state observations)."""
+
+    env: str = field(default="Pendulum-v1", metadata={"help": "gymnasium environment id"})
+    total_steps: int = field(default=20_000, metadata={"help": "environment steps"})
+    learning_starts: int = field(default=5_000, metadata={"help": "random-action steps first"})
+    buffer_size: int = field(default=1_000_000, metadata={"help": "replay capacity"})
+    eval_every: int = field(default=5_000, metadata={"help": "evaluate every N steps"})
+    eval_episodes: int = field(default=5, metadata={"help": "episodes per evaluation"})
+    checkpoint_every: int = field(default=10_000, metadata={"help": "checkpoint (at episode end)"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def sac(self) -> SACConfig:
+        return SACConfig(**{f.name: getattr(self, f.name) for f in fields(SACConfig)})
+
+
+def _agent_state(agent: SAC) -> dict[str, Any]:
+    return {
+        "model": agent.state_dict(),
+        "q_opt": agent.q_opt.state_dict(),
+        "actor_opt": agent.actor_opt.state_dict(),
+        "alpha_opt": agent.alpha_opt.state_dict(),
+        "updates": agent.updates,
+    }
+
+
+def _load_agent(agent: SAC, state: dict[str, Any]) -> None:
+    agent.load_state_dict(state["model"])
+    agent.q_opt.load_state_dict(state["q_opt"])
+    agent.actor_opt.load_state_dict(state["actor_opt"])
+    agent.alpha_opt.load_state_dict(state["alpha_opt"])
+    agent.updates = state["updates"]
+
+
+def train_sac(
+    cfg: SACRunConfig, run: RunDir, *, agent: SAC | None = None, quiet: bool = False
+) -> tuple[SAC, dict[str, Any]]:
+    """Train SAC online; log episodes and evaluations to ``run``; resume from its checkpoint.
+
+    ``agent`` may be given (e.g. with a pretrained encoder); by default a plain state-based SAC.
+    """
+    env = make_env(cfg.env)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    torch.manual_seed(cfg.seed)
+    agent = agent or SAC(obs_dim, act_dim, cfg.sac())
+    buffer = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps), obs_dim, act_dim)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    step, episode, seconds = 0, 0, 0.0
+    state = run.load_checkpoint()
+    if state is not None:
+        _load_agent(agent, state["agent"])
+        buffer.load_state_dict(state["buffer"])
+        gen.set_state(state["generator"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        step, episode, seconds = state["step"], state["episode"], state["seconds"]
+        run.truncate_metrics(state["metrics_records"])
+    records = len(run.read_metrics())
+    t0 = time.perf_counter() - seconds
+    obs, _ = env.reset(seed=cfg.seed + episode)
+    ep_return, ep_len, last_ckpt = 0.0, 0, step
+    with progress_bar(f"sac {cfg.env}", cfg.total_steps, disable=quiet) as advance:
+        advance(step)
+        while step < cfg.total_steps:
+            if step < cfg.learning_starts:
+                action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+            else:
+                action = agent.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            buffer.add(obs, action, float(reward), next_obs, terminated)
+            obs, step = next_obs, step + 1
+            ep_return, ep_len = ep_return + float(reward), ep_len + 1
+            if step > cfg.learning_starts:
+                agent.update(buffer.sample(cfg.batch_size, gen))
+            if step % cfg.eval_every == 0 or step == cfg.total_steps:
+                returns = evaluate_policy(
+                    cfg.env,
+                    lambda o: agent.act(
+                        torch.as_tensor(o, dtype=torch.float32)[None], deterministic=True
+                    )[0].numpy(),
+                    cfg.eval_episodes,
+                    seed=10_000 + cfg.seed,
+                )
+                run.log(
+                    {
+                        "step": step,
+                        "eval_return_mean": float(returns.mean()),
+                        "eval_return_std": float(returns.std()),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+                records += 1
+            if terminated or truncated:
+                run.log({"step": step, "episode": episode, "return": ep_return, "length": ep_len})
+                records += 1
+                episode += 1
+                obs, _ = env.reset(seed=cfg.seed + episode)
+                advance(ep_len, ret=ep_return)
+                ep_return, ep_len = 0.0, 0
+                if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.total_steps:
+                    run.save_checkpoint(
+                        {
+                            "agent": _agent_state(agent),
+                            "buffer": buffer.state_dict(),
+                            "generator": gen.get_state(),
+                            "numpy_rng": rng.bit_generator.state,
+                            "torch_rng": torch.get_rng_state(),
+                            "step": step,
+                            "episode": episode,
+                            "seconds": time.perf_counter() - t0,
+                            "metrics_records": records,
+                        }
+                    )
+                    last_ckpt = step
+        if ep_len:
+            advance(ep_len)
+    env.close()
+    evals = [r for r in run.read_metrics() if "eval_return_mean" in r]
+    return agent, {
+        "seconds": time.perf_counter() - t0,
+        "evaluations": evals,
+        "final_eval": evals[-1] if evals else None,
+    }
+
+
+def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) -> str:
+    """report.md with the training-episode and evaluation return curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = run.read_metrics()
+    episodes = [m for m in metrics if "return" in m]
+    evals = [m for m in metrics if "eval_return_mean" in m]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(
+        [m["step"] for m in episodes],
+        [m["return"] for m in episodes],
+        ".",
+        alpha=0.4,
+        label="training episodes",
+    )
+    if evals:
+        steps = np.array([m["step"] for m in evals])
+        mean = np.array([m["eval_return_mean"] for m in evals])
+        std = np.array([m["eval_return_std"] for m in evals])
+        ax.plot(
+            steps, mean, "o-", label=f"evaluation ({cfg.eval_episodes} episodes, deterministic)"
+        )
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    ax.axvline(cfg.learning_starts, color="gray", ls="--", lw=1, label="learning starts")
+    ax.set(xlabel="environment step", ylabel="return", title=f"SAC on {cfg.env}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run.path / "returns.png", dpi=100)
+    plt.close(fig)
+    rows = "\n".join(
+        f"| {m['step']} | {m['eval_return_mean']:.1f} ± {m['eval_return_std']:.1f} |" for m in evals
+    )
+    table = f"| step | evaluation return (mean ± std) |\n|---|---|\n{rows}"
+    run.write_text(
+        "report.md",
+        f"""# SAC on {cfg.env}
+
+{cfg.total_steps} environment steps ({cfg.learning_starts} with random actions first), seed
+{cfg.seed}, {summary["seconds"]:.0f} s. Evaluation: the deterministic (mean) action over
+{cfg.eval_episodes} episodes with fixed seeds.
+
+{table}
+
+![returns](returns.png)
+""",
+    )
+    return table
