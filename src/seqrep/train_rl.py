@@ -9,18 +9,20 @@ same curve as an uninterrupted one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
+from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.runs import RunDir, progress_bar
 
-__all__ = ["SACRunConfig", "train_sac"]
+__all__ = ["SACRunConfig", "collect_episodes", "train_offline", "train_sac"]
 
 
 @dataclass
@@ -201,3 +203,64 @@ def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) ->
 """,
     )
     return table
+
+
+def collect_episodes(
+    env_id: str,
+    policy: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    seed: int,
+    name: str = "",
+) -> TrajectoryDataset:
+    """Roll ``policy`` (obs -> action in [-1, 1]) for ``steps`` environment steps (whole episodes:
+    the last one is cut as truncated); episode e is reset with seed ``seed + e``."""
+    env = make_env(env_id)
+    episodes: list[dict[str, np.ndarray]] = []
+    total, e = 0, 0
+    while total < steps:
+        obs, _ = env.reset(seed=seed + e)
+        rows: dict[str, list] = {k: [] for k in TrajectoryDataset._FIELDS}
+        done = False
+        while not done and total < steps:
+            action = np.asarray(policy(obs), dtype=np.float32)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            total += 1
+            for k, v in zip(
+                TrajectoryDataset._FIELDS,
+                (
+                    obs,
+                    action,
+                    reward,
+                    next_obs,
+                    terminated,
+                    truncated or (total >= steps and not terminated),
+                ),
+                strict=True,
+            ):
+                rows[k].append(v)
+            obs = next_obs
+        episodes.append({k: np.asarray(v) for k, v in rows.items()})
+        e += 1
+    env.close()
+    return TrajectoryDataset.from_episodes(episodes, name=name or env_id)
+
+
+def train_offline(
+    agent: torch.nn.Module,
+    data: TrajectoryDataset,
+    steps: int,
+    batch_size: int = 256,
+    seed: int = 0,
+    *,
+    quiet: bool = True,
+) -> list[dict[str, float]]:
+    """``agent.update`` on uniform minibatches of ``data`` for ``steps`` steps (BC, TD3+BC)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    history = []
+    with progress_bar(type(agent).__name__, steps, disable=quiet) as advance:
+        for _ in range(steps):
+            history.append(agent.update(data.sample_transitions(batch_size, gen)))  # type: ignore[operator]
+            advance(1)
+    return history

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqrep.nets import MomentumEncoder, mlp
+from seqrep.rl.base import EncodedAgent
 
-__all__ = ["SAC", "SACConfig", "SquashedGaussianActor"]
+__all__ = ["SAC", "SACConfig", "SquashedGaussianActor", "TwinQ"]
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # CleanRL's bounds
 
@@ -63,7 +64,9 @@ class SquashedGaussianActor(nn.Module):
         return action, log_prob, torch.tanh(mean)
 
 
-class _TwinQ(nn.Module):
+class TwinQ(nn.Module):
+    """Two Q networks on [features, action]: ([B, F], [B, A]) -> ([B], [B])."""
+
     def __init__(self, feature_dim: int, act_dim: int, hidden: int) -> None:
         super().__init__()
         self.q1 = mlp(feature_dim + act_dim, [hidden, hidden], 1)
@@ -74,7 +77,7 @@ class _TwinQ(nn.Module):
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
 
-class SAC(nn.Module):
+class SAC(EncodedAgent):
     """The agent: ``encoder`` -> (actor, twin critic), targets, temperature, optimisers.
 
     Args:
@@ -94,23 +97,16 @@ class SAC(nn.Module):
         feature_dim: int | None = None,
         freeze_encoder: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(obs_dim, encoder, feature_dim, freeze_encoder)
         self.cfg = cfg = cfg or SACConfig()
-        self.encoder = encoder if encoder is not None else nn.Identity()
-        feature_dim = feature_dim if feature_dim is not None else obs_dim
-        self.freeze_encoder = freeze_encoder
-        if freeze_encoder:
-            for p in self.encoder.parameters():
-                p.requires_grad_(False)
+        feature_dim = self.feature_dim
         self.actor = SquashedGaussianActor(feature_dim, act_dim, cfg.hidden)
-        self.critic = _TwinQ(feature_dim, act_dim, cfg.hidden)
+        self.critic = TwinQ(feature_dim, act_dim, cfg.hidden)
         self.target_critic = MomentumEncoder(self.critic, tau=cfg.tau)
         self.target_encoder = MomentumEncoder(self.encoder, tau=cfg.tau)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
         self.target_entropy = -float(act_dim)
-        critic_params = list(self.critic.parameters())
-        if not freeze_encoder:
-            critic_params += list(self.encoder.parameters())
+        critic_params = list(self.critic.parameters()) + self.encoder_parameters()
         self.q_opt = torch.optim.Adam(critic_params, lr=cfg.q_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.policy_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.policy_lr)
@@ -119,12 +115,6 @@ class SAC(nn.Module):
     @property
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()
-
-    def features(self, obs: Tensor) -> Tensor:
-        if self.freeze_encoder:
-            with torch.no_grad():
-                return self.encoder(obs)
-        return self.encoder(obs)
 
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
@@ -135,8 +125,10 @@ class SAC(nn.Module):
     @torch.no_grad()
     def td_target(self, reward: Tensor, next_obs: Tensor, terminal: Tensor) -> Tensor:
         """y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' ~ pi(s'). [B]."""
-        next_action, next_log_prob, _ = self.actor(self.encoder(next_obs))
-        q1, q2 = self.target_critic.target(self.target_encoder(next_obs), next_action)
+        next_action, next_log_prob, _ = self.actor(self.features(next_obs))
+        q1, q2 = self.target_critic.target(
+            self.target_encoder(self.normalise(next_obs)), next_action
+        )
         soft_v = torch.min(q1, q2) - self.alpha * next_log_prob
         return reward + self.cfg.gamma * (1.0 - terminal) * soft_v
 

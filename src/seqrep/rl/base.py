@@ -1,0 +1,61 @@
+"""The encoder hook every agent shares: observations -> (normalise) -> encoder -> features."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["EncodedAgent"]
+
+
+class EncodedAgent(nn.Module):
+    """Holds the optional observation encoder and its freeze flag.
+
+    Args:
+        obs_dim: observation size.
+        encoder: observations [B, obs_dim] -> features [B, feature_dim]; identity when None.
+        feature_dim: the encoder's output size (obs_dim without an encoder).
+        freeze_encoder: the encoder's parameters never change (no gradients, no optimiser).
+    """
+
+    obs_mean: Tensor
+    obs_std: Tensor
+
+    def __init__(
+        self,
+        obs_dim: int,
+        encoder: nn.Module | None = None,
+        feature_dim: int | None = None,
+        freeze_encoder: bool = False,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder if encoder is not None else nn.Identity()
+        self.feature_dim = feature_dim if feature_dim is not None else obs_dim
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            for p in self.encoder.parameters():
+                p.requires_grad_(False)
+        # Observation normalisation (identity until set_obs_normaliser), applied before encoding.
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def set_obs_normaliser(self, mean: Tensor, std: Tensor) -> None:
+        """z-score observations with these statistics (e.g. of an offline data set)."""
+        self.obs_mean.copy_(mean)
+        self.obs_std.copy_(std.clamp_min(1e-3))
+
+    def normalise(self, obs: Tensor) -> Tensor:
+        """(obs - mean) / std with the statistics of :meth:`set_obs_normaliser`: [B, O]."""
+        return (obs - self.obs_mean) / self.obs_std
+
+    def features(self, obs: Tensor) -> Tensor:
+        """[B, obs_dim] -> [B, feature_dim]; no graph through a frozen encoder."""
+        obs = self.normalise(obs)
+        if self.freeze_encoder:
+            with torch.no_grad():
+                return self.encoder(obs)
+        return self.encoder(obs)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What an optimiser may update: none when frozen."""
+        return [] if self.freeze_encoder else list(self.encoder.parameters())

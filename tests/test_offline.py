@@ -1,0 +1,102 @@
+"""BC and TD3+BC against hand computations; the encoder hook; episode collection."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seqrep.rl.offline import TD3BC, BehaviourCloning, TD3BCConfig
+
+
+def batch(seed=0, b=6, obs_dim=3, act_dim=2):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": torch.randn(b, obs_dim, generator=g),
+        "action": torch.rand(b, act_dim, generator=g) * 2 - 1,
+        "reward": torch.randn(b, generator=g),
+        "next_obs": torch.randn(b, obs_dim, generator=g),
+        "terminal": (torch.arange(b) % 3 == 0).float(),
+    }
+
+
+@pytest.mark.parametrize("kind", ["mse", "gaussian"])
+def test_bc_losses_match_loops(kind):
+    torch.manual_seed(0)
+    bc = BehaviourCloning(3, 2, loss=kind, hidden=8)
+    data = batch()
+    got = bc.loss(data["obs"], data["action"]).item()
+    out = bc.policy(data["obs"]).detach()
+    total = 0.0
+    for i in range(6):
+        for j in range(2):
+            mu = math.tanh(float(out[i, j]))
+            a = float(data["action"][i, j])
+            if kind == "mse":
+                total += (mu - a) ** 2
+            else:
+                ls = min(max(float(out[i, 2 + j]), -5.0), 2.0)
+                total += 0.5 * ((a - mu) / math.exp(ls)) ** 2 + ls + 0.5 * math.log(2 * math.pi)
+    assert math.isclose(got, total / 6, rel_tol=1e-5)
+
+
+def test_td3bc_target_and_actor_loss_match_hand_computation():
+    torch.manual_seed(0)
+    agent = TD3BC(3, 2, TD3BCConfig(hidden=8, gamma=0.9, alpha=2.5))
+    data = batch(1)
+    torch.manual_seed(3)
+    got = agent.td_target(data["reward"], data["next_obs"], data["terminal"])
+    torch.manual_seed(3)
+    with torch.no_grad():
+        a = agent.target_actor.target(data["next_obs"])
+        a = (a + (torch.randn_like(a) * 0.2).clamp(-0.5, 0.5)).clamp(-1, 1)
+        x = torch.cat([data["next_obs"], a], -1)
+        tq = agent.target_critic.target
+        q = torch.min(tq.q1(x), tq.q2(x)).squeeze(-1)
+    torch.testing.assert_close(got, data["reward"] + 0.9 * (1 - data["terminal"]) * q)
+
+    loss = agent.actor_loss(data["obs"], data["action"]).item()
+    with torch.no_grad():
+        pi = agent.actor(data["obs"])
+        q1 = agent.critic.q1(torch.cat([data["obs"], pi], -1)).squeeze(-1)
+        lam = 2.5 / q1.abs().mean()
+        want = -lam * q1.mean() + ((pi - data["action"]) ** 2).mean()
+    assert math.isclose(loss, want.item(), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [BehaviourCloning, TD3BC])
+@pytest.mark.parametrize("freeze", [True, False])
+def test_frozen_encoder_is_bit_identical(cls, freeze):
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Linear(3, 5), nn.ReLU())
+    agent = cls(3, 2, encoder=enc, feature_dim=5, freeze_encoder=freeze)
+    before = [p.detach().clone() for p in enc.parameters()]
+    for i in range(4):
+        agent.update(batch(i))
+    same = all(torch.equal(a, b) for a, b in zip(before, enc.parameters(), strict=True))
+    assert same == freeze
+
+
+def test_normaliser_is_applied_before_the_encoder():
+    agent = BehaviourCloning(2, 1, hidden=4)
+    agent.set_obs_normaliser(torch.tensor([1.0, -2.0]), torch.tensor([2.0, 0.5]))
+    torch.testing.assert_close(
+        agent.features(torch.tensor([[3.0, -1.0]])), torch.tensor([[1.0, 2.0]])
+    )
+
+
+def test_collect_episodes_bookkeeping():
+    pytest.importorskip("gymnasium")
+    from seqrep.train_rl import collect_episodes
+
+    rng = np.random.default_rng(0)
+    data = collect_episodes("Pendulum-v1", lambda o: rng.uniform(-1, 1, 1), 450, seed=4)
+    assert len(data) == 450 and data.num_episodes == 3  # 200 + 200 + a cut 50
+    assert data.episode_lengths.tolist() == [200, 200, 50]
+    assert data.timeouts.sum() == 3 and not data.terminals.any()
+    # Within an episode the next observation is the following observation.
+    ep = data.episode(0)
+    np.testing.assert_array_equal(ep["next_observations"][:-1], ep["observations"][1:])
