@@ -100,3 +100,80 @@ def test_collect_episodes_bookkeeping():
     # Within an episode the next observation is the following observation.
     ep = data.episode(0)
     np.testing.assert_array_equal(ep["next_observations"][:-1], ep["observations"][1:])
+
+
+def test_cli_sac_collect_bc_offline_rl(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("minari")
+    from seqrep.cli import main
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    sac = tmp_path / "sac"
+    main(
+        [
+            "sac",
+            "--total-steps",
+            "400",
+            "--learning-starts",
+            "200",
+            "--eval-every",
+            "400",
+            "--eval-episodes",
+            "1",
+            "--hidden",
+            "16",
+            "--batch-size",
+            "32",
+            "--out",
+            str(sac),
+            "--quiet",
+        ]
+    )
+    assert (sac / "returns.png").exists() and (sac / "report.md").exists()
+    main(
+        [
+            "collect",
+            "--policy",
+            str(sac),
+            "--steps",
+            "400",
+            "--noise",
+            "0.1",
+            "--dataset-id",
+            "seqrep/pendulum/test-v0",
+        ]
+    )
+    assert "seqrep/pendulum/test-v0: 2 episodes, 400 steps" in capsys.readouterr().out
+    for verb in ("bc", "offline-rl"):
+        out = tmp_path / verb
+        main(
+            [
+                verb,
+                "--data",
+                "seqrep/pendulum/test-v0",
+                "--steps",
+                "50",
+                "--log-every",
+                "25",
+                "--eval-episodes",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        assert "return" in capsys.readouterr().out
+        for name in (
+            "config.json",
+            "metrics.jsonl",
+            "results.json",
+            "report.md",
+            "checkpoints/last.pt",
+        ):
+            assert (out / name).exists(), (verb, name)
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bc", "--data", "seqrep/nothing/here-v0", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "cannot load Minari data set" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["collect", "--policy", str(tmp_path / "bc"), "--dataset-id", "a/b/c-v0"])
+    assert "not a `seqrep sac` run" in capsys.readouterr().err

@@ -21,7 +21,15 @@ from seqrep.series_bench import (
     write_pretrain_report,
 )
 from seqrep.train import PretrainConfig, build_from_config
-from seqrep.train_rl import SACRunConfig, train_sac, write_sac_report
+from seqrep.train_rl import (
+    OfflineRunConfig,
+    SACRunConfig,
+    collect_episodes,
+    load_sac_policy,
+    run_offline,
+    train_sac,
+    write_sac_report,
+)
 
 __all__ = ["main"]
 
@@ -218,6 +226,78 @@ def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> Non
     _, summary = train_sac(cfg, run, quiet=quiet)
     click.echo(write_sac_report(cfg, run, summary))
     click.echo(f"\nreport: {run.path / 'report.md'}")
+
+
+@cli.command("collect", short_help="Roll a policy and write a local Minari data set.")
+@click.option("--env", "env_id", default="Pendulum-v1", show_default=True, help="gymnasium id")
+@click.option(
+    "--policy",
+    default="random",
+    show_default=True,
+    help="'random', or a `seqrep sac` run folder (its deterministic policy)",
+)
+@click.option("--noise", default=0.0, show_default=True, help="Gaussian action noise (std)")
+@click.option("--steps", default=10_000, show_default=True, help="environment steps")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--dataset-id", required=True, help="Minari id, e.g. seqrep/pendulum/expert-v0")
+def collect_cmd(
+    env_id: str, policy: str, noise: float, steps: int, seed: int, dataset_id: str
+) -> None:
+    """Collect episodes (no network) into MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
+    import numpy as np
+
+    from seqrep.data.trajectories import save_minari
+    from seqrep.rl.envs import make_env
+
+    rng = np.random.default_rng(seed)
+    act = None
+    if policy != "random":
+        env_id, act = load_sac_policy(policy)  # the run's own environment
+    probe = make_env(env_id)
+    shape = probe.action_space.shape
+    probe.close()
+
+    def behaviour(obs: np.ndarray) -> np.ndarray:
+        a = rng.uniform(-1, 1, size=shape) if act is None else act(obs)
+        if noise > 0:
+            a = a + rng.normal(0.0, noise, size=np.shape(a))
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    data = collect_episodes(env_id, behaviour, steps, seed)
+    save_minari(
+        data,
+        dataset_id,
+        env=env_id,
+        algorithm_name=f"seqrep collect --policy {policy}",
+        author="seqrep",
+        description=f"{policy} policy, noise {noise}, seed {seed}",
+    )
+    returns = data.episode_returns()
+    click.echo(
+        f"{dataset_id}: {data.num_episodes} episodes, {len(data)} steps, "
+        f"return {returns.mean():.1f} ± {returns.std():.1f}"
+    )
+
+
+def _offline_command(kind: str, name: str, help_text: str) -> None:
+    @cli.command(name, short_help=help_text)
+    @config_options(OfflineRunConfig)
+    @_out_options
+    def command(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+        cfg = _config_from(OfflineRunConfig, kwargs)
+        run = RunDir.open(out, name, cfg, overwrite=overwrite)
+        console.print(f"run folder: [bold]{run.path}[/]")
+        r = run_offline(kind, cfg, run, quiet=quiet)
+        click.echo(
+            f"{name} on {cfg.data}: return {r['return_mean']:.1f} ± {r['return_std']:.1f} "
+            f"over {cfg.eval_episodes} episodes (data: {r['data_return_mean']:.1f})"
+        )
+
+    command.__doc__ = help_text
+
+
+_offline_command("bc", "bc", "Behaviour cloning on an offline data set (Minari id or .hdf5).")
+_offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari id or .hdf5).")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,16 @@ from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.runs import RunDir, progress_bar
 
-__all__ = ["SACRunConfig", "collect_episodes", "train_offline", "train_sac"]
+__all__ = [
+    "OfflineRunConfig",
+    "SACRunConfig",
+    "collect_episodes",
+    "load_sac_policy",
+    "load_trajectories",
+    "run_offline",
+    "train_offline",
+    "train_sac",
+]
 
 
 @dataclass
@@ -264,3 +273,133 @@ def train_offline(
             history.append(agent.update(data.sample_transitions(batch_size, gen)))  # type: ignore[operator]
             advance(1)
     return history
+
+
+def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """The environment id and deterministic policy of a ``seqrep sac`` run folder."""
+    import json
+    from pathlib import Path
+
+    cfg_file = Path(run_dir) / "config.json"
+    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
+    if not cfg_file.exists() or not ckpt.exists():
+        raise ValueError(
+            f"{run_dir} is not a finished `seqrep sac` run folder (config/checkpoint missing)"
+        )
+    saved = json.loads(cfg_file.read_text())
+    if saved.get("kind") != "sac":
+        raise ValueError(f"{run_dir} holds a {saved.get('kind')!r} run, not a `seqrep sac` run")
+    cfg = SACRunConfig(**{f.name: saved[f.name] for f in fields(SACRunConfig) if f.name in saved})
+    env = make_env(cfg.env)
+    agent = SAC(
+        int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)), cfg.sac()
+    )
+    env.close()
+    _load_agent(agent, torch.load(ckpt, map_location="cpu", weights_only=False)["agent"])
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return agent.act(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=True)[
+            0
+        ].numpy()
+
+    return cfg.env, policy
+
+
+@dataclass
+class OfflineRunConfig:
+    """Behaviour cloning or TD3+BC on an offline data set, evaluated in its environment."""
+
+    data: str = field(
+        default="", metadata={"help": "Minari data set id, or a D4RL-layout .hdf5 path"}
+    )
+    env: str = field(
+        default="", metadata={"help": "gymnasium id to evaluate in (default: the Minari set's env)"}
+    )
+    steps: int = field(default=10_000, metadata={"help": "gradient steps"})
+    batch_size: int = field(default=256, metadata={"help": "minibatch size"})
+    bc_loss: str = field(default="mse", metadata={"help": "BC loss: mse or gaussian"})
+    eval_episodes: int = field(default=10, metadata={"help": "evaluation episodes"})
+    log_every: int = field(default=500, metadata={"help": "log losses every N steps"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+
+
+def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
+    """A D4RL-layout HDF5 file (by path) or a local Minari data set (by id), and its env id."""
+    from pathlib import Path
+
+    from seqrep.data.trajectories import load_d4rl_hdf5, load_minari
+
+    if not source:
+        raise ValueError("--data is required: a Minari data set id or a .hdf5 path")
+    if Path(source).suffix in (".hdf5", ".h5"):
+        return load_d4rl_hdf5(source), None
+    import minari
+
+    try:
+        ds = minari.load_dataset(source)
+    except Exception as e:  # minari raises FileNotFoundError / ValueError for unknown ids
+        raise ValueError(f"cannot load Minari data set {source!r}: {e}") from e
+    env_spec = getattr(ds, "env_spec", None)
+    return load_minari(ds), getattr(env_spec, "id", None)
+
+
+def run_offline(
+    kind: str, cfg: OfflineRunConfig, run: RunDir, *, quiet: bool = False
+) -> dict[str, Any]:
+    """Train ``kind`` ("bc" or "td3bc") on ``cfg.data``; log, checkpoint, evaluate."""
+    from seqrep.rl.offline import TD3BC, BehaviourCloning
+
+    data, env_id = load_trajectories(cfg.data)
+    env_id = cfg.env or env_id
+    if not env_id:
+        raise ValueError("--env is required to evaluate a policy learnt from an HDF5 file")
+    torch.manual_seed(cfg.seed)
+    agent: BehaviourCloning | TD3BC
+    if kind == "bc":
+        agent = BehaviourCloning(data.obs_dim, data.act_dim, loss=cfg.bc_loss)
+    else:
+        agent = TD3BC(data.obs_dim, data.act_dim)
+        agent.set_obs_normaliser(
+            torch.from_numpy(data.observations.mean(0)), torch.from_numpy(data.observations.std(0))
+        )
+    if (state := run.load_checkpoint()) is not None and state.get("finished"):
+        agent.load_state_dict(state["model"])
+    else:
+        gen = torch.Generator().manual_seed(cfg.seed)
+        t0 = time.perf_counter()
+        with progress_bar(kind, cfg.steps, disable=quiet) as advance:
+            for step in range(1, cfg.steps + 1):
+                metrics = agent.update(data.sample_transitions(cfg.batch_size, gen))
+                advance(1)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    run.log({"step": step, "seconds": time.perf_counter() - t0, **metrics})
+        run.save_checkpoint({"model": agent.state_dict(), "finished": True})
+    returns = evaluate_policy(
+        env_id,
+        lambda o: agent.act(torch.as_tensor(o, dtype=torch.float32)[None])[0].numpy(),
+        cfg.eval_episodes,
+        seed=10_000 + cfg.seed,
+    )
+    result = {
+        "env": env_id,
+        "data": cfg.data,
+        "episodes": data.num_episodes,
+        "transitions": len(data),
+        "data_return_mean": float(data.episode_returns().mean()),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+    }
+    run.write_json("results.json", result)
+    run.write_text(
+        "report.md",
+        f"""# {kind} on {cfg.data}
+
+{data.num_episodes} episodes / {len(data)} transitions (mean episode return in the data
+{result["data_return_mean"]:.1f}); {cfg.steps} gradient steps, batch {cfg.batch_size}.
+
+| evaluation ({cfg.eval_episodes} episodes in {env_id}) | mean | std |
+|---|---|---|
+| {kind} policy | {result["return_mean"]:.1f} | {result["return_std"]:.1f} |
+""",
+    )
+    return result
