@@ -177,3 +177,14 @@ def test_cli_sac_collect_bc_offline_rl(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["collect", "--policy", str(tmp_path / "bc"), "--dataset-id", "a/b/c-v0"])
     assert "not a `seqrep sac` run" in capsys.readouterr().err
+
+
+def test_normalized_score_closed_forms():
+    from seqrep.rl.scores import normalized_score
+
+    assert normalized_score(-280.178953, "halfcheetah-medium-replay-v2") == pytest.approx(0.0)
+    assert normalized_score(3234.3, "hopper") == pytest.approx(100.0)
+    assert normalized_score((1.629008 + 4592.3) / 2, "walker2d-expert-v2") == pytest.approx(50.0)
+    assert normalized_score(-150.0, reference=(-1100.0, -150.0)) == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="no D4RL reference"):
+        normalized_score(1.0, "pendulum")
