@@ -111,7 +111,10 @@ class TrajectoryDataset:
     ) -> dict[str, Tensor]:
         """Uniform transitions: obs [B, O], action [B, A], reward [B], next_obs [B, O],
         terminal [B] (float: 1 where bootstrapping must stop)."""
-        idx = torch.randint(len(self), (batch,), generator=generator).numpy()
+        return self._gather(torch.randint(len(self), (batch,), generator=generator).numpy())
+
+    def _gather(self, idx: np.ndarray) -> dict[str, Tensor]:
+        """Rows ``idx`` (any shape) of every field, as tensors of shape idx.shape + field shape."""
         return {
             "obs": torch.from_numpy(self.observations[idx]),
             "action": torch.from_numpy(self.actions[idx]),
@@ -143,14 +146,7 @@ class TrajectoryDataset:
         action [B, L, A], reward [B, L], next_obs [B, L, O], terminal [B, L]."""
         starts = self._window_starts(length)
         pick = starts[torch.randint(len(starts), (batch,), generator=generator).numpy()]
-        idx = pick[:, None] + np.arange(length)[None, :]
-        return {
-            "obs": torch.from_numpy(self.observations[idx]),
-            "action": torch.from_numpy(self.actions[idx]),
-            "reward": torch.from_numpy(self.rewards[idx]),
-            "next_obs": torch.from_numpy(self.next_observations[idx]),
-            "terminal": torch.from_numpy(self.terminals[idx].astype(np.float32)),
-        }
+        return self._gather(pick[:, None] + np.arange(length)[None, :])
 
     def sample_nstep(
         self, batch: int, n: int, gamma: float, generator: torch.Generator | None = None
