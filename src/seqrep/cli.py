@@ -12,7 +12,7 @@ import click
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
-from seqrep.runs import RunDir, RunDirError, console
+from seqrep.runs import RunDir, RunDirError, console, load_run
 from seqrep.series_bench import (
     evaluate_cell,
     load_normalised,
@@ -149,27 +149,11 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def probe_cmd(run_dir: str) -> None:
     """Encode train/test with RUN_DIR's checkpoint and print the probes' test accuracy."""
-    import json
-    from pathlib import Path
-
-    import torch
-
     from seqrep.evaluate import encode_dataset, logistic_probe, svm_probe
 
-    cfg_file = Path(run_dir) / "config.json"
-    if not cfg_file.exists():
-        raise RunDirError(f"{run_dir} has no config.json: not a `seqrep pretrain` run folder")
-    saved = json.loads(cfg_file.read_text())
-    if saved.get("kind") != "pretrain":
-        raise RunDirError(f"{run_dir} holds a {saved.get('kind')!r} run, not a pretraining run")
-    names = {f.name for f in dataclasses.fields(PretrainConfig)}
-    cfg = PretrainConfig(**{k: v for k, v in saved.items() if k in names})
-    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
-    if not ckpt.exists():
-        raise RunDirError(f"{ckpt} is missing: the run has not checkpointed yet")
+    cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
     train, test = load_normalised(cfg.data, cfg.test_data)
     method = build_from_config(cfg, train.num_channels)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
     method.load_state_dict(state["model"])
     tr, te = encode_dataset(method, train), encode_dataset(method, test)
     svm = svm_probe(tr, train.labels, te, test.labels)

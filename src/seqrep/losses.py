@@ -98,6 +98,12 @@ def _reduce(values: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def at_least_float32(x: Tensor) -> Tensor:
+    """Half-precision scores (e.g. from bf16 autocast) as float32, so a log-sum-exp over them is
+    stable; float32 and float64 pass through unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def _zero_with_grad(x: Tensor) -> Tensor:
     """A scalar 0 connected to x's graph, so backward() works when nothing is mined."""
     return x.sum() * 0.0
@@ -160,10 +166,7 @@ def _info_nce_logits(
         candidates = torch.cat([positive[:, None, :], negatives], dim=1)
         logits = paired(query, candidates)
         target = torch.zeros(b, dtype=torch.long, device=query.device)
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        # Autocast yields half-precision scores; the log-sum-exp runs in float32.
-        logits = logits.float()
-    return logits, target
+    return at_least_float32(logits), target
 
 
 def _validated_logits(
@@ -255,8 +258,7 @@ def info_nce_from_logits(
         raise ValueError(f"logits must be a non-empty [B, N] matrix, got {tuple(logits.shape)}")
     if target is None:
         target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
+    logits = at_least_float32(logits)
     loss = _reduce(F.cross_entropy(logits, target, reduction="none"), reduction)
     if _check:
         _finite_or_raise(loss, logits=logits)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seqrep.losses import info_nce_bound
+from seqrep.losses import at_least_float32, info_nce_bound
 
 __all__ = [
     "correlated_gaussian",
@@ -77,9 +77,7 @@ def infonce_lower_bound(scores: Tensor) -> Tensor:
     """InfoNCE bound ``log K + mean_i [f(x_i, y_i) - logsumexp_j f(x_i, y_j)]``; never > log K."""
     k = _check_scores(scores)
     target = torch.arange(k, device=scores.device)
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()
-    return info_nce_bound(F.cross_entropy(scores, target), k)
+    return info_nce_bound(F.cross_entropy(at_least_float32(scores), target), k)
 
 
 def nwj_lower_bound(scores: Tensor) -> Tensor:
@@ -88,8 +86,7 @@ def nwj_lower_bound(scores: Tensor) -> Tensor:
     The marginal term averages the K(K-1) off-diagonal pairs, computed in log space.
     """
     k = _check_scores(scores)
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        scores = scores.float()
+    scores = at_least_float32(scores)
     joint = scores.diagonal().mean()
     off = scores.masked_fill(torch.eye(k, dtype=torch.bool, device=scores.device), float("-inf"))
     log_mean_marginal = torch.logsumexp(off.flatten(), 0) - math.log(k * (k - 1))

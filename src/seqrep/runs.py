@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from rich.console import Console
@@ -39,9 +39,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["RunDir", "RunDirError", "console", "progress_bar"]
+__all__ = ["RunDir", "RunDirError", "console", "load_run", "progress_bar"]
 
 # Outside a terminal (CI, log files) rich assumes 80 columns and wraps the bar; give it room.
+T = TypeVar("T")
+
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
@@ -171,6 +173,34 @@ class RunDir:
 
     def write_json(self, name: str, data: Any) -> Path:
         return self.write_text(name, json.dumps(data, indent=2, default=float) + "\n")
+
+
+def load_run(
+    path: str | os.PathLike[str], kind: str, config_cls: type[T]
+) -> tuple[T, dict[str, Any]]:
+    """The typed config and last checkpoint of a ``seqrep <kind>`` run folder.
+
+    Raises:
+        RunDirError: no config.json, another kind of run, or no (readable) checkpoint yet.
+    """
+    run = RunDir(Path(path))
+    cfg_file = run.path / "config.json"
+    if not cfg_file.exists():
+        raise RunDirError(f"{path} has no config.json: not a `seqrep {kind}` run folder")
+    try:
+        saved = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise RunDirError(f"{cfg_file} is not valid JSON ({e})") from e
+    if saved.get("kind") != kind:
+        raise RunDirError(f"{path} holds a {saved.get('kind')!r} run, not a `seqrep {kind}` run")
+    names = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
+    config = config_cls(**{k: v for k, v in saved.items() if k in names})
+    state = run.load_checkpoint()
+    if state is None:
+        raise RunDirError(
+            f"{run.checkpoints / 'last.pt'} is missing: the run has not checkpointed yet"
+        )
+    return config, state
 
 
 def _atomic_write_text(target: Path, text: str) -> None:

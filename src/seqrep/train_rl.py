@@ -20,7 +20,7 @@ from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
-from seqrep.runs import RunDir, progress_bar
+from seqrep.runs import RunDir, load_run, progress_bar
 
 __all__ = [
     "OfflineRunConfig",
@@ -277,25 +277,13 @@ def train_offline(
 
 def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     """The environment id and deterministic policy of a ``seqrep sac`` run folder."""
-    import json
-    from pathlib import Path
-
-    cfg_file = Path(run_dir) / "config.json"
-    ckpt = Path(run_dir) / "checkpoints" / "last.pt"
-    if not cfg_file.exists() or not ckpt.exists():
-        raise ValueError(
-            f"{run_dir} is not a finished `seqrep sac` run folder (config/checkpoint missing)"
-        )
-    saved = json.loads(cfg_file.read_text())
-    if saved.get("kind") != "sac":
-        raise ValueError(f"{run_dir} holds a {saved.get('kind')!r} run, not a `seqrep sac` run")
-    cfg = SACRunConfig(**{f.name: saved[f.name] for f in fields(SACRunConfig) if f.name in saved})
+    cfg, state = load_run(run_dir, "sac", SACRunConfig)
     env = make_env(cfg.env)
     agent = SAC(
         int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)), cfg.sac()
     )
     env.close()
-    _load_agent(agent, torch.load(ckpt, map_location="cpu", weights_only=False)["agent"])
+    _load_agent(agent, state["agent"])
 
     def policy(obs: np.ndarray) -> np.ndarray:
         return agent.act(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=True)[
