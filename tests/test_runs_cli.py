@@ -125,6 +125,7 @@ LAYERS = {
     "mi_bench": 1,
     "train_rl": 1,
     "series_bench": 1,
+    "build_zoo": 1,
     "data": 2,
     "rl": 3,
     "methods": 4,

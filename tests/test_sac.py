@@ -113,7 +113,7 @@ def pendulum_expert(tmp_path_factory):
     cfg = SACRunConfig(
         total_steps=4000,
         learning_starts=1000,
-        eval_every=4000,
+        eval_every=500,  # eight actor snapshots: the zoo test's training ladder
         eval_episodes=5,
         checkpoint_every=10**9,
     )
@@ -123,11 +123,11 @@ def pendulum_expert(tmp_path_factory):
     random_returns = evaluate_policy(
         "Pendulum-v1", lambda o: rng.uniform(-1, 1, 1).astype(np.float32), 5, seed=10_000
     )
-    return agent, summary["final_eval"]["eval_return_mean"], float(random_returns.mean())
+    return agent, summary["final_eval"]["eval_return_mean"], float(random_returns.mean()), run.path
 
 
 def test_pendulum_sac_beats_random(pendulum_expert):
-    _, trained, random_mean = pendulum_expert
+    _, trained, random_mean, _ = pendulum_expert
     # Random is about -1100 to -1300; a few thousand SAC steps reach a few hundred at worst.
     assert trained > random_mean + 400, (trained, random_mean)
 
@@ -136,7 +136,7 @@ def test_bc_on_ten_expert_episodes_is_near_the_expert(pendulum_expert):
     from seqrep.rl.offline import BehaviourCloning
     from seqrep.train_rl import collect_episodes, train_offline
 
-    agent, expert, random_mean = pendulum_expert
+    agent, expert, random_mean, _ = pendulum_expert
 
     def expert_policy(o):
         return agent.act(torch.as_tensor(o, dtype=torch.float32)[None], deterministic=True)[
@@ -156,6 +156,42 @@ def test_bc_on_ten_expert_episodes_is_near_the_expert(pendulum_expert):
     )
     normalised = 100 * (returns.mean() - random_mean) / (expert - random_mean)
     assert normalised > 80, (returns.mean(), expert, random_mean)
+
+
+def test_zoo_built_from_a_run_reproduces_its_recorded_returns(pendulum_expert, tmp_path):
+    from seqrep.build_zoo import build_zoo_entry
+    from seqrep.rl.zoo import load_zoo_policy, zoo_index, zoo_reference
+
+    *_, run_path = pendulum_expert
+    entry = build_zoo_entry(run_path, episodes=3, candidates=2, ladder_size=2, root=tmp_path)
+    assert zoo_index(tmp_path)["Pendulum-v1"] == entry
+    pol = entry["policies"]
+    # Stored in half precision, small, and the expert is the best measured candidate.
+    state = torch.load(tmp_path / pol["expert"]["file"], weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state["actor"].values())
+    assert pol["medium"]["step"] < pol["expert"]["step"]
+    assert [pol[n]["step"] for n in entry["ladder"]] == sorted(
+        pol[n]["step"] for n in entry["ladder"]
+    )
+    assert all(pol[n]["step"] < pol["medium"]["step"] for n in entry["ladder"])
+    random_ret, expert_ret = zoo_reference("Pendulum-v1", tmp_path)
+    assert expert_ret == pol["expert"]["return_mean"] > random_ret + 400
+    # The recorded returns are those of the shipped (rounded) weights: re-measure them.
+    for name in ("expert", "medium"):
+        policy = load_zoo_policy("Pendulum-v1", name, seed=0, root=tmp_path)
+        again = evaluate_policy("Pendulum-v1", policy, 3, seed=20_000)
+        assert again.mean() == pytest.approx(pol[name]["return_mean"], abs=1e-6)
+    # medium-replay draws one ladder policy per episode, the uniform random policy included.
+    mix = load_zoo_policy("Pendulum-v1", "medium-replay", seed=1, root=tmp_path)
+    picked = set()
+    for e in range(40):
+        mix.start_episode(e)
+        picked.add(id(mix.current))
+    assert len(picked) == len(entry["ladder"]) + 1
+    with pytest.raises(ValueError, match="no policies for 'Hopper-v5'"):
+        load_zoo_policy("Hopper-v5", "expert", root=tmp_path)
+    with pytest.raises(ValueError, match="unknown zoo level"):
+        load_zoo_policy("Pendulum-v1", "novice", root=tmp_path)
 
 
 def _cli(out, extra=()):

@@ -218,7 +218,8 @@ def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> Non
     "--policy",
     default="random",
     show_default=True,
-    help="'random', or a `seqrep sac` run folder (its deterministic policy)",
+    help="'random', a zoo level ('medium', 'expert', 'medium-replay': seqrep's shipped SAC "
+    "actors for --env), or a `seqrep sac` run folder (its deterministic policy)",
 )
 @click.option("--noise", default=0.0, show_default=True, help="Gaussian action noise (std)")
 @click.option("--steps", default=10_000, show_default=True, help="environment steps")
@@ -232,21 +233,27 @@ def collect_cmd(
 
     from seqrep.data.trajectories import save_minari
     from seqrep.rl.envs import make_env
+    from seqrep.rl.zoo import ZOO_LEVELS, load_zoo_policy, uniform_random_policy
 
     rng = np.random.default_rng(seed)
-    act = None
-    if policy != "random":
+    if policy not in ZOO_LEVELS:
         env_id, act = load_sac_policy(policy)  # the run's own environment
     probe = make_env(env_id)
-    shape = probe.action_space.shape
+    act_dim = int(np.prod(probe.action_space.shape))
     probe.close()
+    if policy == "random":  # any Box-action environment, zoo or not
+        act = uniform_random_policy(act_dim, seed)
+    elif policy in ZOO_LEVELS:
+        act = load_zoo_policy(env_id, policy, seed=seed)
 
     def behaviour(obs: np.ndarray) -> np.ndarray:
-        a = rng.uniform(-1, 1, size=shape) if act is None else act(obs)
+        a = act(obs)
         if noise > 0:
             a = a + rng.normal(0.0, noise, size=np.shape(a))
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
+    if hasattr(act, "start_episode"):
+        behaviour.start_episode = act.start_episode  # type: ignore[attr-defined]
     data = collect_episodes(env_id, behaviour, steps, seed)
     save_minari(
         data,

@@ -25,6 +25,7 @@ from seqrep.runs import RunDir, load_run, progress_bar
 __all__ = [
     "OfflineRunConfig",
     "SACRunConfig",
+    "actor_snapshot",
     "collect_episodes",
     "load_sac_policy",
     "load_trajectories",
@@ -67,6 +68,19 @@ def _load_agent(agent: SAC, state: dict[str, Any]) -> None:
     agent.actor_opt.load_state_dict(state["actor_opt"])
     agent.alpha_opt.load_state_dict(state["alpha_opt"])
     agent.updates = state["updates"]
+
+
+def actor_snapshot(agent: SAC, step: int, eval_return: float) -> dict[str, Any]:
+    """The actor's weights (and the observation normaliser it sees) at ``step``: enough to act."""
+    return {
+        "actor": agent.actor.state_dict(),
+        "encoder": agent.encoder.state_dict(),  # empty for plain state-based SAC
+        "obs_mean": agent.obs_mean.clone(),
+        "obs_std": agent.obs_std.clone(),
+        "hidden": agent.cfg.hidden,
+        "step": step,
+        "eval_return_mean": eval_return,
+    }
 
 
 def train_sac(
@@ -129,6 +143,11 @@ def train_sac(
                     }
                 )
                 records += 1
+                # The training ladder: small actor-only snapshots, the zoo's raw material.
+                run.save_checkpoint(
+                    actor_snapshot(agent, step, float(returns.mean())),
+                    f"actor_{step:08d}.pt",
+                )
             if terminated or truncated:
                 run.log({"step": step, "episode": episode, "return": ep_return, "length": ep_len})
                 records += 1
@@ -222,12 +241,18 @@ def collect_episodes(
     name: str = "",
 ) -> TrajectoryDataset:
     """Roll ``policy`` (obs -> action in [-1, 1]) for ``steps`` environment steps (whole episodes:
-    the last one is cut as truncated); episode e is reset with seed ``seed + e``."""
+    the last one is cut as truncated); episode e is reset with seed ``seed + e``.
+
+    A policy with a ``start_episode(e)`` method (a per-episode mixture such as the zoo's
+    medium-replay) is told of every new episode before its first step."""
     env = make_env(env_id)
     episodes: list[dict[str, np.ndarray]] = []
     total, e = 0, 0
+    start_episode = getattr(policy, "start_episode", None)
     while total < steps:
         obs, _ = env.reset(seed=seed + e)
+        if start_episode is not None:
+            start_episode(e)
         rows: dict[str, list] = {k: [] for k in TrajectoryDataset._FIELDS}
         done = False
         while not done and total < steps:

@@ -51,12 +51,15 @@ class SquashedGaussianActor(nn.Module):
         super().__init__()
         self.net = mlp(feature_dim, [hidden, hidden], 2 * act_dim)
 
-    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, features: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns a sampled action [B, A], its log-probability [B], and the mean action [B, A]."""
         mean, log_std = self.net(features).chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         std = log_std.exp()
-        u = mean + std * torch.randn_like(mean)  # reparameterised
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        u = mean + std * noise  # reparameterised
         action = torch.tanh(u)
         # log N(u; mean, std) minus the tanh change of variables, in a stable form.
         log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

@@ -1,0 +1,147 @@
+"""The behaviour-policy zoo: SAC actors trained by seqrep, shipped as small actor-only files.
+
+Per environment the zoo holds an ``expert`` (the best policy of seqrep's SAC run), a ``medium``
+(the training snapshot nearest one third of the expert's return, D4RL's definition) and a
+``ladder`` of earlier snapshots up to ``medium``: rolling a policy drawn per episode from
+[uniform random, ladder..., medium] imitates D4RL's medium-replay (the replay buffer of a run
+stopped at the medium level). Weights are stored in half precision; every return in
+``zoo.json`` was measured with the stored (rounded) weights.
+
+``zoo.json`` (``seqrep/data/zoo/``) maps an environment id to its entries:
+``{"obs_dim", "act_dim", "hidden", "trained_steps", "references": {"random": R, "expert": R},
+"policies": {name: {"file", "step", "return_mean", "return_std", "episodes"}}, "ladder": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqrep.rl.sac import SquashedGaussianActor
+
+__all__ = [
+    "ZOO_LEVELS",
+    "ZooPolicy",
+    "load_zoo_policy",
+    "uniform_random_policy",
+    "zoo_dir",
+    "zoo_index",
+    "zoo_reference",
+]
+
+ZOO_LEVELS = ("random", "medium", "expert", "medium-replay")
+
+
+def zoo_dir() -> Path:
+    """Where the shipped zoo lives (``seqrep/data/zoo``)."""
+    return Path(str(resources.files("seqrep") / "data" / "zoo"))
+
+
+def zoo_index(root: Path | None = None) -> dict[str, Any]:
+    """The parsed ``zoo.json`` (empty when no zoo has been built)."""
+    path = (root or zoo_dir()) / "zoo.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def zoo_reference(env_id: str, root: Path | None = None) -> tuple[float, float]:
+    """seqrep's own (random, expert) returns for a zoo environment, for normalised scores."""
+    entry = _entry(env_id, root)
+    ref = entry["references"]
+    return float(ref["random"]), float(ref["expert"])
+
+
+def _entry(env_id: str, root: Path | None) -> dict[str, Any]:
+    index = zoo_index(root)
+    if env_id not in index:
+        known = ", ".join(sorted(index)) or "none (build it with bench/zoo.py)"
+        raise ValueError(f"the zoo has no policies for {env_id!r}; it has: {known}")
+    return index[env_id]
+
+
+class ZooPolicy:
+    """A stored SAC actor: observations [O] -> actions [A] in [-1, 1].
+
+    Args:
+        state: an actor snapshot (``train_rl.actor_snapshot`` layout).
+        deterministic: act with the mean action; otherwise sample (as the data sets do).
+        seed: seeds the action noise, so a collection is reproducible.
+    """
+
+    def __init__(
+        self, state: dict[str, Any], obs_dim: int, act_dim: int, *, deterministic: bool, seed: int
+    ) -> None:
+        self.actor = SquashedGaussianActor(obs_dim, act_dim, int(state["hidden"]))
+        self.actor.load_state_dict({k: v.float() for k, v in state["actor"].items()})
+        self.actor.eval()
+        self.obs_mean = state["obs_mean"].float()
+        self.obs_std = state["obs_std"].float()
+        self.deterministic = deterministic
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = (torch.as_tensor(obs, dtype=torch.float32)[None] - self.obs_mean) / self.obs_std
+        sample, _, mean = self.actor(x, self.generator)
+        return (mean if self.deterministic else sample)[0].numpy()
+
+
+def uniform_random_policy(act_dim: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Uniform actions in [-1, 1]^A, ignoring the observation."""
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+
+
+class _Mixture:
+    """medium-replay-like: each episode is rolled by one policy drawn uniformly from a list."""
+
+    def __init__(self, policies: list[Callable[[np.ndarray], np.ndarray]], seed: int) -> None:
+        self.policies = policies
+        self.rng = np.random.default_rng(seed)
+        self.current = policies[0]
+
+    def start_episode(self, episode: int) -> None:
+        self.current = self.policies[int(self.rng.integers(len(self.policies)))]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.current(obs)
+
+
+def load_zoo_policy(
+    env_id: str,
+    level: str,
+    *,
+    seed: int = 0,
+    deterministic: bool = False,
+    root: Path | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The zoo's behaviour policy ``level`` (random, medium, expert, medium-replay) for
+    ``env_id``. A medium-replay policy has ``start_episode(e)``: call it at every reset."""
+    if level not in ZOO_LEVELS:
+        raise ValueError(f"unknown zoo level {level!r}; choose {', '.join(ZOO_LEVELS)}")
+    entry = _entry(env_id, root)
+    obs_dim, act_dim = int(entry["obs_dim"]), int(entry["act_dim"])
+    if level == "random":
+        return uniform_random_policy(act_dim, seed)
+    base = root or zoo_dir()
+
+    def load(name: str, offset: int) -> ZooPolicy:
+        path = base / entry["policies"][name]["file"]
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"zoo file {path} cannot be read ({e}); reinstall seqrep") from e
+        return ZooPolicy(state, obs_dim, act_dim, deterministic=deterministic, seed=seed + offset)
+
+    if level != "medium-replay":
+        return load(level, 0)
+    ladder: list[Callable[[np.ndarray], np.ndarray]] = [uniform_random_policy(act_dim, seed)]
+    ladder += [load(name, i + 1) for i, name in enumerate(entry["ladder"])]
+    return _Mixture(ladder, seed)
