@@ -126,6 +126,7 @@ LAYERS = {
     "train_rl": 1,
     "series_bench": 1,
     "build_zoo": 1,
+    "study": 1,
     "data": 2,
     "rl": 3,
     "methods": 4,

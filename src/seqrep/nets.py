@@ -19,7 +19,9 @@ from torch import Tensor, nn
 __all__ = [
     "DilatedConvEncoder",
     "MomentumEncoder",
+    "PerStep",
     "SequenceEncoder",
+    "StateEncoder",
     "StridedConvEncoder",
     "masked_max_pool",
     "mlp",
@@ -209,3 +211,51 @@ class StridedConvEncoder(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Outputs whose whole window lies inside the valid input."""
         return ((lengths - self.receptive_field) // self.downsampling + 1).clamp_min(0)
+
+
+class StateEncoder(nn.Module):
+    """phi: observations [..., O] -> features [..., F]: fixed z-scoring, an MLP, LayerNorm.
+
+    The z-score statistics are buffers (set with :meth:`set_statistics` from the pretraining
+    data), so a pretrained encoder carries its own input normalisation into downstream agents.
+    The output LayerNorm keeps every objective's features on one scale, so a frozen encoder
+    from any objective feeds the same downstream heads.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, obs_dim: int, feature_dim: int = 64, hidden: int = 256) -> None:
+        super().__init__()
+        self.obs_dim, self.feature_dim = obs_dim, feature_dim
+        self.net = nn.Sequential(
+            mlp(obs_dim, [hidden, hidden], feature_dim), nn.LayerNorm(feature_dim)
+        )
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("std", torch.ones(obs_dim))
+
+    def set_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Input z-scoring with these per-feature statistics ([O] each; std floored at 1e-3)."""
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp_min(1e-3))
+
+    def normalise(self, obs: Tensor) -> Tensor:
+        """(obs - mean) / std: [..., O]."""
+        return (obs - self.mean) / self.std
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(self.normalise(obs))
+
+
+class PerStep(nn.Module):
+    """Apply a per-step encoder along time: [B, T, O] -> [B, T, F] (a causal SequenceEncoder)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        return lengths

@@ -1,0 +1,338 @@
+"""State-representation objectives on offline trajectories ("Representation Matters").
+
+Every objective trains the same :class:`seqrep.nets.StateEncoder` phi(s) on the same batches
+(``batch`` sub-sequences of ``window`` steps from a TrajectoryDataset: obs [B, L, O],
+action [B, L, A], reward [B, L]), so that only the objective differs:
+
+* ``cpc`` - CPC over state sequences: GRU context over phi(s_<=t), bilinear W_k, InfoNCE over
+  k = 1..K (reuses :class:`seqrep.methods.CPC` with phi applied per step).
+* ``temporal`` - one-step temporal contrastive (the paper's "contrastive"): InfoNCE between
+  g(phi(s_t), a_t) and phi(s_{t+1}) with in-batch negatives, bilinear critic.
+* ``atc`` - multi-step, momentum-target variant (ATC): g(phi(s_t)) against an EMA encoder's
+  phi'(s_{t+k}), k = window - 1.
+* ``acl`` - attentive contrastive learning: a small transformer over (s, a, r) token
+  sub-sequences; masked state and action tokens are predicted contrastively against the batch.
+* ``triplet`` / ``contrastive`` - margin losses; positives are two states of one window
+  (temporally close), negatives the other windows' states.
+* ``forward`` - predict s_{t+1} (z-scored) from (phi(s_t), a_t); ``inverse`` - predict a_t from
+  (phi(s_t), phi(s_{t+1})); ``autoencoder`` - reconstruct s_t from phi(s_t); ``vae`` - the
+  same through a Gaussian posterior with mean phi(s_t) and a KL term.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqrep.critics import BilinearCritic
+from seqrep.losses import batch_contrastive_margin, batch_triplet, info_nce_from_logits
+from seqrep.methods.base import LossOutput
+from seqrep.methods.cpc import CPC
+from seqrep.nets import MomentumEncoder, PerStep, StateEncoder, mlp
+
+__all__ = [
+    "CONTRASTIVE_OBJECTIVES",
+    "STATE_OBJECTIVES",
+    "AttentiveContrastive",
+    "Autoencoder",
+    "ForwardModel",
+    "InverseModel",
+    "StateCPC",
+    "StateMethod",
+    "TemporalContrastive",
+    "TemporalMetric",
+    "build_state_method",
+]
+
+CONTRASTIVE_OBJECTIVES = ("cpc", "temporal", "atc", "acl", "triplet", "contrastive")
+STATE_OBJECTIVES = (*CONTRASTIVE_OBJECTIVES, "forward", "inverse", "autoencoder", "vae")
+
+Batch = dict[str, Tensor]
+
+
+class StateMethod(nn.Module):
+    """``encoder`` (phi, what downstream agents consume) + ``loss(batch, generator)``.
+
+    ``window`` is the sub-sequence length the objective needs (the study samples
+    max(window) for every objective, so batches are identical across objectives).
+    """
+
+    encoder: StateEncoder
+    window: int = 2
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        raise NotImplementedError
+
+    def update_targets(self) -> None:
+        """After each optimiser step (momentum targets); nothing by default."""
+
+
+def _in_batch(query: Tensor, key: Tensor, critic: BilinearCritic) -> LossOutput:
+    """InfoNCE of query i [B, D] against key i among the B keys [B, D] (in-batch negatives)."""
+    res = info_nce_from_logits(critic.embed_query(query) @ key.T, torch.arange(len(query)))
+    return LossOutput(
+        res.loss,
+        {
+            "loss": res.loss.item(),
+            "accuracy": res.accuracy.item(),
+            "chance": 1.0 / len(query),
+            "mi_bound": math.log(len(query)) - res.loss.item(),
+        },
+    )
+
+
+class StateCPC(StateMethod):
+    """CPC over state sequences; phi is applied per step and the GRU reads phi(s_<=t)."""
+
+    def __init__(self, encoder: StateEncoder, steps: int = 4, context_dim: int = 128) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.window = steps + 4
+        self.cpc = CPC(PerStep(encoder), encoder.feature_dim, context_dim, steps, "both", 32, 1024)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs = batch["obs"]
+        lengths = torch.full((obs.shape[0],), obs.shape[1], dtype=torch.long)
+        return self.cpc.loss(obs, lengths, generator)
+
+
+class TemporalContrastive(StateMethod):
+    """InfoNCE between g(phi(s_t)[, a_t]) and phi(s_{t+k}) (or an EMA target's), in-batch.
+
+    Args:
+        horizon: k; with ``use_action`` (one step only) the query sees a_t too.
+        momentum: EMA rate of the key encoder (ATC); ``None`` uses phi itself.
+    """
+
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        act_dim: int,
+        horizon: int = 1,
+        use_action: bool = True,
+        momentum: float | None = None,
+        hidden: int = 256,
+    ) -> None:
+        super().__init__()
+        if use_action and horizon != 1:
+            raise ValueError("use_action needs horizon = 1 (a_t alone does not reach s_{t+k})")
+        f = encoder.feature_dim
+        self.encoder, self.horizon, self.use_action = encoder, horizon, use_action
+        self.window = horizon + 1
+        self.query_head = mlp(f + (act_dim if use_action else 0), [hidden], f)
+        self.critic = BilinearCritic(f, init="xavier")
+        self.key_encoder = MomentumEncoder(encoder, momentum) if momentum is not None else None
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs, k = batch["obs"], self.horizon
+        z = self.encoder(obs[:, 0])
+        if self.use_action:
+            z = torch.cat([z, batch["action"][:, 0]], dim=-1)
+        query = self.query_head(z)
+        if self.key_encoder is not None:
+            with torch.no_grad():
+                key = self.key_encoder(obs[:, k])
+        else:
+            key = self.encoder(obs[:, k])
+        return _in_batch(query, key, self.critic)
+
+    def update_targets(self) -> None:
+        if self.key_encoder is not None:
+            self.key_encoder.update(self.encoder)
+
+
+class AttentiveContrastive(StateMethod):
+    """ACL: a transformer over interleaved (phi(s_t), a_t, r_t) tokens with random masking; each
+    masked state (action) token's output is scored against every masked state (action) token's
+    input embedding in the batch (InfoNCE), so the context must identify the missing token."""
+
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        act_dim: int,
+        window: int = 8,
+        mask_prob: float = 0.15,
+        layers: int = 2,
+        heads: int = 4,
+    ) -> None:
+        super().__init__()
+        f = encoder.feature_dim
+        self.encoder, self.window, self.mask_prob = encoder, window, mask_prob
+        self.action_embed = nn.Linear(act_dim, f)
+        self.reward_embed = nn.Linear(1, f)
+        self.position = nn.Parameter(torch.zeros(3 * window, f))
+        nn.init.normal_(self.position, std=0.02)
+        self.mask_token = nn.Parameter(torch.zeros(f))
+        layer = nn.TransformerEncoderLayer(f, heads, 2 * f, dropout=0.0, batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out_state, self.out_action = nn.Linear(f, f), nn.Linear(f, f)
+        self.critic = BilinearCritic(f, init="identity")
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs, act, rew = batch["obs"], batch["action"], batch["reward"]
+        b, t = obs.shape[:2]
+        if t != self.window:
+            raise ValueError(f"ACL was built for windows of {self.window} steps, got {t}")
+        tokens = torch.stack(
+            [self.encoder(obs), self.action_embed(act), self.reward_embed(rew[..., None])], dim=2
+        ).reshape(b, 3 * t, -1)  # s_0, a_0, r_0, s_1, ...
+        kind = torch.arange(3 * t) % 3
+        mask = (torch.rand(b, 3 * t, generator=generator) < self.mask_prob) & (kind < 2)
+        mask[:, 0] |= ~mask.any(1)  # at least one masked state per sequence
+        inputs = torch.where(mask[..., None], self.mask_token.expand_as(tokens), tokens)
+        out = self.transformer(inputs + self.position)
+        terms, acc = [], []
+        for k, head in ((0, self.out_state), (1, self.out_action)):
+            sel = mask & (kind == k)
+            if int(sel.sum()) < 2:
+                continue
+            r = _in_batch(head(out[sel]), tokens[sel], self.critic)
+            terms.append(r.loss)
+            acc.append(r.metrics["accuracy"])
+        loss = torch.stack(terms).mean()
+        return LossOutput(loss, {"loss": loss.item(), "accuracy": sum(acc) / len(acc)})
+
+
+class TemporalMetric(StateMethod):
+    """Triplet (semi-hard mining, FaceNet) or pairwise-margin loss on L2-normalised phi: the positive of s_{b,0}
+    is s_{b,j} (j uniform in 1..window-1), negatives are the other windows' states."""
+
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        objective: str,
+        window: int = 4,
+        margin: float = 0.5,
+        mining: str = "semi_hard",
+    ) -> None:
+        super().__init__()
+        self.mining = mining
+        if objective not in ("triplet", "contrastive"):
+            raise ValueError(f"objective must be 'triplet' or 'contrastive', got {objective!r}")
+        self.encoder, self.objective, self.window, self.margin = encoder, objective, window, margin
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs = batch["obs"]
+        b, t = obs.shape[:2]
+        j = torch.randint(1, t, (b,), generator=generator)
+        pair = torch.cat([obs[:, 0], obs[torch.arange(b), j]])
+        emb = F.normalize(self.encoder(pair), dim=-1)
+        labels = torch.arange(b).repeat(2)
+        if self.objective == "triplet":
+            loss = batch_triplet(emb, labels, self.margin, mining=self.mining)
+        else:
+            # Balance the B positive pairs against the ~2B^2 negative ones: a plain mean over
+            # pairs is dominated by negatives already beyond the margin and never aligns pairs.
+            per_pair = batch_contrastive_margin(emb, labels, self.margin, reduction="none")
+            i, j = torch.triu_indices(2 * b, 2 * b, 1)
+            same = labels[i] == labels[j]
+            loss = 0.5 * (per_pair[same].mean() + per_pair[~same].mean())
+        with torch.no_grad():
+            d = torch.cdist(emb[:b], emb[b:])
+            acc = (d.argmin(1) == torch.arange(b)).float().mean()
+        return LossOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})
+
+
+class ForwardModel(StateMethod):
+    """Predict the z-scored s_{t+1} from (phi(s_t), a_t); MSE per dimension."""
+
+    def __init__(self, encoder: StateEncoder, act_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = mlp(encoder.feature_dim + act_dim, [hidden], encoder.obs_dim)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs = batch["obs"]
+        pred = self.head(torch.cat([self.encoder(obs[:, 0]), batch["action"][:, 0]], dim=-1))
+        loss = F.mse_loss(pred, self.encoder.normalise(obs[:, 1]))
+        return LossOutput(loss, {"loss": loss.item(), "prediction_error": loss.item()})
+
+
+class InverseModel(StateMethod):
+    """Predict a_t from (phi(s_t), phi(s_{t+1})); MSE per action dimension."""
+
+    def __init__(self, encoder: StateEncoder, act_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = mlp(2 * encoder.feature_dim, [hidden], act_dim)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs = batch["obs"]
+        z = self.encoder(obs[:, :2])
+        pred = torch.tanh(self.head(z.flatten(1)))
+        loss = F.mse_loss(pred, batch["action"][:, 0])
+        return LossOutput(loss, {"loss": loss.item(), "prediction_error": loss.item()})
+
+
+class Autoencoder(StateMethod):
+    """Reconstruct the z-scored s_t from phi(s_t); ``variational`` samples z ~ N(phi(s),
+    sigma(s)^2) and adds beta * KL(q(z|s) || N(0, I)) (per dimension)."""
+
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        variational: bool = False,
+        beta: float = 1e-3,
+        hidden: int = 256,
+    ) -> None:
+        super().__init__()
+        self.encoder, self.variational, self.beta = encoder, variational, beta
+        self.decoder = mlp(encoder.feature_dim, [hidden, hidden], encoder.obs_dim)
+        self.log_var = nn.Linear(encoder.feature_dim, encoder.feature_dim) if variational else None
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs = batch["obs"][:, 0]
+        mu = self.encoder(obs)
+        z, kl = mu, torch.zeros(())
+        if self.log_var is not None:
+            log_var = self.log_var(mu).clamp(-10.0, 5.0)
+            eps = torch.randn(mu.shape, generator=generator)
+            z = mu + (0.5 * log_var).exp() * eps
+            kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).mean()
+        recon = F.mse_loss(self.decoder(z), self.encoder.normalise(obs))
+        loss = recon + self.beta * kl
+        return LossOutput(
+            loss, {"loss": loss.item(), "prediction_error": recon.item(), "kl": kl.item()}
+        )
+
+
+def build_state_method(
+    name: str,
+    obs_dim: int,
+    act_dim: int,
+    *,
+    feature_dim: int = 64,
+    hidden: int = 256,
+    window: int = 8,
+    obs_mean: Tensor | None = None,
+    obs_std: Tensor | None = None,
+) -> StateMethod:
+    """An objective by name (see :data:`STATE_OBJECTIVES`) around a fresh StateEncoder.
+
+    ``obs_mean`` / ``obs_std`` ([O]) set the encoder's input z-scoring before any copy is made
+    (momentum targets copy it at construction)."""
+    enc = StateEncoder(obs_dim, feature_dim, hidden)
+    if obs_mean is not None and obs_std is not None:
+        enc.set_statistics(obs_mean, obs_std)
+    if name == "cpc":
+        return StateCPC(enc, steps=max(1, window // 2))
+    if name == "temporal":
+        return TemporalContrastive(enc, act_dim, horizon=1, use_action=True)
+    if name == "atc":
+        return TemporalContrastive(
+            enc, act_dim, horizon=min(3, window - 1), use_action=False, momentum=0.01
+        )
+    if name == "acl":
+        return AttentiveContrastive(enc, act_dim, window=window)
+    if name in ("triplet", "contrastive"):
+        return TemporalMetric(enc, name, window=min(4, window))
+    if name == "forward":
+        return ForwardModel(enc, act_dim, hidden)
+    if name == "inverse":
+        return InverseModel(enc, act_dim, hidden)
+    if name in ("autoencoder", "vae"):
+        return Autoencoder(enc, variational=name == "vae", hidden=hidden)
+    raise ValueError(f"unknown objective {name!r}; choose {', '.join(STATE_OBJECTIVES)}")

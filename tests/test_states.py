@@ -1,0 +1,151 @@
+"""State-representation objectives: known latent structure, brute-force references, momentum."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LinearRegression
+
+from latent_env import latent_control_dataset
+from seqrep.methods.states import (
+    CONTRASTIVE_OBJECTIVES,
+    STATE_OBJECTIVES,
+    AttentiveContrastive,
+    TemporalContrastive,
+    TemporalMetric,
+    build_state_method,
+)
+from seqrep.nets import StateEncoder
+from seqrep.study import pretrain_state_encoder
+
+
+@pytest.fixture(scope="module")
+def latent_data():
+    return latent_control_dataset(seed=0), latent_control_dataset(episodes=20, seed=1)
+
+
+def _probe_r2(encoder, latent_data) -> float:
+    (train, c), (test, c_test) = latent_data
+    with torch.no_grad():
+        f = encoder(torch.from_numpy(train.observations)).numpy()
+        f_test = encoder(torch.from_numpy(test.observations)).numpy()
+    return LinearRegression().fit(f, c).score(f_test, c_test)
+
+
+def _pretrain(name, latent_data):
+    (train, _), _ = latent_data
+    method, history = pretrain_state_encoder(
+        name, train, steps=500, batch_size=64, window=8, feature_dim=4, hidden=64, lr=1e-3
+    )
+    return method, history
+
+
+@pytest.fixture(scope="module")
+def autoencoder_r2(latent_data):
+    method, _ = _pretrain("autoencoder", latent_data)
+    return _probe_r2(method.encoder, latent_data)
+
+
+@pytest.mark.parametrize("name", CONTRASTIVE_OBJECTIVES)
+def test_contrastive_objectives_recover_the_controllable_state(name, latent_data, autoencoder_r2):
+    # Observations mix a 2-d controllable state with 8 high-variance i.i.d. distractors; with 4
+    # features, reconstruction spends them on the distractors, while predicting the future
+    # (or matching temporally close states) can only use the controllable part.
+    method, history = _pretrain(name, latent_data)
+    r2 = _probe_r2(method.encoder, latent_data)
+    assert autoencoder_r2 < 0.1, autoencoder_r2
+    assert r2 > autoencoder_r2 + 0.25, (name, r2, autoencoder_r2)
+    assert history[-1]["step"] == 500 and np.isfinite(history[-1]["loss"])
+
+
+def test_every_objective_trains_only_its_own_encoder_and_is_finite(latent_data):
+    (train, _), _ = latent_data
+    batch = train.sample_sequences(16, 8, torch.Generator().manual_seed(0))
+    for name in STATE_OBJECTIVES:
+        torch.manual_seed(0)
+        method = build_state_method(name, train.obs_dim, train.act_dim, feature_dim=8, hidden=32)
+        out = method.loss(batch, torch.Generator().manual_seed(0))
+        out.loss.backward()
+        assert math.isfinite(out.loss.item()) and out.metrics["loss"] == out.loss.item()
+        grads = [p.grad for p in method.encoder.parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), name
+    with pytest.raises(ValueError, match="unknown objective 'simclr'"):
+        build_state_method("simclr", 3, 1)
+
+
+def test_temporal_contrastive_matches_a_loop():
+    torch.manual_seed(0)
+    method = TemporalContrastive(StateEncoder(5, 6, 16), act_dim=2)
+    batch = {"obs": torch.randn(7, 2, 5), "action": torch.rand(7, 2, 2) * 2 - 1}
+    out = method.loss(batch)
+    with torch.no_grad():
+        q = method.query_head(
+            torch.cat([method.encoder(batch["obs"][:, 0]), batch["action"][:, 0]], -1)
+        )
+        k = method.encoder(batch["obs"][:, 1])
+        w = method.critic.weight
+        losses = []
+        for i in range(7):
+            scores = [float(q[i] @ w @ k[j]) for j in range(7)]
+            m = max(scores)
+            losses.append(-(scores[i] - m - math.log(sum(math.exp(s - m) for s in scores))))
+    assert out.loss.item() == pytest.approx(sum(losses) / 7, rel=1e-5)
+    assert out.metrics["mi_bound"] == pytest.approx(math.log(7) - out.loss.item())
+
+
+def test_balanced_pairwise_margin_matches_a_loop():
+    torch.manual_seed(0)
+    method = TemporalMetric(StateEncoder(3, 4, 8), "contrastive", window=3, margin=0.7)
+    batch = {"obs": torch.randn(5, 3, 3)}
+    gen = torch.Generator().manual_seed(3)
+    out = method.loss(batch, gen)
+    j = torch.randint(1, 3, (5,), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        e = F.normalize(
+            method.encoder(torch.cat([batch["obs"][:, 0], batch["obs"][torch.arange(5), j]])),
+            dim=-1,
+        )
+    same, diff = [], []
+    for a in range(10):
+        for b in range(a + 1, 10):
+            d = float((e[a] - e[b]).norm())
+            if a % 5 == b % 5:
+                same.append(0.5 * d**2)  # Hadsell et al. (2006), eq. 4
+            else:
+                diff.append(0.5 * max(0.0, 0.7 - d) ** 2)
+    expected = 0.5 * (np.mean(same) + np.mean(diff))
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_atc_key_encoder_is_an_ema_copy_with_the_input_statistics():
+    enc = StateEncoder(3, 4, 8)
+    enc.set_statistics(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 2.0, 2.0]))
+    method = TemporalContrastive(enc, 1, horizon=2, use_action=False, momentum=0.1)
+    key = method.key_encoder.target
+    assert torch.equal(key.mean, enc.mean) and torch.equal(key.std, enc.std)
+    before = [p.clone() for p in key.parameters()]
+    out = method.loss({"obs": torch.randn(6, 3, 3)})
+    out.loss.backward()
+    assert all(p.grad is None for p in key.parameters())
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.add_(1.0)
+    method.update_targets()
+    for b, k, o in zip(before, key.parameters(), enc.parameters(), strict=True):
+        torch.testing.assert_close(k, 0.9 * b + 0.1 * o)
+
+
+def test_acl_rejects_the_wrong_window():
+    method = AttentiveContrastive(StateEncoder(3, 8, 8), 1, window=4)
+    with pytest.raises(ValueError, match="windows of 4 steps, got 6"):
+        method.loss(
+            {
+                "obs": torch.randn(2, 6, 3),
+                "action": torch.randn(2, 6, 1),
+                "reward": torch.randn(2, 6),
+            }
+        )
