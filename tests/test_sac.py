@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -19,8 +18,6 @@ pytest.importorskip("gymnasium")
 
 from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.sac import SAC, SACConfig
-from seqrep.runs import RunDir
-from seqrep.train_rl import SACRunConfig, train_sac
 
 
 def tiny_batch(obs_dim=3, act_dim=2, b=5, seed=0):
@@ -105,25 +102,6 @@ def test_every_parameter_learns_and_frozen_means_frozen(freeze):
     for name, p in agent.named_parameters():
         if p.requires_grad:
             assert grads[name], f"{name} received no gradient"
-
-
-@pytest.fixture(scope="module")
-def pendulum_expert(tmp_path_factory):
-    """SAC trained for 4000 Pendulum steps (about 35 s), and random actions' returns."""
-    cfg = SACRunConfig(
-        total_steps=4000,
-        learning_starts=1000,
-        eval_every=500,  # eight actor snapshots: the zoo test's training ladder
-        eval_episodes=5,
-        checkpoint_every=10**9,
-    )
-    run = RunDir.open(tmp_path_factory.mktemp("sac") / "run", "sac", cfg)
-    agent, summary = train_sac(cfg, run, quiet=True)
-    rng = np.random.default_rng(0)
-    random_returns = evaluate_policy(
-        "Pendulum-v1", lambda o: rng.uniform(-1, 1, 1).astype(np.float32), 5, seed=10_000
-    )
-    return agent, summary["final_eval"]["eval_return_mean"], float(random_returns.mean()), run.path
 
 
 def test_pendulum_sac_beats_random(pendulum_expert):

@@ -20,6 +20,7 @@ from seqrep.series_bench import (
     summarise,
     write_pretrain_report,
 )
+from seqrep.study import PROFILES, StudyConfig, profile_config, run_study, write_study_report
 from seqrep.train import PretrainConfig, build_from_config
 from seqrep.train_rl import (
     OfflineRunConfig,
@@ -289,6 +290,36 @@ def _offline_command(kind: str, name: str, help_text: str) -> None:
 
 _offline_command("bc", "bc", "Behaviour cloning on an offline data set (Minari id or .hdf5).")
 _offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari id or .hdf5).")
+
+
+@cli.command("study", short_help="Representation Matters: objectives x downstream settings.")
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="quick",
+    show_default=True,
+    help="the grid to start from; options given below replace its fields",
+)
+@config_options(StudyConfig)
+@_out_options
+@click.pass_context
+def study_cmd(
+    ctx: click.Context, profile: str, out: str | None, overwrite: bool, quiet: bool, **kwargs: Any
+) -> None:
+    """Pretrain state encoders on zoo data with every objective, then imitation (BC), offline RL
+    (TD3+BC) and online RL (SAC) with each; resumable, skips finished cells."""
+    given = {
+        k: v
+        for k, v in kwargs.items()
+        if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
+    }
+    cfg = profile_config(profile, **given)
+    cfg.validate()
+    run = RunDir.open(out, "study", cfg, overwrite=overwrite)
+    console.print(f"run folder: [bold]{run.path}[/]")
+    rows = run_study(cfg, run, quiet=quiet)
+    click.echo(write_study_report(cfg, run, rows))
+    click.echo(f"\nreport: {run.path / 'report.md'}\ncells:  {run.path / 'cells.csv'}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,7 @@ than 5 per class, else a 5-fold grid search over C in {1e-4, ..., 1e4, inf}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,15 @@ from torch import nn
 
 from seqrep.data.series import SeriesDataset
 
-__all__ = ["ProbeResult", "encode_dataset", "logistic_probe", "raw_features", "svm_probe"]
+__all__ = [
+    "ProbeResult",
+    "bootstrap_ci",
+    "encode_dataset",
+    "interquartile_mean",
+    "logistic_probe",
+    "raw_features",
+    "svm_probe",
+]
 
 SVM_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, float("inf"))
 
@@ -90,3 +99,30 @@ def logistic_probe(
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     clf.fit(train_x, train_y)
     return ProbeResult(float((clf.predict(test_x) == test_y).mean()), "logistic C=1")
+
+
+def interquartile_mean(values: np.ndarray) -> float:
+    """Mean of the middle 50% of the values (rliable's IQM; 25% trimmed from each end)."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    k = int(0.25 * len(v))  # as scipy.stats.trim_mean(v, 0.25), which rliable uses
+    return float(v[k : len(v) - k].mean())
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic`` over runs: values [R]."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(resamples, len(values)))
+    stats = np.array([statistic(values[i]) for i in idx])
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(low), float(high)

@@ -239,9 +239,11 @@ def collect_episodes(
     steps: int,
     seed: int,
     name: str = "",
+    max_episodes: int | None = None,
 ) -> TrajectoryDataset:
     """Roll ``policy`` (obs -> action in [-1, 1]) for ``steps`` environment steps (whole episodes:
-    the last one is cut as truncated); episode e is reset with seed ``seed + e``.
+    the last one is cut as truncated), or until ``max_episodes`` whole episodes; episode e is
+    reset with seed ``seed + e``.
 
     A policy with a ``start_episode(e)`` method (a per-episode mixture such as the zoo's
     medium-replay) is told of every new episode before its first step."""
@@ -249,7 +251,7 @@ def collect_episodes(
     episodes: list[dict[str, np.ndarray]] = []
     total, e = 0, 0
     start_episode = getattr(policy, "start_episode", None)
-    while total < steps:
+    while total < steps and (max_episodes is None or e < max_episodes):
         obs, _ = env.reset(seed=seed + e)
         if start_episode is not None:
             start_episode(e)

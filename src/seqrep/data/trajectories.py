@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TrajectoryDataset", "load_d4rl_hdf5", "load_minari", "save_minari"]
+__all__ = [
+    "TrajectoryDataset",
+    "load_d4rl_hdf5",
+    "load_minari",
+    "save_d4rl_hdf5",
+    "save_minari",
+]
 
 
 @dataclass
@@ -254,6 +260,25 @@ def load_d4rl_hdf5(path: str | Path) -> TrajectoryDataset:
             ep["next_observations"] = nxt
         episodes.append(ep)
     return TrajectoryDataset.from_episodes(episodes, name=path.stem)
+
+
+def save_d4rl_hdf5(data: TrajectoryDataset, path: str | Path, **attrs: str | float) -> Path:
+    """Write ``data`` in D4RL's HDF5 layout (with next_observations), atomically; ``attrs``
+    become file attributes (e.g. env id, behaviour policy). :func:`load_d4rl_hdf5` reads it back
+    into the same episodes."""
+    import os
+
+    import h5py
+
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        for key in TrajectoryDataset._FIELDS:
+            f.create_dataset(key, data=getattr(data, key), compression="gzip")
+        for k, v in attrs.items():
+            f.attrs[k] = v
+    os.replace(tmp, path)
+    return path
 
 
 # ----------------------------------------------------------------------------- Minari

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearCritic
-from seqrep.losses import batch_contrastive_margin, batch_triplet, info_nce_from_logits
+from seqrep.losses import Mining, batch_contrastive_margin, batch_triplet, info_nce_from_logits
 from seqrep.methods.base import LossOutput
 from seqrep.methods.cpc import CPC
 from seqrep.nets import MomentumEncoder, PerStep, StateEncoder, mlp
@@ -206,7 +206,7 @@ class TemporalMetric(StateMethod):
         objective: str,
         window: int = 4,
         margin: float = 0.5,
-        mining: str = "semi_hard",
+        mining: Mining = "semi_hard",
     ) -> None:
         super().__init__()
         self.mining = mining

@@ -15,6 +15,7 @@ stopped at the medium level). Weights are stored in half precision; every return
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -39,7 +40,10 @@ ZOO_LEVELS = ("random", "medium", "expert", "medium-replay")
 
 
 def zoo_dir() -> Path:
-    """Where the shipped zoo lives (``seqrep/data/zoo``)."""
+    """Where the zoo lives: ``$SEQREP_ZOO`` when set (a zoo of your own), else the shipped
+    ``seqrep/data/zoo``."""
+    if os.environ.get("SEQREP_ZOO"):
+        return Path(os.environ["SEQREP_ZOO"])
     return Path(str(resources.files("seqrep") / "data" / "zoo"))
 
 

@@ -1,0 +1,108 @@
+"""The study runner: frozen means frozen, resume after SIGKILL gives the same table, reports."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gymnasium")
+
+from seqrep.evaluate import bootstrap_ci, interquartile_mean
+
+TINY = [
+    "--profile", "quick",
+    "--envs", "Pendulum-v1",
+    "--objectives", "none,temporal,forward",
+    "--settings", "imitation,offline",
+    "--modes", "frozen,finetune",
+    "--seeds", "0,1",
+    "--pretrain-transitions", "1000",
+    "--expert-episodes", "2",
+    "--pretrain-steps", "30",
+    "--batch-size", "16",
+    "--window", "4",
+    "--feature-dim", "8",
+    "--hidden", "32",
+    "--bc-steps", "30",
+    "--offline-steps", "30",
+    "--eval-episodes", "2",
+    "--quiet",
+]  # fmt: skip
+CELLS = 2 * (1 + 2 * 2) * 2  # settings x (none + objectives x modes) x seeds
+
+
+def _study(out):
+    return [
+        sys.executable,
+        "-c",
+        "from seqrep.cli import main; main()",
+        "study",
+        *TINY,
+        "--out",
+        str(out),
+    ]
+
+
+def _table(path):
+    with open(path / "cells.csv") as f:
+        rows = list(csv.DictReader(f))
+    keys = ("env", "setting", "objective", "mode", "seed", "return_mean", "score")
+    return [{k: r[k] for k in keys} for r in rows], rows
+
+
+def test_killed_study_resumes_to_the_same_table(pendulum_zoo, tmp_path):
+    env = {**os.environ, "SEQREP_ZOO": str(pendulum_zoo), "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    subprocess.run(_study(whole), env=env, check=True, capture_output=True)
+    table, rows = _table(whole)
+    assert len(table) == CELLS
+    # Frozen means frozen (the runner also refuses a changed frozen encoder); others change.
+    for r in rows:
+        assert r["encoder_changed"] == ("False" if r["mode"] == "frozen" else "True"), r
+    report = (whole / "report.md").read_text()
+    assert "seqrep's own v5 references" in report and "scores-Pendulum-v1-imitation.png" in report
+    assert (whole / "scores-Pendulum-v1-offline.png").stat().st_size > 1000
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_study(killed), env=env, stderr=subprocess.DEVNULL)
+    cells = killed / "cells.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if cells.exists() and len(cells.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(cells.read_text().splitlines())
+    assert 3 <= done_before < CELLS
+    subprocess.run(_study(killed), env=env, check=True, capture_output=True)
+    again, _ = _table(killed)
+    assert again == table
+
+
+def test_bootstrap_ci_and_iqm_against_closed_forms():
+    assert interquartile_mean(np.array([0.0, 1, 2, 3, 100, -50, 4, 5])) == pytest.approx(2.5)
+    low, high = bootstrap_ci(np.full(6, 3.0))
+    assert low == high == 3.0
+    rng = np.random.default_rng(0)
+    x = rng.normal(10.0, 2.0, size=400)
+    low, high = bootstrap_ci(x, resamples=4000)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))  # the normal-theory interval of the mean
+    assert low == pytest.approx(x.mean() - half, abs=0.05)
+    assert high == pytest.approx(x.mean() + half, abs=0.05)
+
+
+def test_study_config_errors(tmp_path):
+    from seqrep.study import profile_config
+
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        profile_config("huge")
+    with pytest.raises(ValueError, match=r"unknown objectives \['simclr'\]"):
+        profile_config("quick", objectives=("none", "simclr")).validate()
