@@ -1,0 +1,234 @@
+"""RL benchmarks on the behaviour zoo's MuJoCo tasks (issue 4's targets).
+
+    python bench/rl.py sac       # SAC return curves of the zoo runs vs CleanRL / the SAC paper
+    python bench/rl.py offline   # BC on expert data; BC vs TD3+BC on medium-replay-like data
+
+``sac`` reads the ``seqrep sac`` run folders that trained the zoo (runs/zoo/sac-*; pass
+--runs) and writes bench/results/rl_sac.{json,md} and sac_curves.png. ``offline`` collects the
+data sets with the shipped zoo (cached as D4RL-layout HDF5 under runs/bench-rl/), trains each
+algorithm for --steps gradient steps per seed, and writes bench/results/rl_offline.{json,md};
+it resumes, skipping finished (env, algorithm, data, seed) rows. Scores use seqrep's own v5
+references (zoo.json), printed beside CORL's published D4RL v2 scores: the data differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqrep.data.trajectories import load_d4rl_hdf5, save_d4rl_hdf5
+from seqrep.rl.envs import evaluate_policy
+from seqrep.rl.offline import TD3BC, BehaviourCloning
+from seqrep.rl.scores import normalized_score
+from seqrep.rl.zoo import load_zoo_policy, zoo_index, zoo_reference
+from seqrep.train_rl import collect_episodes, train_offline
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
+
+
+def published() -> list[dict[str, str]]:
+    text = resources.files("seqrep.data").joinpath("reference", "rl_published.csv").read_text()
+    return list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+
+
+def sac_bench(runs: list[Path]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pub = published()
+    rows, fig = [], plt.figure(figsize=(12, 3.5))
+    for k, run in enumerate(runs):
+        cfg = json.loads((run / "config.json").read_text())
+        evals = [
+            json.loads(x)
+            for x in (run / "metrics.jsonl").read_text().splitlines()
+            if "eval_return_mean" in x
+        ]
+        steps = np.array([e["step"] for e in evals])
+        mean = np.array([e["eval_return_mean"] for e in evals])
+        task = cfg["env"].split("-")[0]
+        refs = {
+            p["source"]: p for p in pub if p["task"].startswith(task) and p["algorithm"] == "SAC"
+        }
+        marks = {
+            s: mean[steps <= s][-1] for s in (50_000, 100_000, 200_000, 300_000) if steps.max() >= s
+        }
+        rows.append(
+            {
+                "env": cfg["env"],
+                "steps_trained": int(steps.max()),
+                "hours": evals[-1]["seconds"] / 3600,
+                "eval_at": {str(s): float(v) for s, v in marks.items()},
+                "best_eval": float(mean.max()),
+                "cleanrl_1m": float(refs["cleanrl"]["value"]),
+                "sac_paper_1m": float(refs["sac_paper"]["value"]),
+            }
+        )
+        ax = fig.add_subplot(1, len(runs), k + 1)
+        ax.plot(steps, mean, "-", label="seqrep SAC (eval, 10 episodes)")
+        ax.axhline(rows[-1]["cleanrl_1m"], color="C1", ls="--", label="CleanRL @1M (v2)")
+        ax.axhline(rows[-1]["sac_paper_1m"], color="C2", ls=":", label="SAC paper @1M (v2)")
+        ax.set(title=cfg["env"], xlabel="environment step", ylabel="return")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "sac_curves.png", dpi=90)
+    lines = [
+        "| env | steps | wall hours | @50k | @100k | @200k | @300k | best | CleanRL @1M | SAC paper @1M |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        at = [
+            f"{r['eval_at'][s]:.0f}" if s in r["eval_at"] else "-"
+            for s in ("50000", "100000", "200000", "300000")
+        ]
+        lines.append(
+            f"| {r['env']} | {r['steps_trained']} | {r['hours']:.1f} | {' | '.join(at)} | "
+            f"{r['best_eval']:.0f} | {r['cleanrl_1m']:.0f} | {r['sac_paper_1m']:.0f} |"
+        )
+    (RESULTS / "rl_sac.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / "rl_sac.md").write_text(
+        "# SAC on MuJoCo v5 (the zoo's training runs)\n\nDeterministic evaluation over 10 "
+        "episodes every 5000 steps; published numbers are v2 tasks at 1M steps.\n\n"
+        + "\n".join(lines)
+        + "\n\n![curves](sac_curves.png)\n"
+    )
+    print("\n".join(lines))
+
+
+def _dataset(env_id: str, level: str, steps: int, episodes: int | None, cache: Path):
+    path = cache / f"{env_id}-{level}-{steps or episodes}.hdf5"
+    if not path.exists():
+        policy = load_zoo_policy(env_id, level, seed=0)
+        data = collect_episodes(env_id, policy, steps or 10**9, seed=0, max_episodes=episodes)
+        cache.mkdir(parents=True, exist_ok=True)
+        save_d4rl_hdf5(data, path, env=env_id, policy=f"zoo:{level}")
+    return load_d4rl_hdf5(path)
+
+
+def offline_bench(
+    envs: list[str], seeds: list[int], steps: int, episodes: int, cache: Path
+) -> None:
+    out = RESULTS / "rl_offline.json"
+    rows = json.loads(out.read_text()) if out.exists() else []
+    done = {(r["env"], r["algorithm"], r["data"], r["seed"]) for r in rows}
+    plan = [("BC", "expert"), ("BC", "medium-replay"), ("TD3+BC", "medium-replay")]
+    for env_id in envs:
+        sets = {
+            "expert": _dataset(env_id, "expert", 0, 20, cache),  # 20 whole episodes
+            "medium-replay": _dataset(env_id, "medium-replay", 200_000, None, cache),
+        }
+        for algo, data_name in plan:
+            for seed in seeds:
+                if (env_id, algo, data_name, seed) in done:
+                    continue
+                data = sets[data_name]
+                torch.manual_seed(seed)
+                agent = (
+                    BehaviourCloning(data.obs_dim, data.act_dim)
+                    if algo == "BC"
+                    else TD3BC(data.obs_dim, data.act_dim)
+                )
+                obs = torch.from_numpy(data.observations)
+                agent.set_obs_normaliser(obs.mean(0), obs.std(0))
+                train_offline(agent, data, steps, seed=seed, quiet=False)
+                returns = evaluate_policy(
+                    env_id,
+                    lambda o, a=agent: a.act(torch.as_tensor(o, dtype=torch.float32)[None])[
+                        0
+                    ].numpy(),
+                    episodes,
+                    seed=10_000 + seed,
+                )
+                ref = zoo_reference(env_id)
+                rows.append(
+                    {
+                        "env": env_id,
+                        "algorithm": algo,
+                        "data": data_name,
+                        "seed": seed,
+                        "transitions": len(data),
+                        "data_score": normalized_score(
+                            float(data.episode_returns().mean()), reference=ref
+                        ),
+                        "return": float(returns.mean()),
+                        "score": normalized_score(float(returns.mean()), reference=ref),
+                    }
+                )
+                out.write_text(json.dumps(rows, indent=1))
+    corl = {(p["task"], p["algorithm"]): p for p in published() if p["source"] == "corl_last"}
+    lines = [
+        "| env | algorithm | data | seeds | seqrep score (mean ± std) | data's own score | CORL (D4RL v2) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env_id in envs:
+        for algo, data_name in plan:
+            rs = [
+                r
+                for r in rows
+                if (r["env"], r["algorithm"], r["data"]) == (env_id, algo, data_name)
+            ]
+            if not rs:
+                continue
+            s = np.array([r["score"] for r in rs])
+            p = (
+                corl.get((env_id.split("-")[0].lower(), algo))
+                if data_name == "medium-replay"
+                else None
+            )
+            ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
+            lines.append(
+                f"| {env_id} | {algo} | {data_name} | {len(rs)} | {s.mean():.1f} ± {s.std():.1f} | "
+                f"{rs[0]['data_score']:.1f} | {ref} |"
+            )
+    refs = "\n".join(
+        f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}" for e in envs
+    )
+    (RESULTS / "rl_offline.md").write_text(
+        f"# Offline benchmarks on the zoo's data\n\n{steps} gradient steps (batch 256), "
+        f"{episodes} evaluation episodes per seed. Scores use seqrep's own v5 references:\n"
+        f"{refs}\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
+        "version): compare orderings, not decimals.\n\n" + "\n".join(lines) + "\n"
+    )
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("what", choices=["sac", "offline"])
+    p.add_argument("--runs", default="runs/zoo", help="folder of the zoo's SAC run folders")
+    p.add_argument("--envs", default=",".join(ENVS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=100_000, help="offline gradient steps")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
+    p.add_argument("--cache", default="runs/bench-rl", help="collected data sets")
+    args = p.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    envs = [e for e in args.envs.split(",") if e]
+    if args.what == "sac":
+        sac_bench(sorted(Path(args.runs).glob("sac-*")))
+    else:
+        missing = [e for e in envs if e not in zoo_index()]
+        if missing:
+            raise SystemExit(f"the zoo has no entry for {missing}: build it first (bench/zoo.py)")
+        offline_bench(
+            envs,
+            [int(s) for s in args.seeds.split(",")],
+            args.steps,
+            args.episodes,
+            Path(args.cache),
+        )
+
+
+if __name__ == "__main__":
+    main()
