@@ -457,6 +457,9 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
             fig.savefig(run.path / name, dpi=100)
             plt.close(fig)
             plots.append(name)
+    for env_id in cfg.envs:
+        if pretraining_plot := _plot_pretraining(cfg, run.path, env_id):
+            plots.append(pretraining_plot)
     curves = [r for r in rows if r["curve"]]
     if curves:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -498,6 +501,40 @@ References used:
 """,
     )
     return table
+
+
+def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None:
+    """Loss and accuracy / prediction-error curves of every objective (first seed)."""
+    import matplotlib.pyplot as plt
+
+    histories = {}
+    for objective in cfg.objectives:
+        path = folder / "encoders" / f"{env_id}-{objective}-s{cfg.seeds[0]}.pt"
+        if path.exists():
+            histories[objective] = torch.load(path, map_location="cpu", weights_only=False)[
+                "history"
+            ]
+    if not histories:
+        return None
+    fig, axes = plt.subplots(2, len(histories), figsize=(2.2 * len(histories), 4), squeeze=False)
+    for k, (objective, hist) in enumerate(histories.items()):
+        steps = [h["step"] for h in hist]
+        axes[0, k].plot(steps, [h["loss"] for h in hist])
+        axes[0, k].set_title(objective, fontsize=8)
+        metric = "accuracy" if "accuracy" in hist[-1] else "prediction_error"
+        axes[1, k].plot(steps, [h[metric] for h in hist], color="C1")
+        axes[1, k].set_xlabel("step", fontsize=7)
+        if k == 0:
+            axes[0, k].set_ylabel("loss", fontsize=8)
+            axes[1, k].set_ylabel("accuracy / prediction error", fontsize=7)
+        for ax in axes[:, k]:
+            ax.tick_params(labelsize=6)
+    fig.suptitle(f"{env_id}: pretraining (seed {cfg.seeds[0]})", fontsize=9)
+    fig.tight_layout()
+    name = f"pretraining-{env_id}.png"
+    fig.savefig(folder / name, dpi=100)
+    plt.close(fig)
+    return name
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
