@@ -188,3 +188,24 @@ def test_normalized_score_closed_forms():
     assert normalized_score(-150.0, reference=(-1100.0, -150.0)) == pytest.approx(100.0)
     with pytest.raises(ValueError, match="no D4RL reference"):
         normalized_score(1.0, "pendulum")
+
+
+def test_td3bc_bootstraps_through_the_ema_target_encoder():
+    torch.manual_seed(0)
+    agent = TD3BC(3, 2, encoder=nn.Linear(3, 4), feature_dim=4)
+    batch = {
+        "reward": torch.randn(5),
+        "next_obs": torch.randn(5, 3),
+        "terminal": torch.zeros(5),
+    }
+    torch.manual_seed(1)
+    before = agent.td_target(batch["reward"], batch["next_obs"], batch["terminal"])
+    with torch.no_grad():
+        agent.encoder.weight.add_(1.0)  # the online encoder moves; the target copy must not
+    torch.manual_seed(1)
+    after = agent.td_target(batch["reward"], batch["next_obs"], batch["terminal"])
+    torch.testing.assert_close(before, after)
+    agent.target_encoder.update(agent.encoder, tau=1.0)
+    torch.manual_seed(1)
+    moved = agent.td_target(batch["reward"], batch["next_obs"], batch["terminal"])
+    assert not torch.allclose(before, moved)

@@ -217,3 +217,24 @@ def test_sac_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert [r["episode"] for r in a] == [r["episode"] for r in b] == [0, 1, 2, 3]
     for ra, rb in zip(a, b, strict=True):
         assert math.isclose(ra["return"], rb["return"], rel_tol=1e-6), (ra, rb)
+
+
+def test_cli_collects_medium_replay_from_the_zoo(pendulum_zoo, tmp_path, monkeypatch, capsys):
+    from seqrep.cli import main
+    from seqrep.data.trajectories import load_minari
+    from seqrep.rl.zoo import zoo_reference
+
+    monkeypatch.setenv("SEQREP_ZOO", str(pendulum_zoo))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    args = ["--env", "Pendulum-v1", "--steps", "4000", "--seed", "3"]
+    main(["collect", "--policy", "medium-replay", *args, "--dataset-id", "seqrep/pd/mr-v0"])
+    main(["collect", "--policy", "expert", *args, "--dataset-id", "seqrep/pd/expert-v0"])
+    assert "seqrep/pd/mr-v0: 20 episodes, 4000 steps" in capsys.readouterr().out
+    mixed = load_minari("seqrep/pd/mr-v0").episode_returns()
+    expert = load_minari("seqrep/pd/expert-v0").episode_returns()
+    random_ret, expert_ret = zoo_reference("Pendulum-v1", pendulum_zoo)
+    # A mixture of random-to-medium policies: spread out, and below what the expert collects.
+    assert mixed.std() > 100 and random_ret - 300 < mixed.mean() < expert.mean() - 100
+    assert abs(expert.mean() - expert_ret) < 150
+    with pytest.raises(SystemExit):
+        main(["collect", "--policy", "expert", "--env", "Hopper-v5", "--dataset-id", "x/y/z-v0"])

@@ -114,6 +114,9 @@ class TD3BC(EncodedAgent):
         self.critic = TwinQ(self.feature_dim, act_dim, cfg.hidden)
         self.target_actor = MomentumEncoder(self.actor, cfg.tau)
         self.target_critic = MomentumEncoder(self.critic, cfg.tau)
+        # As in SAC: s' is encoded by an EMA copy of the encoder, so fine-tuning the encoder
+        # does not move the bootstrap target within a step.
+        self.target_encoder = MomentumEncoder(self.encoder, cfg.tau)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
         self.q_opt = torch.optim.Adam(
             list(self.critic.parameters()) + self.encoder_parameters(), lr=cfg.lr
@@ -127,7 +130,7 @@ class TD3BC(EncodedAgent):
     @torch.no_grad()
     def td_target(self, reward: Tensor, next_obs: Tensor, terminal: Tensor) -> Tensor:
         """y = r + gamma (1 - d) min_i Q'_i(s', clip(pi'(s') + clip(eps, -c, c), -1, 1)). [B]."""
-        feats = self.features(next_obs)
+        feats = self.target_encoder(self.normalise(next_obs))
         action = self.target_actor.target(feats)
         noise = (torch.randn_like(action) * self.cfg.policy_noise).clamp(
             -self.cfg.noise_clip, self.cfg.noise_clip
@@ -158,5 +161,7 @@ class TD3BC(EncodedAgent):
             self.actor_opt.step()
             self.target_actor.update(self.actor)
             self.target_critic.update(self.critic)
+            if not self.freeze_encoder:
+                self.target_encoder.update(self.encoder)
             metrics["actor_loss"] = a_loss.item()
         return metrics
