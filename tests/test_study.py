@@ -20,7 +20,9 @@ TINY = [
     "--profile", "quick",
     "--envs", "Pendulum-v1",
     "--objectives", "none,temporal,forward",
-    "--settings", "imitation,offline",
+    "--settings", "imitation,offline,online",
+    "--online-objectives", "none,temporal",
+    "--online-steps", "400",
     "--modes", "frozen,finetune",
     "--seeds", "0,1",
     "--pretrain-transitions", "1000",
@@ -35,7 +37,7 @@ TINY = [
     "--eval-episodes", "2",
     "--quiet",
 ]  # fmt: skip
-CELLS = 2 * (1 + 2 * 2) * 2  # settings x (none + objectives x modes) x seeds
+CELLS = (2 * (1 + 2 * 2) + (1 + 2)) * 2  # (offline settings + online) x modes x seeds
 
 
 def _study(out):
@@ -69,6 +71,9 @@ def test_killed_study_resumes_to_the_same_table(pendulum_zoo, tmp_path):
     report = (whole / "report.md").read_text()
     assert "seqrep's own v5 references" in report and "scores-Pendulum-v1-imitation.png" in report
     assert (whole / "scores-Pendulum-v1-offline.png").stat().st_size > 1000
+    assert "online-curves.png" in report and "pretraining-Pendulum-v1.png" in report
+    online = [r for r in rows if r["setting"] == "online"]
+    assert {r["objective"] for r in online} == {"none", "temporal"} and len(online) == 6
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_study(killed), env=env, stderr=subprocess.DEVNULL)

@@ -297,6 +297,7 @@ def _run_cell(
         run_cfg = SACRunConfig(
             env=env_id,
             total_steps=cfg.online_steps,
+            learning_starts=min(5000, cfg.online_steps // 4),  # CleanRL's 5000 when it fits
             eval_every=max(1, cfg.online_steps // 10),
             eval_episodes=cfg.eval_episodes,
             checkpoint_every=10**9,
