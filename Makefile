@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.seqrep-installed
 # more, whereas a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow lint bench mi-bench clean
+.PHONY: venv demo test test-slow lint bench mi-bench study-quick clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,9 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/losses.py
 	$(BIN)/python bench/series.py
+
+study-quick: $(STAMP)
+	$(BIN)/seqrep study --profile quick --out runs/study-quick
 
 mi-bench: $(STAMP)
 	$(BIN)/seqrep mi-bench --out runs/demo-mi-bench --overwrite

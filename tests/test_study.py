@@ -69,7 +69,10 @@ def test_killed_study_resumes_to_the_same_table(pendulum_zoo, tmp_path):
     for r in rows:
         assert r["encoder_changed"] == ("False" if r["mode"] == "frozen" else "True"), r
     report = (whole / "report.md").read_text()
-    assert "seqrep's own v5 references" in report and "scores-Pendulum-v1-imitation.png" in report
+    assert (
+        "the zoo's own (random, expert) references" in report
+        and "scores-Pendulum-v1-imitation.png" in report
+    )
     assert (whole / "scores-Pendulum-v1-offline.png").stat().st_size > 1000
     assert "online-curves.png" in report and "pretraining-Pendulum-v1.png" in report
     online = [r for r in rows if r["setting"] == "online"]

@@ -489,7 +489,7 @@ Pretraining: {cfg.pretrain_steps} steps, {cfg.batch_size} windows of {cfg.window
 {cfg.hidden}-{cfg.hidden}-{cfg.feature_dim} + LayerNorm for every objective. Imitation: BC
 ({cfg.bc_steps} steps) on {cfg.expert_episodes} zoo-expert episodes. Offline: TD3+BC
 ({cfg.offline_steps} steps) on medium-replay-like data. Online: SAC for {cfg.online_steps}
-steps. Scores: 100 (return - random) / (expert - random) with seqrep's own v5 references (not
+steps. Scores: 100 (return - random) / (expert - random) with the zoo's own (random, expert) references (not
 D4RL's), {cfg.eval_episodes} evaluation episodes per cell; mean over seeds with a 95%
 percentile-bootstrap CI, and the interquartile mean.
 
