@@ -59,7 +59,7 @@ def _table(path):
     return [{k: r[k] for k in keys} for r in rows], rows
 
 
-def test_killed_study_resumes_to_the_same_table(pendulum_zoo, tmp_path):
+def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path):
     env = {**os.environ, "SEQREP_ZOO": str(pendulum_zoo), "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
     subprocess.run(_study(whole), env=env, check=True, capture_output=True)
@@ -93,6 +93,10 @@ def test_killed_study_resumes_to_the_same_table(pendulum_zoo, tmp_path):
     subprocess.run(_study(killed), env=env, check=True, capture_output=True)
     again, _ = _table(killed)
     assert again == table
+    # Two worker processes split the cells by encoder: the same numbers, cell by cell.
+    parallel = tmp_path / "parallel"
+    subprocess.run([*_study(parallel), "--jobs", "2"], env=env, check=True, capture_output=True)
+    assert _table(parallel)[0] == table
 
 
 def test_bootstrap_ci_and_iqm_against_closed_forms():

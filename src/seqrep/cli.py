@@ -300,11 +300,20 @@ _offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari
     show_default=True,
     help="the grid to start from; options given below replace its fields",
 )
+@click.option(
+    "--jobs", default=1, show_default=True, help="worker processes (one core each); resumable"
+)
 @config_options(StudyConfig)
 @_out_options
 @click.pass_context
 def study_cmd(
-    ctx: click.Context, profile: str, out: str | None, overwrite: bool, quiet: bool, **kwargs: Any
+    ctx: click.Context,
+    profile: str,
+    jobs: int,
+    out: str | None,
+    overwrite: bool,
+    quiet: bool,
+    **kwargs: Any,
 ) -> None:
     """Pretrain state encoders on zoo data with every objective, then imitation (BC), offline RL
     (TD3+BC) and online RL (SAC) with each; resumable, skips finished cells."""
@@ -317,7 +326,7 @@ def study_cmd(
     cfg.validate()
     run = RunDir.open(out, "study", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
-    rows = run_study(cfg, run, quiet=quiet)
+    rows = run_study(cfg, run, quiet=quiet, jobs=jobs)
     click.echo(write_study_report(cfg, run, rows))
     click.echo(f"\nreport: {run.path / 'report.md'}\ncells:  {run.path / 'cells.csv'}")
 

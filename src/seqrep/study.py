@@ -357,26 +357,70 @@ def _cell_key(c: dict[str, Any]) -> tuple[Any, ...]:
     return (c["env"], c["setting"], c["objective"], c["mode"], c["seed"])
 
 
-def run_study(cfg: StudyConfig, run: RunDir, *, quiet: bool = False) -> list[dict[str, Any]]:
-    """Run (or resume) every cell of ``cfg`` into ``run``; returns all finished cell rows."""
-    cfg.validate()
-    done_path = run.path / "cells.jsonl"
-    rows = [json.loads(x) for x in done_path.read_text().splitlines()] if done_path.exists() else []
-    done = {_cell_key(r) for r in rows}
-    todo = [c for c in _cells(cfg) if _cell_key(c) not in done]
+def _owners(cfg: StudyConfig, jobs: int) -> dict[tuple[Any, ...], int]:
+    """Which worker runs each cell: round-robin over pretrained encoders (env, objective, seed),
+    so that every cell needing one encoder runs in the worker that trains it."""
+    encoders = list(dict.fromkeys((c["env"], c["objective"], c["seed"]) for c in _cells(cfg)))
+    worker = {e: i % jobs for i, e in enumerate(encoders)}
+    return {_cell_key(c): worker[(c["env"], c["objective"], c["seed"])] for c in _cells(cfg)}
+
+
+def _read_rows(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "cells.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def _run_worker(cfg: StudyConfig, folder: Path, worker: int, jobs: int, quiet: bool) -> None:
+    """Run this worker's unfinished cells, appending each finished row to cells.jsonl."""
+    if jobs > 1:
+        torch.set_num_threads(1)  # one core per worker
+    done = {_cell_key(r) for r in _read_rows(folder)}
+    owner = _owners(cfg, jobs)
+    todo = [c for c in _cells(cfg) if _cell_key(c) not in done and owner[_cell_key(c)] == worker]
     data_cache: dict[str, dict[str, TrajectoryDataset]] = {}
-    with progress_bar("study cells", len(todo), disable=quiet) as advance:
+    label = "study cells" if jobs == 1 else f"study cells (worker {worker + 1}/{jobs})"
+    with progress_bar(label, len(todo), disable=quiet) as advance:
         for cell in todo:
             env_id = cell["env"]
             if env_id not in data_cache:
-                data_cache[env_id] = _study_data(cfg, env_id, run.path / "data")
-            row = _run_cell(cfg, cell, data_cache[env_id], run.path)
-            with done_path.open("a") as f:
+                data_cache[env_id] = _study_data(cfg, env_id, folder / "data")
+            row = _run_cell(cfg, cell, data_cache[env_id], folder)
+            # One write per finished cell, in append mode: workers never interleave lines.
+            with (folder / "cells.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            rows.append(row)
             advance(1)
+
+
+def run_study(
+    cfg: StudyConfig, run: RunDir, *, quiet: bool = False, jobs: int = 1
+) -> list[dict[str, Any]]:
+    """Run (or resume) every cell of ``cfg`` into ``run``; returns all finished cell rows.
+
+    ``jobs`` > 1 runs that many worker processes (one core each) after collecting the data sets
+    once; each cell's result depends only on its seed, not on the worker that ran it.
+    """
+    cfg.validate()
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1:
+        _run_worker(cfg, run.path, 0, 1, quiet)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        for env_id in cfg.envs:
+            _study_data(cfg, env_id, run.path / "data")
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = [
+                pool.submit(_run_worker, cfg, run.path, i, jobs, quiet or i > 0)
+                for i in range(jobs)
+            ]
+            for future in futures:
+                future.result()  # re-raises a worker's error
     order = {_cell_key(c): i for i, c in enumerate(_cells(cfg))}
-    return sorted((r for r in rows if _cell_key(r) in order), key=lambda r: order[_cell_key(r)])
+    rows = [r for r in _read_rows(run.path) if _cell_key(r) in order]
+    return sorted(rows, key=lambda r: order[_cell_key(r)])
 
 
 # ----------------------------------------------------------------------------- report
