@@ -64,13 +64,14 @@ class StudyConfig:
         metadata={"help": "gymnasium ids with a zoo entry"},
     )
     objectives: tuple[str, ...] = field(
-        default=("none", *STATE_OBJECTIVES), metadata={"help": "pretraining objectives"}
+        default=("none", *STATE_OBJECTIVES),
+        metadata={"help": "objectives pretrained and run with BC ('none': no pretraining)"},
     )
     settings: tuple[str, ...] = field(
-        default=("imitation", "offline"), metadata={"help": "imitation, offline, online"}
+        default=("imitation", "offline", "online"), metadata={"help": "imitation, offline, online"}
     )
     modes: tuple[str, ...] = field(
-        default=("frozen", "finetune"), metadata={"help": "encoder frozen / fine-tuned downstream"}
+        default=("frozen", "finetune"), metadata={"help": "encoder frozen / fine-tuned in BC"}
     )
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "training seeds"})
     pretrain_data: str = field(
@@ -78,23 +79,38 @@ class StudyConfig:
     )
     pretrain_transitions: int = field(default=100_000, metadata={"help": "pretraining set size"})
     expert_episodes: int = field(default=10, metadata={"help": "expert episodes for BC"})
-    pretrain_steps: int = field(default=20_000, metadata={"help": "pretraining gradient steps"})
+    pretrain_steps: int = field(default=5000, metadata={"help": "pretraining gradient steps"})
     batch_size: int = field(default=64, metadata={"help": "pretraining windows per batch"})
     window: int = field(default=8, metadata={"help": "steps per pretraining window"})
     feature_dim: int = field(default=64, metadata={"help": "representation size"})
     hidden: int = field(default=256, metadata={"help": "encoder hidden units"})
     lr: float = field(default=3e-4, metadata={"help": "pretraining learning rate"})
-    bc_steps: int = field(default=20_000, metadata={"help": "behaviour-cloning steps"})
-    offline_steps: int = field(default=100_000, metadata={"help": "TD3+BC steps"})
-    online_steps: int = field(default=100_000, metadata={"help": "SAC environment steps"})
+    bc_steps: int = field(default=10_000, metadata={"help": "behaviour-cloning steps"})
+    offline_steps: int = field(default=20_000, metadata={"help": "TD3+BC steps"})
+    online_steps: int = field(default=30_000, metadata={"help": "SAC environment steps"})
+    offline_objectives: tuple[str, ...] = field(
+        default=("none", "cpc", "temporal", "acl", "forward", "autoencoder"),
+        metadata={"help": "objectives run with TD3+BC"},
+    )
+    offline_modes: tuple[str, ...] = field(
+        default=("finetune",), metadata={"help": "encoder modes with TD3+BC"}
+    )
+    online_envs: tuple[str, ...] = field(
+        default=("Hopper-v5",), metadata={"help": "environments run online (SAC is costly)"}
+    )
     online_objectives: tuple[str, ...] = field(
-        default=("none", "temporal", "acl", "forward"),
-        metadata={"help": "objectives run online (SAC is the costly setting)"},
+        default=("none", "temporal", "acl"), metadata={"help": "objectives run online"}
+    )
+    online_modes: tuple[str, ...] = field(
+        default=("finetune",), metadata={"help": "encoder modes with SAC"}
     )
     eval_episodes: int = field(default=10, metadata={"help": "evaluation episodes per cell"})
 
     def validate(self) -> None:
-        unknown = set(self.objectives) - {"none", *STATE_OBJECTIVES}
+        unknown = set(self.objectives + self.offline_objectives + self.online_objectives) - {
+            "none",
+            *STATE_OBJECTIVES,
+        }
         if unknown:
             raise ValueError(
                 f"unknown objectives {sorted(unknown)}; choose from none, "
@@ -102,8 +118,11 @@ class StudyConfig:
             )
         if set(self.settings) - set(SETTINGS):
             raise ValueError(f"settings must be among {', '.join(SETTINGS)}: {self.settings}")
-        if set(self.modes) - {"frozen", "finetune"}:
-            raise ValueError(f"modes must be among frozen, finetune: {self.modes}")
+        for modes in (self.modes, self.offline_modes, self.online_modes):
+            if set(modes) - {"frozen", "finetune"}:
+                raise ValueError(f"modes must be among frozen, finetune: {modes}")
+        if set(self.online_envs) - set(self.envs):
+            raise ValueError(f"online_envs {self.online_envs} must be among envs {self.envs}")
 
 
 PROFILES: dict[str, StudyConfig] = {
@@ -333,12 +352,19 @@ def _run_cell(
 
 def _cells(cfg: StudyConfig) -> list[dict[str, Any]]:
     cells = []
+    grid = {
+        "imitation": (cfg.envs, cfg.objectives, cfg.modes),
+        "offline": (cfg.envs, cfg.offline_objectives, cfg.offline_modes),
+        "online": (cfg.online_envs, cfg.online_objectives, cfg.online_modes),
+    }
     for env_id in cfg.envs:
         for setting in cfg.settings:
-            objectives = cfg.online_objectives if setting == "online" else cfg.objectives
+            envs, objectives, setting_modes = grid[setting]
+            if env_id not in envs:
+                continue
             for objective in objectives:
                 # With no pretraining there is nothing to freeze: the encoder trains end to end.
-                modes = ("scratch",) if objective == "none" else cfg.modes
+                modes = ("scratch",) if objective == "none" else setting_modes
                 for mode in modes:
                     for seed in cfg.seeds:
                         cells.append(

@@ -34,8 +34,8 @@ class SACConfig:
     gamma: float = field(default=0.99, metadata={"help": "discount"})
     tau: float = field(default=0.005, metadata={"help": "target network update rate"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
-    policy_lr: float = field(default=3e-4, metadata={"help": "actor and temperature learning rate"})
-    q_lr: float = field(default=1e-3, metadata={"help": "critic learning rate"})
+    policy_lr: float = field(default=3e-4, metadata={"help": "actor learning rate"})
+    q_lr: float = field(default=1e-3, metadata={"help": "critic and temperature learning rate"})
     hidden: int = field(default=256, metadata={"help": "hidden units (2 layers)"})
     policy_frequency: int = field(
         default=2, metadata={"help": "actor updates every N critic updates"}
@@ -112,7 +112,8 @@ class SAC(EncodedAgent):
         critic_params = list(self.critic.parameters()) + self.encoder_parameters()
         self.q_opt = torch.optim.Adam(critic_params, lr=cfg.q_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.policy_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.policy_lr)
+        # CleanRL tunes the temperature at the critic's rate (its a_optimizer uses q_lr).
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.q_lr)
         self.updates = 0
 
     @property
