@@ -115,9 +115,9 @@ def _dataset(env_id: str, level: str, steps: int, episodes: int | None, cache: P
 
 
 def offline_bench(
-    envs: list[str], seeds: list[int], steps: int, episodes: int, cache: Path
+    envs: list[str], seeds: list[int], steps: int, episodes: int, cache: Path, results: Path
 ) -> None:
-    out = RESULTS / "rl_offline.json"
+    out = results / "rl_offline.json"
     rows = json.loads(out.read_text()) if out.exists() else []
     done = {(r["env"], r["algorithm"], r["data"], r["seed"]) for r in rows}
     plan = [("BC", "expert"), ("BC", "medium-replay"), ("TD3+BC", "medium-replay")]
@@ -192,7 +192,7 @@ def offline_bench(
     refs = "\n".join(
         f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}" for e in envs
     )
-    (RESULTS / "rl_offline.md").write_text(
+    (results / "rl_offline.md").write_text(
         f"# Offline benchmarks on the zoo's data\n\n{steps} gradient steps (batch 256), "
         f"{episodes} evaluation episodes per seed. Scores use seqrep's own v5 references:\n"
         f"{refs}\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
@@ -212,8 +212,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100_000, help="offline gradient steps")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
     p.add_argument("--cache", default="runs/bench-rl", help="collected data sets")
+    p.add_argument("--results", default=str(RESULTS), help="where the result files go")
     args = p.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+    Path(args.results).mkdir(parents=True, exist_ok=True)
     envs = [e for e in args.envs.split(",") if e]
     if args.what == "sac":
         sac_bench(sorted(Path(args.runs).glob("sac-*")))
@@ -227,6 +228,7 @@ def main() -> None:
             args.steps,
             args.episodes,
             Path(args.cache),
+            Path(args.results),
         )
 
 
