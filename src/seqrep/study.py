@@ -472,6 +472,7 @@ def summarise_study(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mode": mode,
                 "seeds": len(rs),
                 "score_mean": float(scores.mean()),
+                "score_std": float(scores.std()),
                 "ci_low": low,
                 "ci_high": high,
                 "score_iqm": interquartile_mean(scores),
@@ -500,14 +501,15 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     summary = summarise_study(rows)
     _write_csv(run.path / "summary.csv", summary)
     lines = [
-        "| env | setting | objective | mode | seeds | score mean [95% CI] | IQM | return | "
+        "| env | setting | objective | mode | seeds | score mean ± std [95% CI] | IQM | return | "
         "pretrain s | pretrain acc / error |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         lines.append(
             f"| {s['env']} | {s['setting']} | {s['objective']} | {s['mode']} | {s['seeds']} | "
-            f"{_fmt(s['score_mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | "
+            f"{_fmt(s['score_mean'])} ± {_fmt(s['score_std'])} "
+            f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | "
             f"{_fmt(s['score_iqm'])} | {_fmt(s['return_mean'])} | "
             f"{_fmt(s['pretrain_seconds'])} | {_fmt(s['pretrain_metric'], 3)} |"
         )
