@@ -122,3 +122,31 @@ def test_study_config_errors(tmp_path):
         profile_config("huge")
     with pytest.raises(ValueError, match=r"unknown objectives \['simclr'\]"):
         profile_config("quick", objectives=("none", "simclr")).validate()
+
+
+def test_headline_compares_confidence_intervals():
+    from seqrep.study import headline
+
+    def row(objective, mode, mean, low, high):
+        return {
+            "env": "E",
+            "setting": "imitation",
+            "objective": objective,
+            "mode": mode,
+            "score_mean": mean,
+            "ci_low": low,
+            "ci_high": high,
+        }
+
+    summary = [
+        row("none", "scratch", 40, 35, 45),
+        row("temporal", "frozen", 60, 50, 70),
+        row("acl", "frozen", 55, 44, 66),
+        row("cpc", "finetune", 90, 85, 95),  # fine-tuned: not part of the frozen claim
+        row("autoencoder", "frozen", 65, 60, 70),
+    ]
+    (line,) = headline(summary)
+    assert "`temporal` 60.0 [50.0, 70.0]" in line and "beats it outside the CIs" in line
+    assert "`autoencoder` 65.0: **not below**" in line
+    summary[1] = row("temporal", "frozen", 60, 44, 76)  # CIs overlap now
+    assert "does **not** beat it" in headline(summary)[0]
