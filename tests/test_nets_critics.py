@@ -45,7 +45,9 @@ def test_bilinear_critic_curl_init_and_score():
     c = BilinearCritic(4, 3)
     assert c.weight.shape == (4, 3) and 0 <= c.weight.min().item() and c.weight.max().item() < 1
     q, k = torch.randn(2, 4), torch.randn(5, 3)
-    want = torch.tensor([[float(q[i] @ c.weight @ k[j]) for j in range(5)] for i in range(2)])
+    want = torch.tensor(
+        [[float(q[i] @ c.weight.detach() @ k[j]) for j in range(5)] for i in range(2)]
+    )
     torch.testing.assert_close(c.pairwise(q, k).detach(), want)
     with pytest.raises(ValueError, match="features"):
         c.pairwise(torch.randn(2, 3), k)
