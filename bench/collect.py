@@ -60,11 +60,7 @@ def main() -> None:
         rand = policy_steps_per_second(
             env_id, args.steps, lambda o, r=rng, a=act_dim: r.uniform(-1, 1, a)
         )
-        sac = policy_steps_per_second(
-            env_id,
-            args.steps,
-            lambda o, ag=agent: ag.act(torch.as_tensor(o, dtype=torch.float32)[None])[0].numpy(),
-        )
+        sac = policy_steps_per_second(env_id, args.steps, agent.numpy_policy(deterministic=False))
         rows.append(
             {
                 "env": env_id,

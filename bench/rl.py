@@ -141,12 +141,7 @@ def offline_bench(
                 agent.set_obs_normaliser(obs.mean(0), obs.std(0))
                 train_offline(agent, data, steps, seed=seed, quiet=False)
                 returns = evaluate_policy(
-                    env_id,
-                    lambda o, a=agent: a.act(torch.as_tensor(o, dtype=torch.float32)[None])[
-                        0
-                    ].numpy(),
-                    episodes,
-                    seed=10_000 + seed,
+                    env_id, agent.numpy_policy(), episodes, seed=10_000 + seed
                 )
                 ref = zoo_reference(env_id)
                 rows.append(

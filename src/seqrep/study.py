@@ -285,14 +285,7 @@ def _encoder_for(
 
 def _evaluate(agent: Any, env_id: str, episodes: int, seed: int) -> np.ndarray:
     """Returns of the deterministic policy (SAC's mean action; BC / TD3+BC are deterministic)."""
-    return evaluate_policy(
-        env_id,
-        lambda o: agent.act(torch.as_tensor(o, dtype=torch.float32)[None], deterministic=True)[
-            0
-        ].numpy(),
-        episodes,
-        seed=10_000 + seed,
-    )
+    return evaluate_policy(env_id, agent.numpy_policy(), episodes, seed=10_000 + seed)
 
 
 def _run_cell(

@@ -112,13 +112,14 @@ def train_sac(
     t0 = time.perf_counter() - seconds
     obs, _ = env.reset(seed=cfg.seed + episode)
     ep_return, ep_len, last_ckpt = 0.0, 0, step
+    explore, greedy = agent.numpy_policy(deterministic=False), agent.numpy_policy()
     with progress_bar(f"sac {cfg.env}", cfg.total_steps, disable=quiet) as advance:
         advance(step)
         while step < cfg.total_steps:
             if step < cfg.learning_starts:
                 action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
             else:
-                action = agent.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+                action = explore(obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             buffer.add(obs, action, float(reward), next_obs, terminated)
             obs, step = next_obs, step + 1
@@ -127,12 +128,7 @@ def train_sac(
                 agent.update(buffer.sample(cfg.batch_size, gen))
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 returns = evaluate_policy(
-                    cfg.env,
-                    lambda o: agent.act(
-                        torch.as_tensor(o, dtype=torch.float32)[None], deterministic=True
-                    )[0].numpy(),
-                    cfg.eval_episodes,
-                    seed=10_000 + cfg.seed,
+                    cfg.env, greedy, cfg.eval_episodes, seed=10_000 + cfg.seed
                 )
                 run.log(
                     {
@@ -311,13 +307,7 @@ def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarra
     )
     env.close()
     _load_agent(agent, state["agent"])
-
-    def policy(obs: np.ndarray) -> np.ndarray:
-        return agent.act(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=True)[
-            0
-        ].numpy()
-
-    return cfg.env, policy
+    return cfg.env, agent.numpy_policy()
 
 
 @dataclass
@@ -390,10 +380,7 @@ def run_offline(
                     run.log({"step": step, "seconds": time.perf_counter() - t0, **metrics})
         run.save_checkpoint({"model": agent.state_dict(), "finished": True})
     returns = evaluate_policy(
-        env_id,
-        lambda o: agent.act(torch.as_tensor(o, dtype=torch.float32)[None])[0].numpy(),
-        cfg.eval_episodes,
-        seed=10_000 + cfg.seed,
+        env_id, agent.numpy_policy(), cfg.eval_episodes, seed=10_000 + cfg.seed
     )
     result = {
         "env": env_id,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -55,6 +58,19 @@ class EncodedAgent(nn.Module):
             with torch.no_grad():
                 return self.encoder(obs)
         return self.encoder(obs)
+
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        """Actions [B, A] in [-1, 1] for observations [B, obs_dim]; each agent defines it."""
+        raise NotImplementedError
+
+    def numpy_policy(self, deterministic: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+        """The agent as an environment policy: one observation [O] -> one action [A] (numpy)."""
+
+        def policy(obs: np.ndarray) -> np.ndarray:
+            x = torch.as_tensor(obs, dtype=torch.float32)[None]
+            return self.act(x, deterministic=deterministic)[0].numpy()
+
+        return policy
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """What an optimiser may update: none when frozen."""
