@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrep.data.trajectories import load_d4rl_hdf5, save_d4rl_hdf5
 from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.offline import TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
-from seqrep.rl.zoo import load_zoo_policy, zoo_index, zoo_reference
-from seqrep.train_rl import collect_episodes, train_offline
+from seqrep.rl.zoo import zoo_index, zoo_reference
+from seqrep.train_rl import train_offline, zoo_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
@@ -104,16 +103,6 @@ def sac_bench(runs: list[Path]) -> None:
     print("\n".join(lines))
 
 
-def _dataset(env_id: str, level: str, steps: int, episodes: int | None, cache: Path):
-    path = cache / f"{env_id}-{level}-{steps or episodes}.hdf5"
-    if not path.exists():
-        policy = load_zoo_policy(env_id, level, seed=0)
-        data = collect_episodes(env_id, policy, steps or 10**9, seed=0, max_episodes=episodes)
-        cache.mkdir(parents=True, exist_ok=True)
-        save_d4rl_hdf5(data, path, env=env_id, policy=f"zoo:{level}")
-    return load_d4rl_hdf5(path)
-
-
 def offline_bench(
     envs: list[str], seeds: list[int], steps: int, episodes: int, cache: Path, results: Path
 ) -> None:
@@ -123,8 +112,8 @@ def offline_bench(
     plan = [("BC", "expert"), ("BC", "medium-replay"), ("TD3+BC", "medium-replay")]
     for env_id in envs:
         sets = {
-            "expert": _dataset(env_id, "expert", 0, 20, cache),  # 20 whole episodes
-            "medium-replay": _dataset(env_id, "medium-replay", 200_000, None, cache),
+            "expert": zoo_dataset(env_id, "expert", cache, episodes=20),
+            "medium-replay": zoo_dataset(env_id, "medium-replay", cache, steps=200_000),
         }
         for algo, data_name in plan:
             for seed in seeds:

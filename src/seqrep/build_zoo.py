@@ -11,7 +11,6 @@ behaviour that collects the data sets); the deterministic return is recorded bes
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.zoo import ZooPolicy, uniform_random_policy, zoo_dir, zoo_index
-from seqrep.runs import RunDir, load_run
+from seqrep.runs import RunDir, atomic_write_text, load_run
 from seqrep.train_rl import SACRunConfig
 
 __all__ = ["build_zoo_entry"]
@@ -119,7 +118,5 @@ def build_zoo_entry(
     }
     index = zoo_index(root)
     index[cfg.env] = entry
-    tmp = root / "zoo.json.tmp"
-    tmp.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, root / "zoo.json")
+    atomic_write_text(root / "zoo.json", json.dumps(index, indent=1, sort_keys=True) + "\n")
     return entry

@@ -39,7 +39,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["RunDir", "RunDirError", "console", "load_run", "progress_bar"]
+__all__ = [
+    "RunDir",
+    "RunDirError",
+    "atomic_write_text",
+    "console",
+    "load_run",
+    "progress_bar",
+]
 
 # Outside a terminal (CI, log files) rich assumes 80 columns and wraps the bar; give it room.
 T = TypeVar("T")
@@ -114,7 +121,7 @@ class RunDir:
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         run.checkpoints.mkdir(exist_ok=True)
-        _atomic_write_text(cfg_file, json.dumps(cfg, indent=2) + "\n")
+        atomic_write_text(cfg_file, json.dumps(cfg, indent=2) + "\n")
         return run
 
     # ----------------------------------------------------------------------- metrics
@@ -140,7 +147,7 @@ class RunDir:
         """Keep the first ``keep`` records: used on resume to drop steps logged after the
         checkpoint that the resumed run will log again."""
         records = self.read_metrics()[:keep]
-        _atomic_write_text(
+        atomic_write_text(
             self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records)
         )
 
@@ -168,7 +175,7 @@ class RunDir:
     # ----------------------------------------------------------------------- report
     def write_text(self, name: str, text: str) -> Path:
         target = self.path / name
-        _atomic_write_text(target, text)
+        atomic_write_text(target, text)
         return target
 
     def write_json(self, name: str, data: Any) -> Path:
@@ -203,7 +210,8 @@ def load_run(
     return config, state
 
 
-def _atomic_write_text(target: Path, text: str) -> None:
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write to a temporary file beside ``target``, then rename: readers never see half a file."""
     tmp = target.with_suffix(target.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, target)

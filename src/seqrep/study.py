@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqrep.data.trajectories import TrajectoryDataset, load_d4rl_hdf5, save_d4rl_hdf5
+from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.evaluate import bootstrap_ci, interquartile_mean
 from seqrep.methods.states import (
     CONTRASTIVE_OBJECTIVES,
@@ -43,9 +43,9 @@ from seqrep.nets import StateEncoder
 from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.offline import TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
-from seqrep.rl.zoo import load_zoo_policy, zoo_reference
+from seqrep.rl.zoo import zoo_reference
 from seqrep.runs import RunDir, progress_bar
-from seqrep.train_rl import SACRunConfig, collect_episodes, train_sac
+from seqrep.train_rl import SACRunConfig, train_sac, zoo_dataset
 
 __all__ = [
     "PROFILES",
@@ -217,47 +217,37 @@ def pretrain_state_encoder(
 # ----------------------------------------------------------------------------- data
 def _study_data(cfg: StudyConfig, env_id: str, folder: Path) -> dict[str, TrajectoryDataset]:
     """The pretraining, expert and offline sets of ``env_id``, collected once with the zoo."""
-    folder.mkdir(parents=True, exist_ok=True)
-    plan = {
-        "pretrain": (cfg.pretrain_data, cfg.pretrain_transitions, 0),
-        "offline": ("medium-replay", cfg.pretrain_transitions, 0),
-        "expert": ("expert", 0, 100_000),  # 0 steps: whole episodes, expert_episodes of them
+    pretrain = zoo_dataset(env_id, cfg.pretrain_data, folder, steps=cfg.pretrain_transitions)
+    return {
+        "pretrain": pretrain,
+        # The default pretraining set is the offline-RL set: load it once.
+        "offline": pretrain
+        if cfg.pretrain_data == "medium-replay"
+        else zoo_dataset(env_id, "medium-replay", folder, steps=cfg.pretrain_transitions),
+        "expert": zoo_dataset(env_id, "expert", folder, episodes=cfg.expert_episodes, seed=100_000),
     }
-    sets: dict[str, TrajectoryDataset] = {}
-    for name, (level, steps, seed) in plan.items():
-        key = f"{level}-{steps}-s{seed}"
-        path = folder / f"{env_id}-{key}.hdf5"
-        if not path.exists():
-            policy = load_zoo_policy(env_id, level, seed=seed)
-            data = collect_episodes(
-                env_id,
-                policy,
-                steps or 10**9,
-                seed,
-                name=f"{env_id}-{key}",
-                max_episodes=None if steps else cfg.expert_episodes,
-            )
-            save_d4rl_hdf5(data, path, env=env_id, policy=f"zoo:{level}", seed=seed)
-        sets[name] = load_d4rl_hdf5(path)
-    return sets
 
 
 # ----------------------------------------------------------------------------- cells
+def _encoder_checkpoint(env_id: str, objective: str, seed: int) -> str:
+    """The checkpoint name of a pretrained encoder (its weights, metric history and seconds)."""
+    return f"encoder-{env_id}-{objective}-s{seed}.pt"
+
+
 def _encoder_for(
-    cfg: StudyConfig, env_id: str, objective: str, seed: int, data: TrajectoryDataset, folder: Path
+    cfg: StudyConfig, env_id: str, objective: str, seed: int, data: TrajectoryDataset, run: RunDir
 ) -> tuple[StateEncoder, dict[str, Any]]:
-    """The pretrained encoder of (env, objective, seed), trained once and cached; ``none`` is a
-    fresh encoder with the data's input statistics."""
+    """The pretrained encoder of (env, objective, seed), trained once and cached in ``run``'s
+    checkpoints; ``none`` is a fresh encoder with the data's input statistics."""
     if objective == "none":
         torch.manual_seed(seed)
         enc = StateEncoder(data.obs_dim, cfg.feature_dim, cfg.hidden)
         obs = torch.from_numpy(data.observations)
         enc.set_statistics(obs.mean(0), obs.std(0))
         return enc, {"seconds": 0.0, "history": []}
-    path = folder / f"{env_id}-{objective}-s{seed}.pt"
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    else:
+    name = _encoder_checkpoint(env_id, objective, seed)
+    state = run.load_checkpoint(name)
+    if state is None:
         method, history = pretrain_state_encoder(
             objective,
             data,
@@ -274,10 +264,7 @@ def _encoder_for(
             "history": history,
             "seconds": history[-1]["seconds"],
         }
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        run.save_checkpoint(state, name)
     enc = StateEncoder(data.obs_dim, cfg.feature_dim, cfg.hidden)
     enc.load_state_dict(state["encoder"])
     return enc, {"seconds": state["seconds"], "history": state["history"]}
@@ -297,7 +284,7 @@ def _run_cell(
     env_id, objective, setting, mode, seed = (
         cell[k] for k in ("env", "objective", "setting", "mode", "seed")
     )
-    encoder, pre = _encoder_for(cfg, env_id, objective, seed, data["pretrain"], folder / "encoders")
+    encoder, pre = _encoder_for(cfg, env_id, objective, seed, data["pretrain"], RunDir(folder))
     frozen = mode == "frozen"
     obs_dim, act_dim = data["expert"].obs_dim, data["expert"].act_dim
     hook = {"encoder": encoder, "feature_dim": cfg.feature_dim, "freeze_encoder": frozen}
@@ -532,9 +519,9 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     import matplotlib.pyplot as plt
 
     flat = [{k: v for k, v in r.items() if k not in ("curve", "pretrain_final")} for r in rows]
-    _write_csv(run.path / "cells.csv", flat)
+    _write_csv(run, "cells.csv", flat)
     summary = summarise_study(rows)
-    _write_csv(run.path / "summary.csv", summary)
+    _write_csv(run, "summary.csv", summary)
     lines = [
         "| env | setting | objective | mode | seeds | score mean ± std [95% CI] | IQM | return | "
         "pretrain s | pretrain acc / error |",
@@ -629,11 +616,9 @@ def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None
 
     histories = {}
     for objective in cfg.objectives:
-        path = folder / "encoders" / f"{env_id}-{objective}-s{cfg.seeds[0]}.pt"
-        if path.exists():
-            histories[objective] = torch.load(path, map_location="cpu", weights_only=False)[
-                "history"
-            ]
+        state = RunDir(folder).load_checkpoint(_encoder_checkpoint(env_id, objective, cfg.seeds[0]))
+        if state is not None:
+            histories[objective] = state["history"]
     if not histories:
         return None
     fig, axes = plt.subplots(2, len(histories), figsize=(2.2 * len(histories), 4), squeeze=False)
@@ -657,16 +642,14 @@ def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None
     return name
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_csv(run: RunDir, name: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(buf.getvalue())
-    tmp.replace(path)
+    run.write_text(name, buf.getvalue())
 
 
 def profile_config(profile: str, **overrides: Any) -> StudyConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "run_offline",
     "train_offline",
     "train_sac",
+    "zoo_dataset",
 ]
 
 
@@ -278,6 +280,39 @@ def collect_episodes(
     return TrajectoryDataset.from_episodes(episodes, name=name or env_id)
 
 
+def zoo_dataset(
+    env_id: str,
+    level: str,
+    folder: Path,
+    *,
+    steps: int = 0,
+    episodes: int | None = None,
+    seed: int = 0,
+) -> TrajectoryDataset:
+    """Data of the zoo's ``level`` policy in ``env_id``: ``steps`` steps, or (steps = 0) the first
+    ``episodes`` whole episodes; collected once and cached in ``folder`` as D4RL-layout HDF5."""
+    from seqrep.data.trajectories import load_d4rl_hdf5, save_d4rl_hdf5
+    from seqrep.rl.zoo import load_zoo_policy
+
+    if not steps and not episodes:
+        raise ValueError("give a number of steps or of episodes to collect")
+    size = f"{steps}" if steps else f"{episodes}ep"
+    path = folder / f"{env_id}-{level}-{size}-s{seed}.hdf5"
+    if not path.exists():
+        policy = load_zoo_policy(env_id, level, seed=seed)
+        data = collect_episodes(
+            env_id,
+            policy,
+            steps or 10**9,
+            seed,
+            name=path.stem,
+            max_episodes=None if steps else episodes,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        save_d4rl_hdf5(data, path, env=env_id, policy=f"zoo:{level}", seed=seed)
+    return load_d4rl_hdf5(path)
+
+
 def train_offline(
     agent: torch.nn.Module,
     data: TrajectoryDataset,
@@ -330,8 +365,6 @@ class OfflineRunConfig:
 
 def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
     """A D4RL-layout HDF5 file (by path) or a local Minari data set (by id), and its env id."""
-    from pathlib import Path
-
     from seqrep.data.trajectories import load_d4rl_hdf5, load_minari
 
     if not source:
