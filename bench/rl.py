@@ -6,8 +6,8 @@
 ``sac`` reads the ``seqrep sac`` run folders that trained the zoo (runs/zoo/sac-*; pass
 --runs) and writes bench/results/rl_sac.{json,md} and sac_curves.png. ``offline`` collects the
 data sets with the shipped zoo (cached as D4RL-layout HDF5 under runs/bench-rl/), trains each
-algorithm for --steps gradient steps per seed, and writes bench/results/rl_offline.{json,md};
-it resumes, skipping finished (env, algorithm, data, seed) rows. Scores use seqrep's own v5
+algorithm for --steps (BC: --bc-steps) gradient steps per seed, and writes
+bench/results/rl_offline.{json,md}; it resumes, skipping finished (env, algorithm, data, seed) rows. Scores use seqrep's own v5
 references (zoo.json), printed beside CORL's published D4RL v2 scores: the data differ.
 """
 
@@ -104,7 +104,12 @@ def sac_bench(runs: list[Path]) -> None:
 
 
 def offline_bench(
-    envs: list[str], seeds: list[int], steps: int, episodes: int, cache: Path, results: Path
+    envs: list[str],
+    seeds: list[int],
+    steps: dict[str, int],
+    episodes: int,
+    cache: Path,
+    results: Path,
 ) -> None:
     out = results / "rl_offline.json"
     rows = json.loads(out.read_text()) if out.exists() else []
@@ -128,7 +133,7 @@ def offline_bench(
                 )
                 obs = torch.from_numpy(data.observations)
                 agent.set_obs_normaliser(obs.mean(0), obs.std(0))
-                train_offline(agent, data, steps, seed=seed, quiet=False)
+                train_offline(agent, data, steps[algo], seed=seed, quiet=False)
                 returns = evaluate_policy(
                     env_id, agent.numpy_policy(), episodes, seed=10_000 + seed
                 )
@@ -139,6 +144,7 @@ def offline_bench(
                         "algorithm": algo,
                         "data": data_name,
                         "seed": seed,
+                        "steps": steps[algo],
                         "transitions": len(data),
                         "data_score": normalized_score(
                             float(data.episode_returns().mean()), reference=ref
@@ -148,7 +154,9 @@ def offline_bench(
                     }
                 )
                 out.write_text(json.dumps(rows, indent=1))
-    corl = {(p["task"], p["algorithm"]): p for p in published() if p["source"] == "corl_last"}
+    corl = {
+        (p["task"], p["algorithm"], p["data"]): p for p in published() if p["source"] == "corl_last"
+    }
     lines = [
         "| env | algorithm | data | seeds | seqrep score (mean ± std) | data's own score | CORL (D4RL v2) |",
         "|---|---|---|---|---|---|---|",
@@ -163,11 +171,7 @@ def offline_bench(
             if not rs:
                 continue
             s = np.array([r["score"] for r in rs])
-            p = (
-                corl.get((env_id.split("-")[0].lower(), algo))
-                if data_name == "medium-replay"
-                else None
-            )
+            p = corl.get((env_id.split("-")[0].lower(), algo, f"{data_name}-v2"))
             ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
             lines.append(
                 f"| {env_id} | {algo} | {data_name} | {len(rs)} | {s.mean():.1f} ± {s.std():.1f} | "
@@ -177,7 +181,8 @@ def offline_bench(
         f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}" for e in envs
     )
     (results / "rl_offline.md").write_text(
-        f"# Offline benchmarks on the zoo's data\n\n{steps} gradient steps (batch 256), "
+        f"# Offline benchmarks on the zoo's data\n\nGradient steps (batch 256): BC {steps['BC']}, "
+        f"TD3+BC {steps['TD3+BC']}; "
         f"{episodes} evaluation episodes per seed. Scores use seqrep's own v5 references:\n"
         f"{refs}\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
         "version): compare orderings, not decimals.\n\n" + "\n".join(lines) + "\n"
@@ -193,7 +198,10 @@ def main() -> None:
     p.add_argument("--runs", default="runs/zoo", help="folder of the zoo's SAC run folders")
     p.add_argument("--envs", default=",".join(ENVS))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--steps", type=int, default=100_000, help="offline gradient steps")
+    p.add_argument("--steps", type=int, default=100_000, help="TD3+BC gradient steps")
+    p.add_argument(
+        "--bc-steps", type=int, default=None, help="BC gradient steps (default: --steps)"
+    )
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
     p.add_argument("--cache", default="runs/bench-rl", help="collected data sets")
     p.add_argument("--results", default=str(RESULTS), help="where the result files go")
@@ -209,7 +217,7 @@ def main() -> None:
         offline_bench(
             envs,
             [int(s) for s in args.seeds.split(",")],
-            args.steps,
+            {"BC": args.bc_steps or args.steps, "TD3+BC": args.steps},
             args.episodes,
             Path(args.cache),
             Path(args.results),

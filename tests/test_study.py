@@ -94,6 +94,10 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path):
     proc.wait()
     done_before = len(cells.read_text().splitlines())
     assert 3 <= done_before < CELLS
+    # --report-only reports the finished cells and runs none.
+    subprocess.run([*_study(killed), "--report-only"], env=env, check=True, capture_output=True)
+    assert len(cells.read_text().splitlines()) == done_before
+    assert f"Cells finished: {done_before} of {CELLS}" in (killed / "report.md").read_text()
     subprocess.run(_study(killed), env=env, check=True, capture_output=True)
     again, _ = _table(killed)
     assert again == table
@@ -150,3 +154,6 @@ def test_headline_compares_confidence_intervals():
     assert "`autoencoder` 65.0: **not below**" in line
     summary[1] = row("temporal", "frozen", 60, 44, 76)  # CIs overlap now
     assert "does **not** beat it" in headline(summary)[0]
+    assert "no room" not in headline(summary)[0]
+    summary[0] = row("none", "scratch", 98, 96, 100)  # BC from scratch at the expert already
+    assert "no room for a representation to help" in headline(summary)[0]

@@ -20,7 +20,14 @@ from seqrep.series_bench import (
     summarise,
     write_pretrain_report,
 )
-from seqrep.study import PROFILES, StudyConfig, profile_config, run_study, write_study_report
+from seqrep.study import (
+    PROFILES,
+    StudyConfig,
+    finished_cells,
+    profile_config,
+    run_study,
+    write_study_report,
+)
 from seqrep.train import PretrainConfig, build_from_config
 from seqrep.train_rl import (
     OfflineRunConfig,
@@ -304,6 +311,11 @@ _offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari
 @click.option(
     "--jobs", default=1, show_default=True, help="worker processes (one core each); resumable"
 )
+@click.option(
+    "--report-only",
+    is_flag=True,
+    help="write report.md from the cells finished so far, run none (e.g. while a study runs)",
+)
 @config_options(StudyConfig)
 @_out_options
 @click.pass_context
@@ -311,6 +323,7 @@ def study_cmd(
     ctx: click.Context,
     profile: str,
     jobs: int,
+    report_only: bool,
     out: str | None,
     overwrite: bool,
     quiet: bool,
@@ -327,7 +340,7 @@ def study_cmd(
     cfg.validate()
     run = RunDir.open(out, "study", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
-    rows = run_study(cfg, run, quiet=quiet, jobs=jobs)
+    rows = finished_cells(cfg, run) if report_only else run_study(cfg, run, quiet=quiet, jobs=jobs)
     click.echo(write_study_report(cfg, run, rows))
     click.echo(f"\nreport: {run.path / 'report.md'}\ncells:  {run.path / 'cells.csv'}")
 

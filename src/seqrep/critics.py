@@ -100,7 +100,7 @@ class CosineCritic(SeparableCritic):
 
     @property
     def temperature(self) -> float:
-        return float(torch.exp(-self.log_inv_temperature))
+        return float(torch.exp(-self.log_inv_temperature.detach()))
 
     def embed_query(self, query: Tensor) -> Tensor:
         inv_t = self.log_inv_temperature.clamp(0.0, math.log(100.0)).exp()
