@@ -7,8 +7,9 @@
 --runs) and writes bench/results/rl_sac.{json,md} and sac_curves.png. ``offline`` collects the
 data sets with the shipped zoo (cached as D4RL-layout HDF5 under runs/bench-rl/), trains each
 algorithm for --steps (BC: --bc-steps) gradient steps per seed, and writes
-bench/results/rl_offline.{json,md}; it resumes, skipping finished (env, algorithm, data, seed) rows. Scores use seqrep's own v5
-references (zoo.json), printed beside CORL's published D4RL v2 scores: the data differ.
+bench/results/rl_offline.{json,md}; it resumes, skipping finished (env, algorithm, data, seed)
+rows. Scores use seqrep's own v5 references (zoo.json), printed beside CORL's published D4RL v2
+scores: the data differ.
 """
 
 from __future__ import annotations
