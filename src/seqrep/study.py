@@ -355,8 +355,8 @@ def _cells(cfg: StudyConfig) -> list[dict[str, Any]]:
     # Setting-major, cheapest first: a partly finished study already holds the imitation
     # comparison on every environment.
     for setting in cfg.settings:
+        envs, objectives, setting_modes = grid[setting]
         for env_id in cfg.envs:
-            envs, objectives, setting_modes = grid[setting]
             if env_id not in envs:
                 continue
             for objective in objectives:
