@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.offline import TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_index, zoo_reference
+from seqrep.runs import RunDir
 from seqrep.train_rl import train_offline, zoo_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -109,6 +109,7 @@ def offline_bench(
     seeds: list[int],
     steps: dict[str, int],
     episodes: int,
+    eval_every: int,
     cache: Path,
     results: Path,
 ) -> None:
@@ -134,9 +135,31 @@ def offline_bench(
                 )
                 obs = torch.from_numpy(data.observations)
                 agent.set_obs_normaliser(obs.mean(0), obs.std(0))
-                train_offline(agent, data, steps[algo], seed=seed, quiet=False)
-                returns = evaluate_policy(
-                    env_id, agent.numpy_policy(), episodes, seed=10_000 + seed
+                # One run folder per row: losses, the evaluation curve, and checkpoints, so a
+                # long row that is killed resumes where it stopped.
+                row_cfg = {
+                    "env": env_id,
+                    "algorithm": algo,
+                    "data": data_name,
+                    "seed": seed,
+                    "steps": steps[algo],
+                    "eval_every": eval_every,
+                    "episodes": episodes,
+                }
+                name = f"{env_id}-{algo.replace('+', '')}-{data_name}-s{seed}-{steps[algo]}"
+                run = RunDir.open(cache / "runs" / name, "bench-offline", row_cfg)
+                evals = train_offline(
+                    agent,
+                    data,
+                    steps[algo],
+                    seed=seed,
+                    run=run,
+                    eval_env=env_id,
+                    eval_every=eval_every,
+                    eval_episodes=episodes,
+                    log_every=1000,
+                    checkpoint_every=10_000,
+                    quiet=False,
                 )
                 ref = zoo_reference(env_id)
                 rows.append(
@@ -150,8 +173,15 @@ def offline_bench(
                         "data_score": normalized_score(
                             float(data.episode_returns().mean()), reference=ref
                         ),
-                        "return": float(returns.mean()),
-                        "score": normalized_score(float(returns.mean()), reference=ref),
+                        "return": evals[-1]["eval_return_mean"],
+                        "score": normalized_score(evals[-1]["eval_return_mean"], reference=ref),
+                        "curve": [
+                            {
+                                "step": e["step"],
+                                "score": normalized_score(e["eval_return_mean"], reference=ref),
+                            }
+                            for e in evals
+                        ],
                     }
                 )
                 out.write_text(json.dumps(rows, indent=1))
@@ -181,14 +211,48 @@ def offline_bench(
     refs = "\n".join(
         f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}" for e in envs
     )
+    curves = _plot_offline_curves(rows, envs, results / "rl_offline_curves.png")
     (results / "rl_offline.md").write_text(
         f"# Offline benchmarks on the zoo's data\n\nGradient steps (batch 256): BC {steps['BC']}, "
         f"TD3+BC {steps['TD3+BC']}; "
         f"{episodes} evaluation episodes per seed. Scores use seqrep's own v5 references:\n"
         f"{refs}\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
-        "version): compare orderings, not decimals.\n\n" + "\n".join(lines) + "\n"
+        "version): compare orderings, not decimals.\n\n"
+        + "\n".join(lines)
+        + ("\n\n![learning curves per seed](rl_offline_curves.png)" if curves else "")
+        + "\n"
     )
     print("\n".join(lines))
+
+
+def _plot_offline_curves(rows: list[dict], envs: list[str], path: Path) -> bool:
+    """Normalised score against gradient step, one line per row that has a learning curve."""
+    with_curves = [r for r in rows if len(r.get("curve", [])) > 1 and r["env"] in envs]
+    if not with_curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [e for e in envs if any(r["env"] == e for r in with_curves)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.5), squeeze=False)
+    for ax, env_id in zip(axes[0], shown, strict=True):
+        for r in (r for r in with_curves if r["env"] == env_id):
+            c = r["curve"]
+            ax.plot(
+                [p["step"] for p in c],
+                [p["score"] for p in c],
+                "o-",
+                ms=3,
+                label=f"{r['algorithm']} {r['data']} seed {r['seed']}",
+            )
+        ax.set(title=env_id, xlabel="gradient step", ylabel="normalised score")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
 
 
 def main() -> None:
@@ -204,6 +268,12 @@ def main() -> None:
         "--bc-steps", type=int, default=None, help="BC gradient steps (default: --steps)"
     )
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also evaluate every N gradient steps (a learning curve per row; 0: at the end only)",
+    )
     p.add_argument("--cache", default="runs/bench-rl", help="collected data sets")
     p.add_argument("--results", default=str(RESULTS), help="where the result files go")
     args = p.parse_args()
@@ -220,6 +290,7 @@ def main() -> None:
             [int(s) for s in args.seeds.split(",")],
             {"BC": args.bc_steps or args.steps, "TD3+BC": args.steps},
             args.episodes,
+            args.eval_every,
             Path(args.cache),
             Path(args.results),
         )

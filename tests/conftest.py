@@ -1,9 +1,33 @@
-"""Shared fixtures: one short Pendulum SAC run serves the SAC, zoo and study tests."""
+"""Shared fixtures: one short Pendulum SAC run serves the SAC, zoo and study tests; a helper
+that SIGKILLs a command mid-run serves the resume tests."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pytest
+
+
+def _kill_mid_run(cmd: list[str], ready: Callable[[], bool], env=None, timeout=300.0) -> None:
+    """Start ``cmd``, wait until ``ready()`` (e.g. its first checkpoint exists), then kill it
+    with a real SIGKILL; fails if the command ended on its own before that."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not ready() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ready() and proc.poll() is None, "the command ended (or stalled) before it was ready"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def kill_mid_run():
+    """``kill_mid_run(cmd, ready, env=None)``: SIGKILL a subprocess once ``ready()`` holds."""
+    return _kill_mid_run
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -209,3 +212,41 @@ def test_td3bc_bootstraps_through_the_ema_target_encoder():
     torch.manual_seed(1)
     moved = agent.td_target(batch["reward"], batch["next_obs"], batch["terminal"])
     assert not torch.allclose(before, moved)
+
+
+def _offline_cli(data, out, steps="600"):
+    args = ["--data", str(data), "--env", "Pendulum-v1", "--steps", steps, "--log-every", "50"]
+    args += ["--eval-every", "300", "--eval-episodes", "1", "--checkpoint-every", "100"]
+    args += ["--batch-size", "64", "--out", str(out), "--quiet"]
+    return [sys.executable, "-c", "from seqrep.cli import main; main()", "offline-rl", *args]
+
+
+def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_mid_run):
+    pytest.importorskip("gymnasium")
+    from seqrep.data.trajectories import save_d4rl_hdf5
+    from seqrep.rl.zoo import uniform_random_policy
+    from seqrep.train_rl import collect_episodes
+
+    data = tmp_path / "pendulum-random.hdf5"
+    save_d4rl_hdf5(collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 2000, 0), data)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_offline_cli(data, full), check=True, capture_output=True, timeout=300)
+    kill_mid_run(_offline_cli(data, cut), (cut / "checkpoints" / "last.pt").exists)
+    ckpt = torch.load(cut / "checkpoints" / "last.pt", weights_only=False)
+    assert 0 < ckpt["step"] < 600, "the kill must land mid-run"
+    subprocess.run(_offline_cli(data, cut), check=True, capture_output=True, timeout=300)
+
+    def records(run):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    a, b = records(full), records(cut)
+    # Every logged loss and evaluation, in order, as if the run had never been interrupted.
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    assert [r for r in a if "eval_return_mean" in r][-1]["step"] == 600
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert math.isclose(ra[k], rb[k], rel_tol=1e-6, abs_tol=1e-9), (k, ra, rb)
+    report = (cut / "report.md").read_text()
+    assert "| 300 |" in report and "| 600 |" in report and (cut / "returns.png").exists()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -201,17 +198,10 @@ def _episodes(run_dir):
     return [json.loads(x) for x in lines if '"episode"' in x]
 
 
-def test_sac_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+def test_sac_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_mid_run):
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_cli(full), check=True, capture_output=True, timeout=300)
-    proc = subprocess.Popen(_cli(cut), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = cut / "checkpoints" / "last.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert ckpt.exists() and proc.poll() is None, "the run ended before its first checkpoint"
-    os.kill(proc.pid, signal.SIGKILL)  # a real kill, mid-run
-    proc.wait()
+    kill_mid_run(_cli(cut), (cut / "checkpoints" / "last.pt").exists)  # a real kill, mid-run
     subprocess.run(_cli(cut), check=True, capture_output=True, timeout=300)  # resume
     a, b = _episodes(full), _episodes(cut)
     assert [r["episode"] for r in a] == [r["episode"] for r in b] == [0, 1, 2, 3]

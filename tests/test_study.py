@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -63,7 +61,7 @@ def _table(path):
     return [{k: r[k] for k in keys} for r in rows], rows
 
 
-def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path):
+def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, kill_mid_run):
     env = {**os.environ, "SEQREP_ZOO": str(pendulum_zoo), "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
     subprocess.run(_study(whole), env=env, check=True, capture_output=True)
@@ -83,15 +81,10 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path):
     assert {r["objective"] for r in online} == {"none", "temporal"} and len(online) == 6
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_study(killed), env=env, stderr=subprocess.DEVNULL)
     cells = killed / "cells.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if cells.exists() and len(cells.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_mid_run(
+        _study(killed), lambda: cells.exists() and len(cells.read_text().splitlines()) >= 3, env
+    )
     done_before = len(cells.read_text().splitlines())
     assert 3 <= done_before < CELLS
     # --report-only reports the finished cells and runs none.

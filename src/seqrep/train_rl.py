@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.rl.base import EncodedAgent
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
+from seqrep.rl.scores import normalized_score
 from seqrep.runs import RunDir, load_run, progress_bar
 
 __all__ = [
@@ -54,22 +56,23 @@ class SACRunConfig(SACConfig):
         return SACConfig(**{f.name: getattr(self, f.name) for f in fields(SACConfig)})
 
 
-def _agent_state(agent: SAC) -> dict[str, Any]:
-    return {
-        "model": agent.state_dict(),
-        "q_opt": agent.q_opt.state_dict(),
-        "actor_opt": agent.actor_opt.state_dict(),
-        "alpha_opt": agent.alpha_opt.state_dict(),
-        "updates": agent.updates,
-    }
+def _agent_state(agent: torch.nn.Module) -> dict[str, Any]:
+    """Weights, every optimiser (by attribute name: SAC's q_opt/actor_opt/alpha_opt, BC's opt)
+    and the update counter: all an agent needs to continue exactly where it stopped."""
+    state: dict[str, Any] = {"model": agent.state_dict(), "updates": getattr(agent, "updates", 0)}
+    for name, value in vars(agent).items():
+        if isinstance(value, torch.optim.Optimizer):
+            state[name] = value.state_dict()
+    return state
 
 
-def _load_agent(agent: SAC, state: dict[str, Any]) -> None:
+def _load_agent(agent: torch.nn.Module, state: dict[str, Any]) -> None:
     agent.load_state_dict(state["model"])
-    agent.q_opt.load_state_dict(state["q_opt"])
-    agent.actor_opt.load_state_dict(state["actor_opt"])
-    agent.alpha_opt.load_state_dict(state["alpha_opt"])
-    agent.updates = state["updates"]
+    for name, value in vars(agent).items():
+        if isinstance(value, torch.optim.Optimizer):
+            value.load_state_dict(state[name])
+    if hasattr(agent, "updates"):
+        agent.updates = state["updates"]
 
 
 def actor_snapshot(agent: SAC, step: int, eval_return: float) -> dict[str, Any]:
@@ -179,6 +182,25 @@ def train_sac(
     }
 
 
+def plot_evaluations(ax: Any, evals: list[dict[str, Any]], label: str) -> None:
+    """Evaluation returns (mean, with a ±std band) against the step, on a matplotlib axis."""
+    if not evals:
+        return
+    steps = np.array([m["step"] for m in evals])
+    mean = np.array([m["eval_return_mean"] for m in evals])
+    std = np.array([m["eval_return_std"] for m in evals])
+    ax.plot(steps, mean, "o-", label=label)
+    ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+
+
+def evaluation_table(evals: list[dict[str, Any]]) -> str:
+    """The evaluations as a Markdown table: step, return mean ± std."""
+    rows = "\n".join(
+        f"| {m['step']} | {m['eval_return_mean']:.1f} ± {m['eval_return_std']:.1f} |" for m in evals
+    )
+    return f"| step | evaluation return (mean ± std) |\n|---|---|\n{rows}"
+
+
 def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) -> str:
     """report.md with the training-episode and evaluation return curves."""
     import matplotlib
@@ -197,24 +219,14 @@ def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) ->
         alpha=0.4,
         label="training episodes",
     )
-    if evals:
-        steps = np.array([m["step"] for m in evals])
-        mean = np.array([m["eval_return_mean"] for m in evals])
-        std = np.array([m["eval_return_std"] for m in evals])
-        ax.plot(
-            steps, mean, "o-", label=f"evaluation ({cfg.eval_episodes} episodes, deterministic)"
-        )
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    plot_evaluations(ax, evals, f"evaluation ({cfg.eval_episodes} episodes, deterministic)")
     ax.axvline(cfg.learning_starts, color="gray", ls="--", lw=1, label="learning starts")
     ax.set(xlabel="environment step", ylabel="return", title=f"SAC on {cfg.env}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(run.path / "returns.png", dpi=100)
     plt.close(fig)
-    rows = "\n".join(
-        f"| {m['step']} | {m['eval_return_mean']:.1f} ± {m['eval_return_std']:.1f} |" for m in evals
-    )
-    table = f"| step | evaluation return (mean ± std) |\n|---|---|\n{rows}"
+    table = evaluation_table(evals)
     run.write_text(
         "report.md",
         f"""# SAC on {cfg.env}
@@ -314,23 +326,89 @@ def zoo_dataset(
 
 
 def train_offline(
-    agent: torch.nn.Module,
+    agent: EncodedAgent,
     data: TrajectoryDataset,
     steps: int,
     batch_size: int = 256,
     seed: int = 0,
     *,
+    run: RunDir | None = None,
+    eval_env: str | None = None,
+    eval_every: int = 0,
+    eval_episodes: int = 10,
+    log_every: int = 500,
+    checkpoint_every: int = 0,
     quiet: bool = True,
 ) -> list[dict[str, float]]:
-    """``agent.update`` on uniform minibatches of ``data`` for ``steps`` steps (BC, TD3+BC)."""
+    """``agent.update`` on uniform minibatches of ``data`` for ``steps`` steps (BC, TD3+BC).
+
+    With ``eval_env``, the deterministic policy is evaluated over ``eval_episodes`` episodes
+    every ``eval_every`` steps and after the last one. With ``run``, losses (every
+    ``log_every`` steps) and evaluations go to its metrics, and every ``checkpoint_every``
+    steps a checkpoint holds the agent, its optimisers, the sampler's and torch's RNG and the
+    step: a killed run resumes from it and continues the same curve. Returns the evaluations.
+    """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    history = []
+    step, seconds, records = 0, 0.0, 0
+    state = run.load_checkpoint() if run is not None else None
+    if run is not None and state is not None and "generator" in state:
+        _load_agent(agent, state["agent"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        step, seconds = state["step"], state["seconds"]
+        run.truncate_metrics(state["metrics_records"])
+    if run is not None:
+        records = len(run.read_metrics())
+    t0 = time.perf_counter() - seconds
+    evaluations: list[dict[str, float]] = []
+
+    def log(record: dict[str, float]) -> None:
+        nonlocal records
+        if run is not None:
+            run.log(record)
+            records += 1
+
     with progress_bar(type(agent).__name__, steps, disable=quiet) as advance:
-        for _ in range(steps):
-            history.append(agent.update(data.sample_transitions(batch_size, gen)))  # type: ignore[operator]
+        advance(step)
+        while step < steps:
+            metrics = agent.update(data.sample_transitions(batch_size, gen))
+            step += 1
             advance(1)
-    return history
+            if log_every and (step % log_every == 0 or step == steps):
+                log({"step": step, "seconds": time.perf_counter() - t0, **metrics})
+            if eval_env and ((eval_every and step % eval_every == 0) or step == steps):
+                returns = evaluate_policy(
+                    eval_env,
+                    agent.numpy_policy(),
+                    eval_episodes,
+                    seed=10_000 + seed,
+                )
+                evaluations.append(
+                    {
+                        "step": step,
+                        "eval_return_mean": float(returns.mean()),
+                        "eval_return_std": float(returns.std()),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+                log(evaluations[-1])
+            if run is not None and (
+                (checkpoint_every and step % checkpoint_every == 0) or step == steps
+            ):
+                run.save_checkpoint(
+                    {
+                        "agent": _agent_state(agent),
+                        "generator": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "step": step,
+                        "seconds": time.perf_counter() - t0,
+                        "metrics_records": records,
+                    }
+                )
+    if run is not None:  # with those logged before a resume
+        evaluations = [r for r in run.read_metrics() if "eval_return_mean" in r]
+    return evaluations
 
 
 def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
@@ -358,8 +436,12 @@ class OfflineRunConfig:
     steps: int = field(default=10_000, metadata={"help": "gradient steps"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
     bc_loss: str = field(default="mse", metadata={"help": "BC loss: mse or gaussian"})
-    eval_episodes: int = field(default=10, metadata={"help": "evaluation episodes"})
+    eval_every: int = field(
+        default=5_000, metadata={"help": "evaluate every N steps (and after the last)"}
+    )
+    eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
     log_every: int = field(default=500, metadata={"help": "log losses every N steps"})
+    checkpoint_every: int = field(default=5_000, metadata={"help": "checkpoint every N steps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
 
@@ -384,8 +466,10 @@ def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
 def run_offline(
     kind: str, cfg: OfflineRunConfig, run: RunDir, *, quiet: bool = False
 ) -> dict[str, Any]:
-    """Train ``kind`` ("bc" or "td3bc") on ``cfg.data``; log, checkpoint, evaluate."""
+    """Train ``kind`` ("bc" or "td3bc") on ``cfg.data`` with periodic evaluation; log,
+    checkpoint (a killed run resumes), and write results.json and report.md with the curve."""
     from seqrep.rl.offline import TD3BC, BehaviourCloning
+    from seqrep.rl.zoo import zoo_index, zoo_reference
 
     data, env_id = load_trajectories(cfg.data)
     env_id = cfg.env or env_id
@@ -397,44 +481,67 @@ def run_offline(
         agent = BehaviourCloning(data.obs_dim, data.act_dim, loss=cfg.bc_loss)
     else:
         agent = TD3BC(data.obs_dim, data.act_dim)
-        agent.set_obs_normaliser(
-            torch.from_numpy(data.observations.mean(0)), torch.from_numpy(data.observations.std(0))
-        )
-    if (state := run.load_checkpoint()) is not None and state.get("finished"):
-        agent.load_state_dict(state["model"])
-    else:
-        gen = torch.Generator().manual_seed(cfg.seed)
-        t0 = time.perf_counter()
-        with progress_bar(kind, cfg.steps, disable=quiet) as advance:
-            for step in range(1, cfg.steps + 1):
-                metrics = agent.update(data.sample_transitions(cfg.batch_size, gen))
-                advance(1)
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    run.log({"step": step, "seconds": time.perf_counter() - t0, **metrics})
-        run.save_checkpoint({"model": agent.state_dict(), "finished": True})
-    returns = evaluate_policy(
-        env_id, agent.numpy_policy(), cfg.eval_episodes, seed=10_000 + cfg.seed
+    obs = torch.from_numpy(data.observations)
+    agent.set_obs_normaliser(obs.mean(0), obs.std(0))  # z-scored with the data's statistics
+    evals = train_offline(
+        agent,
+        data,
+        cfg.steps,
+        cfg.batch_size,
+        cfg.seed,
+        run=run,
+        eval_env=env_id,
+        eval_every=cfg.eval_every,
+        eval_episodes=cfg.eval_episodes,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        quiet=quiet,
     )
-    result = {
+    final = evals[-1]
+    result: dict[str, Any] = {
         "env": env_id,
         "data": cfg.data,
         "episodes": data.num_episodes,
         "transitions": len(data),
         "data_return_mean": float(data.episode_returns().mean()),
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
+        "return_mean": final["eval_return_mean"],
+        "return_std": final["eval_return_std"],
     }
+    score_note = ""
+    if env_id in zoo_index():  # seqrep's own v5 references, not D4RL's v2 ones
+        ref = zoo_reference(env_id)
+        result["score"] = normalized_score(result["return_mean"], reference=ref)
+        result["data_score"] = normalized_score(result["data_return_mean"], reference=ref)
+        score_note = (
+            f" Normalised score (seqrep's {env_id} references: random {ref[0]:.1f}, expert "
+            f"{ref[1]:.1f}): policy {result['score']:.1f}, data {result['data_score']:.1f}."
+        )
     run.write_json("results.json", result)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plot_evaluations(ax, evals, f"{kind} policy ({cfg.eval_episodes} episodes)")
+    ax.axhline(result["data_return_mean"], color="gray", ls="--", lw=1, label="data set mean")
+    ax.set(xlabel="gradient step", ylabel="return", title=f"{kind} on {Path(cfg.data).name}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run.path / "returns.png", dpi=100)
+    plt.close(fig)
     run.write_text(
         "report.md",
         f"""# {kind} on {cfg.data}
 
 {data.num_episodes} episodes / {len(data)} transitions (mean episode return in the data
-{result["data_return_mean"]:.1f}); {cfg.steps} gradient steps, batch {cfg.batch_size}.
+{result["data_return_mean"]:.1f}); {cfg.steps} gradient steps, batch {cfg.batch_size}, seed
+{cfg.seed}. Evaluation: the deterministic policy over {cfg.eval_episodes} episodes of {env_id}
+with fixed seeds.{score_note}
 
-| evaluation ({cfg.eval_episodes} episodes in {env_id}) | mean | std |
-|---|---|---|
-| {kind} policy | {result["return_mean"]:.1f} | {result["return_std"]:.1f} |
+{evaluation_table(evals)}
+
+![returns](returns.png)
 """,
     )
     return result

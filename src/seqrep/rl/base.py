@@ -63,6 +63,11 @@ class EncodedAgent(nn.Module):
         """Actions [B, A] in [-1, 1] for observations [B, obs_dim]; each agent defines it."""
         raise NotImplementedError
 
+    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One gradient step on a batch of transitions (obs [B, O], action [B, A], reward [B],
+        next_obs [B, O], terminal [B]); returns scalar metrics. Each agent defines it."""
+        raise NotImplementedError
+
     def numpy_policy(self, deterministic: bool = True) -> Callable[[np.ndarray], np.ndarray]:
         """The agent as an environment policy: one observation [O] -> one action [A] (numpy)."""
 
