@@ -133,8 +133,8 @@ def pretrain(
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start, seconds = state["iteration"], state["seconds"]
-        if run is not None:  # drop records logged after the checkpoint: they are redone
-            run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
+    if run is not None:  # drop records logged after the checkpoint (all, without one): redone
+        run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
     batch = min(cfg.batch_size, len(train))
     last: dict[str, float] = {}
     t0 = time.perf_counter() - seconds

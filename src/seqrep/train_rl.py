@@ -112,8 +112,9 @@ def train_sac(
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         step, episode, seconds = state["step"], state["episode"], state["seconds"]
-        run.truncate_metrics(state["metrics_records"])
-    records = len(run.read_metrics())
+    # Records logged after the checkpoint (all of them, without one) are logged again.
+    records = state["metrics_records"] if state is not None else 0
+    run.truncate_metrics(records)
     t0 = time.perf_counter() - seconds
     obs, _ = env.reset(seed=cfg.seed + episode)
     ep_return, ep_len, last_ckpt = 0.0, 0, step
@@ -351,15 +352,14 @@ def train_offline(
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     step, seconds, records = 0, 0.0, 0
-    state = run.load_checkpoint() if run is not None else None
-    if run is not None and state is not None and "generator" in state:
-        _load_agent(agent, state["agent"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        step, seconds = state["step"], state["seconds"]
-        run.truncate_metrics(state["metrics_records"])
     if run is not None:
-        records = len(run.read_metrics())
+        state = run.load_checkpoint()
+        if state is not None and "generator" in state:  # else none, or not a mid-run one
+            _load_agent(agent, state["agent"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            step, seconds, records = state["step"], state["seconds"], state["metrics_records"]
+        run.truncate_metrics(records)  # records after the checkpoint are logged again
     t0 = time.perf_counter() - seconds
     evaluations: list[dict[str, float]] = []
 
