@@ -219,10 +219,31 @@ def offline_bench(
         f"{refs}\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
         "version): compare orderings, not decimals.\n\n"
         + "\n".join(lines)
-        + ("\n\n![learning curves per seed](rl_offline_curves.png)" if curves else "")
+        + (_curve_table(rows, envs) if curves else "")
         + "\n"
     )
     print("\n".join(lines))
+
+
+def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
+    """Per seed: the final score (what the main table averages) beside the mean, min and max
+    of the last ``last`` evaluations: how much the final iterate depends on where it stopped."""
+    lines = [
+        "\n\n## Learning curves\n",
+        f"Evaluations every {rows[0]['curve'][0]['step']} gradient steps. A final score far from "
+        f"the mean of the last {last} evaluations means the policy oscillates.\n",
+        f"| env | algorithm | data | seed | final | mean of last {last} | min | max |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["env"] not in envs or len(r.get("curve", [])) <= 1:
+            continue
+        tail = np.array([p["score"] for p in r["curve"][-last:]])
+        lines.append(
+            f"| {r['env']} | {r['algorithm']} | {r['data']} | {r['seed']} | {r['score']:.1f} | "
+            f"{tail.mean():.1f} | {tail.min():.1f} | {tail.max():.1f} |"
+        )
+    return "\n".join(lines) + "\n\n![learning curves per seed](rl_offline_curves.png)"
 
 
 def _plot_offline_curves(rows: list[dict], envs: list[str], path: Path) -> bool:

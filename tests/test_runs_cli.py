@@ -105,12 +105,18 @@ def test_cli_mi_bench_writes_table_report_and_plot(tmp_path, capsys):
         (["mi-bench", "--critics", "mlp"], "unknown critic"),
         (["mi-bench", "--estimators", "mine"], "unknown estimator"),
         (["mi-bench", "--mi-levels", "a,b"], "comma-separated list"),
+        (["sac", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
+        (["sac", "--total-steps", "-5"], "--total-steps must be >= 1"),
+        (["bc", "--data", "x.hdf5", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["offline-rl", "--data", "x.hdf5", "--checkpoint-every", "-1"], "must be >= 0"),
+        (["bc", "--data", "x.hdf5", "--bc-loss", "l1"], "--bc-loss must be mse or gaussian"),
     ],
 )
 def test_cli_bad_input_is_one_clear_error(args, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main([*args, "--out", str(tmp_path / "r")])
     assert exc.value.code == 2
+    assert not (tmp_path / "r").exists(), "a refused run must not leave a run folder"
     captured = capsys.readouterr()
     assert message in captured.err + captured.out
     assert "Traceback" not in captured.err

@@ -93,7 +93,10 @@ def config_options(config_cls: type) -> Callable[[Callable[..., Any]], Callable[
 
 def _config_from(config_cls: type, kwargs: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(config_cls)}
-    return config_cls(**{k: v for k, v in kwargs.items() if k in names})
+    cfg = config_cls(**{k: v for k, v in kwargs.items() if k in names})
+    if hasattr(cfg, "validate"):  # before any run folder is written
+        cfg.validate()
+    return cfg
 
 
 def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -39,6 +39,16 @@ __all__ = [
 ]
 
 
+def _check_counts(cfg: Any, positive: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
+    """A clear error naming the option when a count is out of range."""
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    for name in non_negative:
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+
+
 @dataclass
 class SACRunConfig(SACConfig):
     """Online SAC on a gymnasium task (state observations)."""
@@ -51,6 +61,13 @@ class SACRunConfig(SACConfig):
     eval_episodes: int = field(default=5, metadata={"help": "episodes per evaluation"})
     checkpoint_every: int = field(default=10_000, metadata={"help": "checkpoint (at episode end)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def validate(self) -> None:
+        _check_counts(
+            self,
+            ("total_steps", "batch_size", "buffer_size", "eval_every", "eval_episodes"),
+            ("learning_starts", "checkpoint_every"),
+        )
 
     def sac(self) -> SACConfig:
         return SACConfig(**{f.name: getattr(self, f.name) for f in fields(SACConfig)})
@@ -95,6 +112,7 @@ def train_sac(
 
     ``agent`` may be given (e.g. with a pretrained encoder); by default a plain state-based SAC.
     """
+    cfg.validate()
     env = make_env(cfg.env)
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
@@ -444,6 +462,15 @@ class OfflineRunConfig:
     checkpoint_every: int = field(default=5_000, metadata={"help": "checkpoint every N steps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
+    def validate(self) -> None:
+        _check_counts(
+            self,
+            ("steps", "batch_size", "eval_episodes"),
+            ("eval_every", "log_every", "checkpoint_every"),
+        )
+        if self.bc_loss not in ("mse", "gaussian"):
+            raise ValueError(f"--bc-loss must be mse or gaussian, got {self.bc_loss!r}")
+
 
 def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
     """A D4RL-layout HDF5 file (by path) or a local Minari data set (by id), and its env id."""
@@ -471,6 +498,7 @@ def run_offline(
     from seqrep.rl.offline import TD3BC, BehaviourCloning
     from seqrep.rl.zoo import zoo_index, zoo_reference
 
+    cfg.validate()
     data, env_id = load_trajectories(cfg.data)
     env_id = cfg.env or env_id
     if not env_id:
