@@ -162,6 +162,13 @@ def offline_bench(
                     quiet=False,
                 )
                 ref = zoo_reference(env_id)
+                curve = [
+                    {
+                        "step": e["step"],
+                        "score": normalized_score(e["eval_return_mean"], reference=ref),
+                    }
+                    for e in evals
+                ]
                 rows.append(
                     {
                         "env": env_id,
@@ -174,14 +181,8 @@ def offline_bench(
                             float(data.episode_returns().mean()), reference=ref
                         ),
                         "return": evals[-1]["eval_return_mean"],
-                        "score": normalized_score(evals[-1]["eval_return_mean"], reference=ref),
-                        "curve": [
-                            {
-                                "step": e["step"],
-                                "score": normalized_score(e["eval_return_mean"], reference=ref),
-                            }
-                            for e in evals
-                        ],
+                        "score": curve[-1]["score"],
+                        "curve": curve,
                     }
                 )
                 out.write_text(json.dumps(rows, indent=1))
@@ -228,16 +229,15 @@ def offline_bench(
 def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
     """Per seed: the final score (what the main table averages) beside the mean, min and max
     of the last ``last`` evaluations: how much the final iterate depends on where it stopped."""
+    with_curves = [r for r in rows if r["env"] in envs and len(r.get("curve", [])) > 1]
     lines = [
         "\n\n## Learning curves\n",
-        f"Evaluations every {rows[0]['curve'][0]['step']} gradient steps. A final score far from "
-        f"the mean of the last {last} evaluations means the policy oscillates.\n",
+        f"Evaluations every {with_curves[0]['curve'][0]['step']} gradient steps. A final score "
+        f"far from the mean of the last {last} evaluations means the policy oscillates.\n",
         f"| env | algorithm | data | seed | final | mean of last {last} | min | max |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        if r["env"] not in envs or len(r.get("curve", [])) <= 1:
-            continue
+    for r in with_curves:
         tail = np.array([p["score"] for p in r["curve"][-last:]])
         lines.append(
             f"| {r['env']} | {r['algorithm']} | {r['data']} | {r['seed']} | {r['score']:.1f} | "
