@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrep.rl.offline import TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_index, zoo_reference
 from seqrep.runs import RunDir
-from seqrep.train_rl import train_offline, zoo_dataset
+from seqrep.train_rl import offline_agent, train_offline, zoo_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
@@ -128,13 +127,7 @@ def offline_bench(
                     continue
                 data = sets[data_name]
                 torch.manual_seed(seed)
-                agent = (
-                    BehaviourCloning(data.obs_dim, data.act_dim)
-                    if algo == "BC"
-                    else TD3BC(data.obs_dim, data.act_dim)
-                )
-                obs = torch.from_numpy(data.observations)
-                agent.set_obs_normaliser(obs.mean(0), obs.std(0))
+                agent = offline_agent("bc" if algo == "BC" else "td3bc", data)
                 # One run folder per row: losses, the evaluation curve, and checkpoints, so a
                 # long row that is killed resumes where it stopped.
                 row_cfg = {
@@ -204,10 +197,10 @@ def offline_bench(
                 continue
             s = np.array([r["score"] for r in rs])
             p = corl.get((env_id.split("-")[0].lower(), algo, f"{data_name}-v2"))
-            ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
+            corl_ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
             lines.append(
                 f"| {env_id} | {algo} | {data_name} | {len(rs)} | {s.mean():.1f} ± {s.std():.1f} | "
-                f"{rs[0]['data_score']:.1f} | {ref} |"
+                f"{rs[0]['data_score']:.1f} | {corl_ref} |"
             )
     refs = "\n".join(
         f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}" for e in envs

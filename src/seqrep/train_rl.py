@@ -32,6 +32,7 @@ __all__ = [
     "collect_episodes",
     "load_sac_policy",
     "load_trajectories",
+    "offline_agent",
     "run_offline",
     "train_offline",
     "train_sac",
@@ -490,12 +491,28 @@ def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
     return load_minari(ds), getattr(env_spec, "id", None)
 
 
+def offline_agent(kind: str, data: TrajectoryDataset, bc_loss: str = "mse") -> EncodedAgent:
+    """A fresh ``kind`` ("bc" or "td3bc") agent for ``data``, its observations z-scored with the
+    data set's statistics (seed torch first for a reproducible initialisation)."""
+    from seqrep.rl.offline import TD3BC, BehaviourCloning
+
+    if kind not in ("bc", "td3bc"):
+        raise ValueError(f"unknown offline agent {kind!r}; choose bc or td3bc")
+    agent: EncodedAgent = (
+        BehaviourCloning(data.obs_dim, data.act_dim, loss=bc_loss)
+        if kind == "bc"
+        else TD3BC(data.obs_dim, data.act_dim)
+    )
+    obs = torch.from_numpy(data.observations)
+    agent.set_obs_normaliser(obs.mean(0), obs.std(0))
+    return agent
+
+
 def run_offline(
     kind: str, cfg: OfflineRunConfig, run: RunDir, *, quiet: bool = False
 ) -> dict[str, Any]:
     """Train ``kind`` ("bc" or "td3bc") on ``cfg.data`` with periodic evaluation; log,
     checkpoint (a killed run resumes), and write results.json and report.md with the curve."""
-    from seqrep.rl.offline import TD3BC, BehaviourCloning
     from seqrep.rl.zoo import zoo_index, zoo_reference
 
     cfg.validate()
@@ -504,13 +521,7 @@ def run_offline(
     if not env_id:
         raise ValueError("--env is required to evaluate a policy learnt from an HDF5 file")
     torch.manual_seed(cfg.seed)
-    agent: BehaviourCloning | TD3BC
-    if kind == "bc":
-        agent = BehaviourCloning(data.obs_dim, data.act_dim, loss=cfg.bc_loss)
-    else:
-        agent = TD3BC(data.obs_dim, data.act_dim)
-    obs = torch.from_numpy(data.observations)
-    agent.set_obs_normaliser(obs.mean(0), obs.std(0))  # z-scored with the data's statistics
+    agent = offline_agent(kind, data, bc_loss=cfg.bc_loss)
     evals = train_offline(
         agent,
         data,
