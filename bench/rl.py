@@ -2,6 +2,7 @@
 
     python bench/rl.py sac       # SAC return curves of the zoo runs vs CleanRL / the SAC paper
     python bench/rl.py offline   # BC on expert data; BC vs TD3+BC on medium-replay-like data
+    python bench/rl.py offline --data sac-replay   # ... on the zoo run's own replay buffer
 
 ``sac`` reads the ``seqrep sac`` run folders that trained the zoo (runs/zoo/sac-*; pass
 --runs) and writes bench/results/rl_sac.{json,md} and sac_curves.png. ``offline`` collects the
@@ -10,6 +11,11 @@ algorithm for --steps (BC: --bc-steps) gradient steps per seed, and writes
 bench/results/rl_offline.{json,md}; it resumes, skipping finished (env, algorithm, data, seed)
 rows. Scores use seqrep's own v5 references (zoo.json), printed beside CORL's published D4RL v2
 scores: the data differ.
+
+Data sets (--data): ``expert`` (20 zoo-expert episodes), ``medium-replay`` (200k steps of the
+zoo's medium-replay-like mixture: one ladder policy per episode) and ``sac-replay`` (D4RL's own
+recipe: the first transitions of the zoo's SAC run's replay buffer, up to the step of its medium
+snapshot; needs that run folder under --runs).
 """
 
 from __future__ import annotations
@@ -23,13 +29,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_index, zoo_reference
 from seqrep.runs import RunDir
-from seqrep.train_rl import offline_agent, train_offline, zoo_dataset
+from seqrep.train_rl import offline_agent, replay_buffer_dataset, train_offline, zoo_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
+DATA = ("expert", "medium-replay", "sac-replay")
+PLAN = [
+    ("BC", "expert"),
+    ("BC", "medium-replay"),
+    ("TD3+BC", "medium-replay"),
+    ("BC", "sac-replay"),
+    ("TD3+BC", "sac-replay"),
+]
 
 
 def published() -> list[dict[str, str]]:
@@ -103,28 +118,39 @@ def sac_bench(runs: list[Path]) -> None:
     print("\n".join(lines))
 
 
+def _offline_data(env_id: str, name: str, cache: Path, runs: Path) -> TrajectoryDataset:
+    if name == "expert":
+        return zoo_dataset(env_id, "expert", cache, episodes=20)
+    if name == "medium-replay":
+        return zoo_dataset(env_id, "medium-replay", cache, steps=200_000)
+    # D4RL's medium-replay: the replay buffer of the training run up to its medium policy.
+    medium_step = int(zoo_index()[env_id]["policies"]["medium"]["step"])
+    return replay_buffer_dataset(runs / f"sac-{env_id.split('-')[0].lower()}", medium_step)
+
+
 def offline_bench(
     envs: list[str],
+    data_names: list[str],
     seeds: list[int],
     steps: dict[str, int],
     episodes: int,
     eval_every: int,
     cache: Path,
+    runs: Path,
     results: Path,
 ) -> None:
     out = results / "rl_offline.json"
     rows = json.loads(out.read_text()) if out.exists() else []
     done = {(r["env"], r["algorithm"], r["data"], r["seed"]) for r in rows}
-    plan = [("BC", "expert"), ("BC", "medium-replay"), ("TD3+BC", "medium-replay")]
+    plan = [(algo, name) for algo, name in PLAN if name in data_names]
     for env_id in envs:
-        sets = {
-            "expert": zoo_dataset(env_id, "expert", cache, episodes=20),
-            "medium-replay": zoo_dataset(env_id, "medium-replay", cache, steps=200_000),
-        }
+        sets: dict[str, TrajectoryDataset] = {}
         for algo, data_name in plan:
             for seed in seeds:
                 if (env_id, algo, data_name, seed) in done:
                     continue
+                if data_name not in sets:
+                    sets[data_name] = _offline_data(env_id, data_name, cache, runs)
                 data = sets[data_name]
                 torch.manual_seed(seed)
                 agent = offline_agent("bc" if algo == "BC" else "td3bc", data)
@@ -196,7 +222,8 @@ def offline_bench(
             if not rs:
                 continue
             s = np.array([r["score"] for r in rs])
-            p = corl.get((env_id.split("-")[0].lower(), algo, f"{data_name}-v2"))
+            d4rl = "medium-replay" if data_name == "sac-replay" else data_name
+            p = corl.get((env_id.split("-")[0].lower(), algo, f"{d4rl}-v2"))
             corl_ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
             lines.append(
                 f"| {env_id} | {algo} | {data_name} | {len(rs)} | {s.mean():.1f} ± {s.std():.1f} | "
@@ -276,6 +303,11 @@ def main() -> None:
     p.add_argument("what", choices=["sac", "offline"])
     p.add_argument("--runs", default="runs/zoo", help="folder of the zoo's SAC run folders")
     p.add_argument("--envs", default=",".join(ENVS))
+    p.add_argument(
+        "--data",
+        default="expert,medium-replay",
+        help=f"offline data sets, comma-separated from {', '.join(DATA)}",
+    )
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", type=int, default=100_000, help="TD3+BC gradient steps")
     p.add_argument(
@@ -299,13 +331,19 @@ def main() -> None:
         missing = [e for e in envs if e not in zoo_index()]
         if missing:
             raise SystemExit(f"the zoo has no entry for {missing}: build it first (bench/zoo.py)")
+        data_names = [d for d in args.data.split(",") if d]
+        unknown = sorted(set(data_names) - set(DATA))
+        if unknown:
+            raise SystemExit(f"unknown --data {unknown}: choose from {', '.join(DATA)}")
         offline_bench(
             envs,
+            data_names,
             [int(s) for s in args.seeds.split(",")],
             {"BC": args.bc_steps or args.steps, "TD3+BC": args.steps},
             args.episodes,
             args.eval_every,
             Path(args.cache),
+            Path(args.runs),
             Path(args.results),
         )
 

@@ -228,3 +228,84 @@ def test_cli_collects_medium_replay_from_the_zoo(pendulum_zoo, tmp_path, monkeyp
     assert abs(expert.mean() - expert_ret) < 150
     with pytest.raises(SystemExit):
         main(["collect", "--policy", "expert", "--env", "Hopper-v5", "--dataset-id", "x/y/z-v0"])
+
+
+def test_replay_buffer_dataset_replays_exactly_in_the_environment(pendulum_expert, tmp_path):
+    """The run's first 1000 steps, re-simulated: every episode starts at the reset the run
+    used (seed + e), and each stored action reproduces the stored reward and next state."""
+    import numpy as np
+
+    from seqrep.rl.envs import make_env
+    from seqrep.train_rl import replay_buffer_dataset
+
+    data = replay_buffer_dataset(pendulum_expert[3], 1000)
+    assert data.episode_starts.tolist() == [0, 200, 400, 600, 800, 1000]
+    assert data.timeouts.sum() == 5 and not data.terminals.any()
+    env = make_env("Pendulum-v1")
+    for e in range(data.num_episodes):
+        ep = data.episode(e)
+        obs, _ = env.reset(seed=e)
+        np.testing.assert_array_equal(ep["observations"][0], obs)
+        for t in range(len(ep["rewards"])):
+            nxt, reward, *_ = env.step(ep["actions"][t])
+            np.testing.assert_allclose(ep["next_observations"][t], nxt, rtol=1e-6)
+            assert ep["rewards"][t] == pytest.approx(reward, rel=1e-5)
+    env.close()
+    with pytest.raises(ValueError, match="steps must be in"):
+        replay_buffer_dataset(pendulum_expert[3], 10**6)
+
+
+def test_replay_buffer_dataset_splits_at_terminals_and_resets(tmp_path):
+    """A hand-made buffer: a terminal at step 2, a reset (next_obs != following obs) after
+    step 6, and a cut at step 9 give exactly three episodes with the expected end flags."""
+    import numpy as np
+
+    from seqrep.rl.replay import ReplayBuffer
+    from seqrep.runs import RunDir
+    from seqrep.train_rl import SACRunConfig, replay_buffer_dataset
+
+    buf = ReplayBuffer(10, 1, 1)
+    obs, resets_after = 0.0, {6}
+    for t in range(10):
+        terminal = t == 2
+        nxt = obs + 1.0
+        buf.add(np.array([obs]), np.array([t / 10]), float(t), np.array([nxt]), terminal)
+        obs = 100.0 * (t + 1) if terminal or t in resets_after else nxt
+    run = RunDir.open(tmp_path / "run", "sac", SACRunConfig(total_steps=10))
+    run.save_checkpoint({"buffer": buf.state_dict(), "step": 10})
+    data = replay_buffer_dataset(run.path)
+    assert data.episode_starts.tolist() == [0, 3, 7, 10]
+    assert np.flatnonzero(data.terminals).tolist() == [2]
+    assert np.flatnonzero(data.timeouts).tolist() == [6, 9]
+    np.testing.assert_array_equal(data.rewards, np.arange(10))
+    assert replay_buffer_dataset(run.path, 5).episode_starts.tolist() == [0, 3, 5]
+    run.save_checkpoint({"buffer": buf.state_dict(), "step": 25})  # a wrapped ring buffer
+    with pytest.raises(ValueError, match="overwritten"):
+        replay_buffer_dataset(run.path)
+
+
+def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeypatch, capsys):
+    from seqrep.cli import main
+    from seqrep.data.trajectories import load_minari
+    from seqrep.train_rl import replay_buffer_dataset
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    run = str(pendulum_expert[3])
+    main(
+        [
+            "collect",
+            "--policy",
+            run,
+            "--from-replay",
+            "--steps",
+            "600",
+            "--dataset-id",
+            "seqrep/pd/replay-v0",
+        ]
+    )
+    assert "seqrep/pd/replay-v0: 3 episodes, 600 steps" in capsys.readouterr().out
+    loaded, direct = load_minari("seqrep/pd/replay-v0"), replay_buffer_dataset(run, 600)
+    for name in ("observations", "actions", "rewards", "next_observations", "timeouts"):
+        assert (getattr(loaded, name) == getattr(direct, name)).all(), name
+    with pytest.raises(SystemExit):
+        main(["collect", "--policy", "expert", "--from-replay", "--dataset-id", "seqrep/pd/x-v0"])

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
+from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
 from seqrep.runs import RunDir, RunDirError, console, load_run
 from seqrep.series_bench import (
@@ -34,6 +35,7 @@ from seqrep.train_rl import (
     SACRunConfig,
     collect_episodes,
     load_sac_policy,
+    replay_buffer_dataset,
     run_offline,
     train_sac,
     write_sac_report,
@@ -236,16 +238,36 @@ def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> Non
 @click.option("--steps", default=10_000, show_default=True, help="environment steps")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--dataset-id", required=True, help="Minari id, e.g. seqrep/pendulum/expert-v0")
+@click.option(
+    "--from-replay",
+    is_flag=True,
+    help="with --policy a `seqrep sac` run folder: write the first --steps transitions of its "
+    "replay buffer instead of rolling its policy (D4RL's medium-replay recipe)",
+)
 def collect_cmd(
-    env_id: str, policy: str, noise: float, steps: int, seed: int, dataset_id: str
+    env_id: str,
+    policy: str,
+    noise: float,
+    steps: int,
+    seed: int,
+    dataset_id: str,
+    from_replay: bool,
 ) -> None:
     """Collect episodes (no network) into MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
     import numpy as np
 
-    from seqrep.data.trajectories import save_minari
     from seqrep.rl.envs import make_env
     from seqrep.rl.zoo import ZOO_LEVELS, load_zoo_policy, uniform_random_policy
 
+    if from_replay:
+        if policy in ZOO_LEVELS:
+            raise click.UsageError("--from-replay needs --policy to be a `seqrep sac` run folder")
+        data = replay_buffer_dataset(policy, steps)
+        run_env = load_run(policy, "sac", SACRunConfig)[0].env
+        _save_collected(
+            data, dataset_id, run_env, f"{policy} --from-replay", f"replay buffer of {policy}"
+        )
+        return
     rng = np.random.default_rng(seed)
     if policy not in ZOO_LEVELS:
         env_id, act = load_sac_policy(policy)  # the run's own environment
@@ -266,13 +288,24 @@ def collect_cmd(
     if hasattr(act, "start_episode"):
         behaviour.start_episode = act.start_episode  # type: ignore[attr-defined]
     data = collect_episodes(env_id, behaviour, steps, seed)
+    _save_collected(
+        data, dataset_id, env_id, policy, f"{policy} policy, noise {noise}, seed {seed}"
+    )
+
+
+def _save_collected(
+    data: TrajectoryDataset, dataset_id: str, env_id: str, source: str, description: str
+) -> None:
+    """Write ``data`` as a local Minari data set and print its size and returns."""
+    from seqrep.data.trajectories import save_minari
+
     save_minari(
         data,
         dataset_id,
         env=env_id,
-        algorithm_name=f"seqrep collect --policy {policy}",
+        algorithm_name=f"seqrep collect --policy {source}",
         author="seqrep",
-        description=f"{policy} policy, noise {noise}, seed {seed}",
+        description=description,
     )
     returns = data.episode_returns()
     click.echo(

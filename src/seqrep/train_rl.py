@@ -33,6 +33,7 @@ __all__ = [
     "load_sac_policy",
     "load_trajectories",
     "offline_agent",
+    "replay_buffer_dataset",
     "run_offline",
     "train_offline",
     "train_sac",
@@ -440,6 +441,50 @@ def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarra
     env.close()
     _load_agent(agent, state["agent"])
     return cfg.env, agent.numpy_policy()
+
+
+def replay_buffer_dataset(run_dir: str | Path, steps: int | None = None) -> TrajectoryDataset:
+    """The first ``steps`` environment steps (default: all) a ``seqrep sac`` run stored in its
+    checkpointed replay buffer, as episodes: D4RL's own medium-replay recipe (the buffer of a
+    run stopped when its policy reached the medium level).
+
+    The buffer keeps ``terminal`` but not ``truncated``; an episode also ends where a step's
+    next observation is not the following step's observation (the environment was reset), and
+    such an end is a timeout. The last episode, cut at ``steps``, is a timeout too.
+
+    Raises:
+        RunDirError: not a ``seqrep sac`` run folder, or no checkpoint yet.
+        ValueError: ``steps`` out of range, or the buffer wrapped and lost its first steps.
+    """
+    _, state = load_run(run_dir, "sac", SACRunConfig)
+    buf = state["buffer"]
+    size, total = int(buf["size"]), int(state["step"])
+    if total > size:
+        raise ValueError(
+            f"{run_dir}: the replay buffer holds the last {size} of {total} steps; its first "
+            f"steps were overwritten (rerun with --buffer-size >= --total-steps)"
+        )
+    n = size if steps is None else steps
+    if not 1 <= n <= size:
+        raise ValueError(f"steps must be in [1, {size}] for {run_dir}, got {n}")
+    obs, next_obs = buf["obs"][:n], buf["next_obs"][:n]
+    terminals = buf["terminal"][:n] > 0
+    reset = np.zeros(n, bool)
+    reset[:-1] = np.any(next_obs[:-1] != obs[1:], axis=1)
+    timeouts = reset & ~terminals
+    if not terminals[-1]:
+        timeouts[-1] = True
+    ends = np.flatnonzero(terminals | timeouts) + 1
+    return TrajectoryDataset(
+        observations=obs.astype(np.float32),
+        actions=buf["action"][:n].astype(np.float32),
+        rewards=buf["reward"][:n].astype(np.float32),
+        next_observations=next_obs.astype(np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
+        episode_starts=np.concatenate([[0], ends]).astype(np.int64),
+        name=f"{Path(run_dir).name}-replay-{n}",
+    )
 
 
 @dataclass
