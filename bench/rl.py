@@ -37,7 +37,14 @@ from seqrep.train_rl import offline_agent, replay_buffer_dataset, train_offline,
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
-DATA = ("expert", "medium-replay", "sac-replay")
+DATA_NOTES = {
+    "expert": "20 episodes of the zoo's expert",
+    "medium-replay": "200k steps of the zoo's medium-replay-like mixture (one policy per "
+    "episode from [random, ladder..., medium])",
+    "sac-replay": "D4RL's recipe: the zoo SAC run's replay buffer up to the step of its "
+    "medium snapshot",
+}
+DATA = tuple(DATA_NOTES)
 PLAN = [
     ("BC", "expert"),
     ("BC", "medium-replay"),
@@ -237,7 +244,9 @@ def offline_bench(
         f"# Offline benchmarks on the zoo's data\n\nGradient steps (batch 256): BC {steps['BC']}, "
         f"TD3+BC {steps['TD3+BC']}; "
         f"{episodes} evaluation episodes per seed. Scores use seqrep's own v5 references:\n"
-        f"{refs}\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
+        f"{refs}\n\nData sets:\n"
+        + "\n".join(f"- {d}: {DATA_NOTES[d]}" for d in data_names)
+        + "\n\nCORL's scores are on D4RL v2 data (other behaviour policies and simulator "
         "version): compare orderings, not decimals.\n\n"
         + "\n".join(lines)
         + (_curve_table(rows, envs) if curves else "")
@@ -267,7 +276,8 @@ def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
 
 
 def _plot_offline_curves(rows: list[dict], envs: list[str], path: Path) -> bool:
-    """Normalised score against gradient step, one line per row that has a learning curve."""
+    """Normalised score against gradient step: one panel per (env, data set), one colour per
+    algorithm, one thin line per seed."""
     with_curves = [r for r in rows if len(r.get("curve", [])) > 1 and r["env"] in envs]
     if not with_curves:
         return False
@@ -276,20 +286,33 @@ def _plot_offline_curves(rows: list[dict], envs: list[str], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [e for e in envs if any(r["env"] == e for r in with_curves)]
-    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.5), squeeze=False)
-    for ax, env_id in zip(axes[0], shown, strict=True):
-        for r in (r for r in with_curves if r["env"] == env_id):
+    panels = sorted(
+        {(r["env"], r["data"]) for r in with_curves},
+        key=lambda p: (envs.index(p[0]), DATA.index(p[1])),
+    )
+    colours = {"BC": "tab:blue", "TD3+BC": "tab:red"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (env_id, data_name) in zip(axes[0], panels, strict=True):
+        labelled: set[str] = set()
+        for r in with_curves:
+            if (r["env"], r["data"]) != (env_id, data_name):
+                continue
             c = r["curve"]
+            algo = r["algorithm"]
             ax.plot(
-                [p["step"] for p in c],
+                [p["step"] / 1000 for p in c],
                 [p["score"] for p in c],
                 "o-",
-                ms=3,
-                label=f"{r['algorithm']} {r['data']} seed {r['seed']}",
+                ms=2.5,
+                lw=1,
+                alpha=0.8,
+                color=colours.get(algo),
+                label=None if algo in labelled else algo,
             )
-        ax.set(title=env_id, xlabel="gradient step", ylabel="normalised score")
+            labelled.add(algo)
+        ax.set(title=f"{env_id} {data_name}", xlabel="gradient step (k)")
         ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("normalised score (one line per seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
