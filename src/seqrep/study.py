@@ -599,6 +599,12 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     claims = "\n".join(headline(summary)) or (
         "- No imitation cells with both BC from scratch and a frozen contrastive encoder."
     )
+    online_note = (
+        f" Online curves stop at {cfg.online_steps} environment steps for CPU cost; the first"
+        " 100k steps are the fuller picture (`--online-steps 100000`)."
+        if cfg.online_steps < 100_000
+        else ""
+    )
     run.write_text(
         "report.md",
         f"""# Representation Matters, reproduced
@@ -619,8 +625,9 @@ References used:
 
 Where this differs from Yang & Nachum (2021): v5 environments instead of D4RL's v2; data from
 seqrep's own behaviour zoo instead of D4RL's files; a CPU budget (the paper pretrains 200k
-steps with a 256-unit embedding; downstream budgets are longer there too). The paper reports its
-comparisons as figures, not tables, so the orderings, not the decimals, are what compare.
+steps with a 256-unit embedding; downstream budgets are longer there too).{online_note} The paper
+reports its comparisons as figures, not tables, so the orderings, not the decimals, are what
+compare.
 
 ## The headline, measured
 
