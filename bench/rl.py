@@ -262,7 +262,8 @@ def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
     lines = [
         "\n\n## Learning curves\n",
         f"Evaluations every {with_curves[0]['curve'][0]['step']} gradient steps. A final score "
-        f"far from the mean of the last {last} evaluations means the policy oscillates.\n",
+        f"far from the mean of the last {last} evaluations (all of them for shorter runs) means "
+        "the policy oscillates.\n",
         f"| env | algorithm | data | seed | final | mean of last {last} | min | max |",
         "|---|---|---|---|---|---|---|---|",
     ]
