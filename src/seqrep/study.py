@@ -565,9 +565,16 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
             err = np.array(
                 [[m - s["ci_low"], s["ci_high"] - m] for m, s in zip(mean, sel, strict=True)]
             ).T
-            colors = ["gray" if s["objective"] == "none" else "C0" for s in sel]
+            mode_colour = {"frozen": "C0", "finetune": "C1"}
+            colors = [mode_colour.get(s["mode"], "gray") for s in sel]
             ax.bar(x, mean, yerr=np.nan_to_num(err), color=colors, capsize=3)
-            ax.set_xticks(x, [f"{s['objective']}\n{s['mode']}" for s in sel], fontsize=7)
+            ax.set_xticks(
+                x,
+                [f"{s['objective']} {s['mode']}" for s in sel],
+                fontsize=7,
+                rotation=40,
+                ha="right",
+            )
             ax.set(ylabel="normalised score (95% bootstrap CI)", title=f"{env_id}: {setting}")
             fig.tight_layout()
             name = f"scores-{env_id}-{setting}.png"
