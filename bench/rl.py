@@ -131,8 +131,10 @@ def _offline_data(env_id: str, name: str, cache: Path, runs: Path) -> Trajectory
     if name == "medium-replay":
         return zoo_dataset(env_id, "medium-replay", cache, steps=200_000)
     # D4RL's medium-replay: the replay buffer of the training run up to its medium policy.
-    medium_step = int(zoo_index()[env_id]["policies"]["medium"]["step"])
-    return replay_buffer_dataset(runs / f"sac-{env_id.split('-')[0].lower()}", medium_step)
+    # zoo.json records which run trained the zoo; --runs says where such folders live here.
+    entry = zoo_index()[env_id]
+    run = runs / Path(entry["sac_run"]).name
+    return replay_buffer_dataset(run, int(entry["policies"]["medium"]["step"]))
 
 
 def offline_bench(
