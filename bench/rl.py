@@ -134,7 +134,7 @@ def _offline_data(env_id: str, name: str, cache: Path, runs: Path) -> Trajectory
     # zoo.json records which run trained the zoo; --runs says where such folders live here.
     entry = zoo_index()[env_id]
     run = runs / Path(entry["sac_run"]).name
-    return replay_buffer_dataset(run, int(entry["policies"]["medium"]["step"]))
+    return replay_buffer_dataset(run, int(entry["policies"]["medium"]["step"]))[0]
 
 
 def offline_bench(

@@ -238,10 +238,11 @@ def test_replay_buffer_dataset_replays_exactly_in_the_environment(pendulum_exper
     from seqrep.rl.envs import make_env
     from seqrep.train_rl import replay_buffer_dataset
 
-    data = replay_buffer_dataset(pendulum_expert[3], 1000)
+    data, env_id = replay_buffer_dataset(pendulum_expert[3], 1000)
+    assert env_id == "Pendulum-v1"
     assert data.episode_starts.tolist() == [0, 200, 400, 600, 800, 1000]
     assert data.timeouts.sum() == 5 and not data.terminals.any()
-    env = make_env("Pendulum-v1")
+    env = make_env(env_id)
     for e in range(data.num_episodes):
         ep = data.episode(e)
         obs, _ = env.reset(seed=e)
@@ -273,12 +274,12 @@ def test_replay_buffer_dataset_splits_at_terminals_and_resets(tmp_path):
         obs = 100.0 * (t + 1) if terminal or t in resets_after else nxt
     run = RunDir.open(tmp_path / "run", "sac", SACRunConfig(total_steps=10))
     run.save_checkpoint({"buffer": buf.state_dict(), "step": 10})
-    data = replay_buffer_dataset(run.path)
+    data = replay_buffer_dataset(run.path)[0]
     assert data.episode_starts.tolist() == [0, 3, 7, 10]
     assert np.flatnonzero(data.terminals).tolist() == [2]
     assert np.flatnonzero(data.timeouts).tolist() == [6, 9]
     np.testing.assert_array_equal(data.rewards, np.arange(10))
-    assert replay_buffer_dataset(run.path, 5).episode_starts.tolist() == [0, 3, 5]
+    assert replay_buffer_dataset(run.path, 5)[0].episode_starts.tolist() == [0, 3, 5]
     run.save_checkpoint({"buffer": buf.state_dict(), "step": 25})  # a wrapped ring buffer
     with pytest.raises(ValueError, match="overwritten"):
         replay_buffer_dataset(run.path)
@@ -304,7 +305,7 @@ def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeyp
         ]
     )
     assert "seqrep/pd/replay-v0: 3 episodes, 600 steps" in capsys.readouterr().out
-    loaded, direct = load_minari("seqrep/pd/replay-v0"), replay_buffer_dataset(run, 600)
+    loaded, direct = load_minari("seqrep/pd/replay-v0"), replay_buffer_dataset(run, 600)[0]
     for name in ("observations", "actions", "rewards", "next_observations", "timeouts"):
         assert (getattr(loaded, name) == getattr(direct, name)).all(), name
     with pytest.raises(SystemExit):

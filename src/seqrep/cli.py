@@ -262,8 +262,7 @@ def collect_cmd(
     if from_replay:
         if policy in ZOO_LEVELS:
             raise click.UsageError("--from-replay needs --policy to be a `seqrep sac` run folder")
-        data = replay_buffer_dataset(policy, steps)
-        run_env = load_run(policy, "sac", SACRunConfig)[0].env
+        data, run_env = replay_buffer_dataset(policy, steps)
         _save_collected(
             data, dataset_id, run_env, f"{policy} --from-replay", f"replay buffer of {policy}"
         )

@@ -443,10 +443,12 @@ def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarra
     return cfg.env, agent.numpy_policy()
 
 
-def replay_buffer_dataset(run_dir: str | Path, steps: int | None = None) -> TrajectoryDataset:
+def replay_buffer_dataset(
+    run_dir: str | Path, steps: int | None = None
+) -> tuple[TrajectoryDataset, str]:
     """The first ``steps`` environment steps (default: all) a ``seqrep sac`` run stored in its
-    checkpointed replay buffer, as episodes: D4RL's own medium-replay recipe (the buffer of a
-    run stopped when its policy reached the medium level).
+    checkpointed replay buffer, as episodes, and the run's environment id: D4RL's own
+    medium-replay recipe (the buffer of a run stopped when its policy reached the medium level).
 
     The buffer keeps ``terminal`` but not ``truncated``; an episode also ends where a step's
     next observation is not the following step's observation (the environment was reset), and
@@ -456,7 +458,7 @@ def replay_buffer_dataset(run_dir: str | Path, steps: int | None = None) -> Traj
         RunDirError: not a ``seqrep sac`` run folder, or no checkpoint yet.
         ValueError: ``steps`` out of range, or the buffer wrapped and lost its first steps.
     """
-    _, state = load_run(run_dir, "sac", SACRunConfig)
+    cfg, state = load_run(run_dir, "sac", SACRunConfig)
     buf = state["buffer"]
     size, total = int(buf["size"]), int(state["step"])
     if total > size:
@@ -475,7 +477,7 @@ def replay_buffer_dataset(run_dir: str | Path, steps: int | None = None) -> Traj
     if not terminals[-1]:
         timeouts[-1] = True
     ends = np.flatnonzero(terminals | timeouts) + 1
-    return TrajectoryDataset(
+    data = TrajectoryDataset(
         observations=obs.astype(np.float32),
         actions=buf["action"][:n].astype(np.float32),
         rewards=buf["reward"][:n].astype(np.float32),
@@ -485,6 +487,7 @@ def replay_buffer_dataset(run_dir: str | Path, steps: int | None = None) -> Traj
         episode_starts=np.concatenate([[0], ends]).astype(np.int64),
         name=f"{Path(run_dir).name}-replay-{n}",
     )
+    return data, cfg.env
 
 
 @dataclass
