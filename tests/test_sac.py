@@ -230,7 +230,7 @@ def test_cli_collects_medium_replay_from_the_zoo(pendulum_zoo, tmp_path, monkeyp
         main(["collect", "--policy", "expert", "--env", "Hopper-v5", "--dataset-id", "x/y/z-v0"])
 
 
-def test_replay_buffer_dataset_replays_exactly_in_the_environment(pendulum_expert, tmp_path):
+def test_replay_buffer_dataset_replays_exactly_in_the_environment(pendulum_expert):
     """The run's first 1000 steps, re-simulated: every episode starts at the reset the run
     used (seed + e), and each stored action reproduces the stored reward and next state."""
     import numpy as np
