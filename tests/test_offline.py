@@ -13,24 +13,14 @@ import torch
 from torch import nn
 
 from seqrep.rl.offline import TD3BC, BehaviourCloning, TD3BCConfig
-
-
-def batch(seed=0, b=6, obs_dim=3, act_dim=2):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "obs": torch.randn(b, obs_dim, generator=g),
-        "action": torch.rand(b, act_dim, generator=g) * 2 - 1,
-        "reward": torch.randn(b, generator=g),
-        "next_obs": torch.randn(b, obs_dim, generator=g),
-        "terminal": (torch.arange(b) % 3 == 0).float(),
-    }
+from transitions import transition_batch
 
 
 @pytest.mark.parametrize("kind", ["mse", "gaussian"])
 def test_bc_losses_match_loops(kind):
     torch.manual_seed(0)
     bc = BehaviourCloning(3, 2, loss=kind, hidden=8)
-    data = batch()
+    data = transition_batch()
     got = bc.loss(data["obs"], data["action"]).item()
     out = bc.policy(data["obs"]).detach()
     total = 0.0
@@ -49,7 +39,7 @@ def test_bc_losses_match_loops(kind):
 def test_td3bc_target_and_actor_loss_match_hand_computation():
     torch.manual_seed(0)
     agent = TD3BC(3, 2, TD3BCConfig(hidden=8, gamma=0.9, alpha=2.5))
-    data = batch(1)
+    data = transition_batch(1)
     torch.manual_seed(3)
     got = agent.td_target(data["reward"], data["next_obs"], data["terminal"])
     torch.manual_seed(3)
@@ -78,7 +68,7 @@ def test_frozen_encoder_is_bit_identical(cls, freeze):
     agent = cls(3, 2, encoder=enc, feature_dim=5, freeze_encoder=freeze)
     before = [p.detach().clone() for p in enc.parameters()]
     for i in range(4):
-        agent.update(batch(i))
+        agent.update(transition_batch(i))
     same = all(torch.equal(a, b) for a, b in zip(before, enc.parameters(), strict=True))
     assert same == freeze
 

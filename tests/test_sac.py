@@ -15,23 +15,13 @@ pytest.importorskip("gymnasium")
 
 from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.sac import SAC, SACConfig
-
-
-def tiny_batch(obs_dim=3, act_dim=2, b=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "obs": torch.randn(b, obs_dim, generator=g),
-        "action": torch.rand(b, act_dim, generator=g) * 2 - 1,
-        "reward": torch.randn(b, generator=g),
-        "next_obs": torch.randn(b, obs_dim, generator=g),
-        "terminal": torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0])[:b],
-    }
+from transitions import transition_batch
 
 
 def test_td_target_matches_hand_computation():
     torch.manual_seed(0)
     agent = SAC(3, 2, SACConfig(hidden=8, init_alpha=0.3, gamma=0.9))
-    batch = tiny_batch()
+    batch = transition_batch()
     torch.manual_seed(7)
     got = agent.td_target(batch["reward"], batch["next_obs"], batch["terminal"])
 
@@ -82,7 +72,7 @@ def test_every_parameter_learns_and_frozen_means_frozen(freeze):
     before = snapshot(agent)
     grads: dict[str, bool] = {}
     for i in range(2):  # the actor and temperature update on the second step
-        agent.update(tiny_batch(seed=i))
+        agent.update(transition_batch(seed=i))
         for name, p in agent.named_parameters():
             grads[name] = grads.get(name, False) or (
                 p.grad is not None and bool(p.grad.abs().sum() > 0)
