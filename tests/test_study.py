@@ -150,3 +150,16 @@ def test_headline_compares_confidence_intervals():
     assert "no room" not in headline(summary)[0]
     summary[0] = row("none", "scratch", 98, 96, 100)  # BC from scratch at the expert already
     assert "no room for a representation to help" in headline(summary)[0]
+
+
+def test_online_summary_averages_the_normalised_curve():
+    from seqrep.rl.zoo import zoo_reference
+    from seqrep.study import online_summary
+
+    random_return, expert_return = zoo_reference("Hopper-v5")
+    # A curve at the random return, then at the expert's: 0 then 100, averaged to 50.
+    curve = [{"step": 1, "return": random_return}, {"step": 2, "return": expert_return}]
+    row = {"env": "Hopper-v5", "setting": "online", "objective": "none", "mode": "scratch"}
+    rows = [dict(row, curve=curve, seed=s) for s in range(3)]
+    rows.append(dict(row, setting="imitation", curve=[], seed=0))  # not an online cell
+    assert online_summary(rows) == ["- Hopper-v5 `none` scratch: 50.0 [50.0, 50.0] over 3 seeds"]

@@ -525,6 +525,29 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def online_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Online cells summarised over the whole learning curve, not only its last point: per
+    (env, objective, mode), the normalised score averaged over every evaluation (the area under
+    the curve, which a single noisy final evaluation hides), mean over seeds with a 95% CI."""
+    lines = []
+    curves = [r for r in rows if r["setting"] == "online" and r["curve"]]
+    for key in dict.fromkeys((r["env"], r["objective"], r["mode"]) for r in curves):
+        rs = [r for r in curves if (r["env"], r["objective"], r["mode"]) == key]
+        reference = zoo_reference(key[0])
+        auc = np.array(
+            [
+                np.mean([normalized_score(p["return"], reference=reference) for p in r["curve"]])
+                for r in rs
+            ]
+        )
+        low, high = bootstrap_ci(auc)
+        lines.append(
+            f"- {key[0]} `{key[1]}` {key[2]}: {_fmt(float(auc.mean()))} "
+            f"[{_fmt(low)}, {_fmt(high)}] over {len(rs)} seeds"
+        )
+    return lines
+
+
 def _fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
@@ -590,9 +613,16 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
         for key in dict.fromkeys((r["env"], r["objective"], r["mode"]) for r in curves):
             rs = [r for r in curves if (r["env"], r["objective"], r["mode"]) == key]
             steps = [p["step"] for p in rs[0]["curve"]]
-            mean = np.mean([[p["return"] for p in r["curve"]] for r in rs], axis=0)
-            ax.plot(steps, mean, "o-", label=" ".join(key))
-        ax.set(xlabel="environment step", ylabel="evaluation return", title="online SAC")
+            returns = np.array([[p["return"] for p in r["curve"]] for r in rs])  # [seeds, evals]
+            band = np.array([bootstrap_ci(column) for column in returns.T])  # [evals, 2]
+            (line,) = ax.plot(steps, returns.mean(axis=0), "o-", label=" ".join(key))
+            if len(rs) > 1:
+                ax.fill_between(steps, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.15)
+        ax.set(
+            xlabel="environment step",
+            ylabel="evaluation return (mean, 95% CI over seeds)",
+            title="online SAC",
+        )
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(run.path / "online-curves.png", dpi=100)
@@ -605,6 +635,14 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     images = "\n\n".join(f"![{p}]({p})" for p in plots)
     claims = "\n".join(headline(summary)) or (
         "- No imitation cells with both BC from scratch and a frozen contrastive encoder."
+    )
+    online_lines = online_summary(rows)
+    online_section = (
+        "\n## Online RL over the whole curve\n\nNormalised score averaged over every evaluation"
+        " of the learning curve (its area), mean over seeds [95% CI]; the table below scores"
+        " the last evaluation only.\n\n" + "\n".join(online_lines) + "\n"
+        if online_lines
+        else ""
     )
     online_note = (
         f" Online curves stop at {cfg.online_steps} environment steps for CPU cost; the first"
@@ -639,7 +677,7 @@ compare.
 ## The headline, measured
 
 {claims}
-
+{online_section}
 ## Every setting
 
 {table}
