@@ -218,8 +218,9 @@ def offline_bench(
         (p["task"], p["algorithm"], p["data"]): p for p in published() if p["source"] == "corl_last"
     }
     lines = [
-        "| env | algorithm | data | seeds | seqrep score (mean ± std) | data's own score | CORL (D4RL v2) |",
-        "|---|---|---|---|---|---|---|",
+        "| env | algorithm | data | seeds | seqrep score (mean ± std) | mean of last 5 evaluations "
+        "| data's own score | CORL (D4RL v2) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for env_id in envs:
         for algo, data_name in plan:
@@ -231,12 +232,19 @@ def offline_bench(
             if not rs:
                 continue
             s = np.array([r["score"] for r in rs])
+            late = np.array([_late_score(r) for r in rs])
+            # Rows evaluated only at the end have no curve: the column would repeat the final.
+            late_cell = (
+                f"{late.mean():.1f} ± {late.std():.1f}"
+                if all(len(r.get("curve", [])) > 1 for r in rs)
+                else "-"
+            )
             d4rl = "medium-replay" if data_name == "sac-replay" else data_name
             p = corl.get((env_id.split("-")[0].lower(), algo, f"{d4rl}-v2"))
             corl_ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
             lines.append(
                 f"| {env_id} | {algo} | {data_name} | {len(rs)} | {s.mean():.1f} ± {s.std():.1f} | "
-                f"{rs[0]['data_score']:.1f} | {corl_ref} |"
+                f"{late_cell} | {rs[0]['data_score']:.1f} | {corl_ref} |"
             )
     refs = "\n".join(
         f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}" for e in envs
@@ -257,6 +265,13 @@ def offline_bench(
     print("\n".join(lines))
 
 
+def _late_score(row: dict, last: int = 5) -> float:
+    """Mean normalised score of a row's last ``last`` evaluations (its final score when it has
+    no curve): less hostage to where an oscillating run happened to stop than the final one."""
+    curve = row.get("curve") or [{"score": row["score"]}]
+    return float(np.mean([p["score"] for p in curve[-last:]]))
+
+
 def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
     """Per seed: the final score (what the main table averages) beside the mean, min and max
     of the last ``last`` evaluations: how much the final iterate depends on where it stopped."""
@@ -273,7 +288,7 @@ def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
         tail = np.array([p["score"] for p in r["curve"][-last:]])
         lines.append(
             f"| {r['env']} | {r['algorithm']} | {r['data']} | {r['seed']} | {r['score']:.1f} | "
-            f"{tail.mean():.1f} | {tail.min():.1f} | {tail.max():.1f} |"
+            f"{_late_score(r, last):.1f} | {tail.min():.1f} | {tail.max():.1f} |"
         )
     return "\n".join(lines) + "\n\n![learning curves per seed](rl_offline_curves.png)"
 
