@@ -300,3 +300,7 @@ def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeyp
         assert (getattr(loaded, name) == getattr(direct, name)).all(), name
     with pytest.raises(SystemExit):
         main(["collect", "--policy", "expert", "--from-replay", "--dataset-id", "seqrep/pd/x-v0"])
+    for extra in (["--noise", "0.1"], ["--seed", "3"], ["--env", "Hopper-v5"]):
+        with pytest.raises(SystemExit):
+            main(["collect", "--policy", run, "--from-replay", "--dataset-id", "x/y-v0", *extra])
+        assert f"{extra[0]} cannot apply with --from-replay" in capsys.readouterr().err

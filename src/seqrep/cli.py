@@ -262,6 +262,19 @@ def collect_cmd(
     if from_replay:
         if policy in ZOO_LEVELS:
             raise click.UsageError("--from-replay needs --policy to be a `seqrep sac` run folder")
+        # The buffer holds what the run stored: its own environment, actions and seeds. Say so
+        # rather than silently ignoring options that would change the data if they applied.
+        ctx = click.get_current_context()
+        given = [
+            f"--{name.replace('_id', '')}"
+            for name in ("env_id", "noise", "seed")
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} cannot apply with --from-replay: the data are the "
+                "transitions the run stored (its environment, actions and seeds); drop them"
+            )
         data, run_env = replay_buffer_dataset(policy, steps)
         _save_collected(
             data, dataset_id, run_env, f"{policy} --from-replay", f"replay buffer of {policy}"
