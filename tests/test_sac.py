@@ -304,3 +304,6 @@ def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeyp
         with pytest.raises(SystemExit):
             main(["collect", "--policy", run, "--from-replay", "--dataset-id", "x/y-v0", *extra])
         assert f"{extra[0]} cannot apply with --from-replay" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a run's policy only acts in the run's environment
+        main(["collect", "--policy", run, "--env", "Hopper-v5", "--dataset-id", "x/y-v0"])
+    assert "differs from the environment" in capsys.readouterr().err

@@ -264,12 +264,7 @@ def collect_cmd(
             raise click.UsageError("--from-replay needs --policy to be a `seqrep sac` run folder")
         # The buffer holds what the run stored: its own environment, actions and seeds. Say so
         # rather than silently ignoring options that would change the data if they applied.
-        ctx = click.get_current_context()
-        given = [
-            f"--{name.replace('_id', '')}"
-            for name in ("env_id", "noise", "seed")
-            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
-        ]
+        given = _given_options("env_id", "noise", "seed")
         if given:
             raise click.UsageError(
                 f"{', '.join(given)} cannot apply with --from-replay: the data are the "
@@ -282,7 +277,13 @@ def collect_cmd(
         return
     rng = np.random.default_rng(seed)
     if policy not in ZOO_LEVELS:
-        env_id, act = load_sac_policy(policy)  # the run's own environment
+        run_env, act = load_sac_policy(policy)  # a run's policy acts in its own environment
+        if _given_options("env_id") and env_id != run_env:
+            raise click.UsageError(
+                f"--env {env_id} differs from the environment {policy} was trained on "
+                f"({run_env}); drop --env"
+            )
+        env_id = run_env
     probe = make_env(env_id)
     act_dim = int(np.prod(probe.action_space.shape))
     probe.close()
@@ -303,6 +304,16 @@ def collect_cmd(
     _save_collected(
         data, dataset_id, env_id, policy, f"{policy} policy, noise {noise}, seed {seed}"
     )
+
+
+def _given_options(*names: str) -> list[str]:
+    """The flags among these parameter ``names`` that the user typed (not defaults)."""
+    ctx = click.get_current_context()
+    return [
+        f"--{name.removesuffix('_id').replace('_', '-')}"
+        for name in names
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
 
 
 def _save_collected(
