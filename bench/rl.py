@@ -232,13 +232,11 @@ def offline_bench(
             if not rs:
                 continue
             s = np.array([r["score"] for r in rs])
-            late = np.array([_late_score(r) for r in rs])
             # Rows evaluated only at the end have no curve: the column would repeat the final.
-            late_cell = (
-                f"{late.mean():.1f} ± {late.std():.1f}"
-                if all(len(r.get("curve", [])) > 1 for r in rs)
-                else "-"
-            )
+            late_cell = "-"
+            if all(len(r.get("curve", [])) > 1 for r in rs):
+                late = np.array([_late_score(r) for r in rs])
+                late_cell = f"{late.mean():.1f} ± {late.std():.1f}"
             d4rl = "medium-replay" if data_name == "sac-replay" else data_name
             p = corl.get((env_id.split("-")[0].lower(), algo, f"{d4rl}-v2"))
             corl_ref = f"{float(p['value']):.1f} ± {float(p['std']):.1f}" if p else "-"
@@ -266,10 +264,9 @@ def offline_bench(
 
 
 def _late_score(row: dict, last: int = 5) -> float:
-    """Mean normalised score of a row's last ``last`` evaluations (its final score when it has
-    no curve): less hostage to where an oscillating run happened to stop than the final one."""
-    curve = row.get("curve") or [{"score": row["score"]}]
-    return float(np.mean([p["score"] for p in curve[-last:]]))
+    """Mean normalised score of a row's last ``last`` evaluations: less hostage to where an
+    oscillating run happened to stop than the final one."""
+    return float(np.mean([p["score"] for p in row["curve"][-last:]]))
 
 
 def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
@@ -293,7 +290,7 @@ def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
         half = [p["score"] for p in r["curve"] if p["step"] > r["steps"] / 2]
         lines.append(
             f"| {r['env']} | {r['algorithm']} | {r['data']} | {r['seed']} | {r['score']:.1f} | "
-            f"{_late_score(r, last):.1f} | {tail.min():.1f} | {tail.max():.1f} | "
+            f"{tail.mean():.1f} | {tail.min():.1f} | {tail.max():.1f} | "
             f"{np.mean(half):.1f} ({len(half)}) |"
         )
     return "\n".join(lines) + "\n\n![learning curves per seed](rl_offline_curves.png)"

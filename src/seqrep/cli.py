@@ -310,9 +310,10 @@ def _given_options(*names: str) -> list[str]:
     """The flags among these parameter ``names`` that the user typed (not defaults)."""
     ctx = click.get_current_context()
     return [
-        f"--{name.removesuffix('_id').replace('_', '-')}"
-        for name in names
-        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        param.opts[0]  # the flag as declared, e.g. env_id -> --env
+        for param in ctx.command.params
+        if param.name in names
+        and ctx.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
     ]
 
 

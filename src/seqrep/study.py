@@ -525,14 +525,22 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _online_curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict]]:
+    """Online cells with a learning curve, grouped by (env, objective, mode) in first-seen
+    order; one row per seed."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        if r["setting"] == "online" and r["curve"]:
+            groups.setdefault((r["env"], r["objective"], r["mode"]), []).append(r)
+    return groups
+
+
 def online_summary(rows: list[dict[str, Any]]) -> list[str]:
     """Online cells summarised over the whole learning curve, not only its last point: per
     (env, objective, mode), the normalised score averaged over every evaluation (the area under
     the curve, which a single noisy final evaluation hides), mean over seeds with a 95% CI."""
     lines = []
-    curves = [r for r in rows if r["setting"] == "online" and r["curve"]]
-    for key in dict.fromkeys((r["env"], r["objective"], r["mode"]) for r in curves):
-        rs = [r for r in curves if (r["env"], r["objective"], r["mode"]) == key]
+    for key, rs in _online_curves(rows).items():
         reference = zoo_reference(key[0])
         auc = np.array(
             [
@@ -607,11 +615,9 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     for env_id in cfg.envs:
         if pretraining_plot := _plot_pretraining(cfg, run.path, env_id):
             plots.append(pretraining_plot)
-    curves = [r for r in rows if r["curve"]]
-    if curves:
+    if groups := _online_curves(rows):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for key in dict.fromkeys((r["env"], r["objective"], r["mode"]) for r in curves):
-            rs = [r for r in curves if (r["env"], r["objective"], r["mode"]) == key]
+        for key, rs in groups.items():
             steps = [p["step"] for p in rs[0]["curve"]]
             returns = np.array([[p["return"] for p in r["curve"]] for r in rs])  # [seeds, evals]
             band = np.array([bootstrap_ci(column) for column in returns.T])  # [evals, 2]
