@@ -234,7 +234,7 @@ def offline_bench(
             s = np.array([r["score"] for r in rs])
             # Rows evaluated only at the end have no curve: the column would repeat the final.
             late_cell = "-"
-            if all(len(r.get("curve", [])) > 1 for r in rs):
+            if all(_has_curve(r) for r in rs):
                 late = np.array([_late_score(r) for r in rs])
                 late_cell = f"{late.mean():.1f} ± {late.std():.1f}"
             d4rl = "medium-replay" if data_name == "sac-replay" else data_name
@@ -263,6 +263,11 @@ def offline_bench(
     print("\n".join(lines))
 
 
+def _has_curve(row: dict) -> bool:
+    """Whether a row was evaluated during training (``--eval-every``), not only at the end."""
+    return len(row.get("curve", [])) > 1
+
+
 def _late_score(row: dict, last: int = 5) -> float:
     """Mean normalised score of a row's last ``last`` evaluations: less hostage to where an
     oscillating run happened to stop than the final one."""
@@ -272,7 +277,7 @@ def _late_score(row: dict, last: int = 5) -> float:
 def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
     """Per seed: the final score (what the main table averages) beside the mean, min and max
     of the last ``last`` evaluations: how much the final iterate depends on where it stopped."""
-    with_curves = [r for r in rows if r["env"] in envs and len(r.get("curve", [])) > 1]
+    with_curves = [r for r in rows if r["env"] in envs and _has_curve(r)]
     lines = [
         "\n\n## Learning curves\n",
         f"Evaluations every {with_curves[0]['curve'][0]['step']} gradient steps. A final score "
@@ -299,7 +304,7 @@ def _curve_table(rows: list[dict], envs: list[str], last: int = 5) -> str:
 def _plot_offline_curves(rows: list[dict], envs: list[str], path: Path) -> bool:
     """Normalised score against gradient step: one panel per (env, data set), one colour per
     algorithm, one thin line per seed."""
-    with_curves = [r for r in rows if len(r.get("curve", [])) > 1 and r["env"] in envs]
+    with_curves = [r for r in rows if r["env"] in envs and _has_curve(r)]
     if not with_curves:
         return False
     import matplotlib
