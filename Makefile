@@ -14,6 +14,7 @@ TORCH  ?= torch==2.13.0
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	sh .ci/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
@@ -27,12 +28,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP)
+	sh .ci/system-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/python -m pytest -m "not slow" -q
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -m slow -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/losses.py

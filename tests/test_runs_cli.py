@@ -26,6 +26,7 @@ TINY = MIBenchConfig(
 def test_run_dir_refuses_other_config_and_foreign_folder(tmp_path):
     run = RunDir.open(tmp_path / "r", "x", {"a": 1})
     run.log({"step": 1})
+    run.save_checkpoint({"step": 1})  # a run with progress: protected
     with pytest.raises(RunDirError, match="differs in: a"):
         RunDir.open(tmp_path / "r", "x", {"a": 2})
     assert run.read_metrics() == [{"step": 1}]  # nothing lost
@@ -99,17 +100,44 @@ def test_cli_mi_bench_writes_table_report_and_plot(tmp_path, capsys):
         assert row["separable/infonce/mean"] <= math.log(16) + 1e-6
 
 
+# Every bad option value of every verb: one line naming the option, before any folder exists.
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["mi-bench", "--critics", "mlp"], "unknown critic"),
         (["mi-bench", "--estimators", "mine"], "unknown estimator"),
         (["mi-bench", "--mi-levels", "a,b"], "comma-separated list"),
-        (["sac", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
-        (["sac", "--total-steps", "-5"], "--total-steps must be >= 1"),
-        (["bc", "--data", "x.hdf5", "--steps", "0"], "--steps must be >= 1, got 0"),
-        (["offline-rl", "--data", "x.hdf5", "--checkpoint-every", "-1"], "must be >= 0"),
-        (["bc", "--data", "x.hdf5", "--bc-loss", "l1"], "--bc-loss must be mse or gaussian"),
+        (["mi-bench", "--mi-levels", "1000"], "--mi-levels 1000 nats is more than --dim 20"),
+        (["mi-bench", "--hidden", "0"], "--hidden must be > 0, got 0"),
+        (["sac", "--eval-every", "0"], "--eval-every must be > 0, got 0"),
+        (["sac", "--total-steps", "-5"], "--total-steps must be > 0"),
+        (["sac", "--gamma", "5"], "--gamma is a discount in [0, 1], got 5"),
+        (["sac", "--hidden", "0"], "--hidden must be > 0, got 0"),
+        (["sac", "--policy-frequency", "0"], "--policy-frequency must be > 0"),
+        (["sac", "--checkpoint-every", "0"], "--checkpoint-every must be > 0"),
+        (["sac", "--tau", "2"], "--tau must lie in (0, 1]"),
+        (["sac", "--total-steps", "3000"], "is not above --learning-starts 5000"),
+        (["sac", "--env", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+        (["bc", "--data", "x.hdf5", "--steps", "0"], "--steps must be > 0, got 0"),
+        (["bc", "--data", "x.hdf5", "--log-every", "0"], "--log-every must be > 0"),
+        (["offline-rl", "--data", "x.hdf5", "--checkpoint-every", "-1"], "must be > 0"),
+        (["bc", "--data", "x.hdf5", "--bc-loss", "l1"], "unknown --bc-loss 'l1'"),
+        (["pretrain", "--checkpoint-every", "0"], "--checkpoint-every must be > 0"),
+        (["pretrain", "--log-every", "0"], "--log-every must be > 0"),
+        (["pretrain", "--hidden", "0"], "--hidden must be > 0"),
+        (["pretrain", "--depth", "0"], "--depth must be > 0"),
+        (["pretrain", "--z-dim", "0"], "--z-dim must be > 0"),
+        (["pretrain", "--max-queries", "0"], "--max-queries must be > 0"),
+        (["pretrain", "--margin", "-1"], "--margin must be > 0"),
+        (["pretrain", "--lr", "-1"], "--lr must be > 0"),
+        (["pretrain", "--mining", "hardest"], "unknown --mining 'hardest'"),
+        (["pretrain", "--method", "simclr"], "unknown --method 'simclr'"),
+        (["curl", "--task", "cartpole"], "is not DOMAIN-TASK"),
+        (["curl", "--aux", "curl", "--augment", "none"], "two different views"),
+        (["curl", "--crop-size", "120"], "--crop-size 120 exceeds --image-size 100"),
+        (["curl", "--device", "tpu"], "unknown --device 'tpu'"),
+        (["study", "--envs", "NoSuch-v0"], "--envs NoSuch-v0"),
+        (["study", "--bc-steps", "0"], "--bc-steps must be > 0"),
     ],
 )
 def test_cli_bad_input_is_one_clear_error(args, message, capsys, tmp_path):
@@ -134,6 +162,7 @@ LAYERS = {
     "build_zoo": 1,
     "study": 1,
     "data": 2,
+    "train_curl": 1,
     "rl": 3,
     "methods": 4,
     "nets": 5,

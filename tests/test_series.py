@@ -165,7 +165,7 @@ def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
         depth=2,
         z_dim=16,
         context_dim=16,
-        steps=4,
+        horizon=4,
         num_negatives=15,
         negatives="time",
         iterations=120,
@@ -195,7 +195,7 @@ def test_pretrain_resume_continues_the_same_curve(tmp_path):
         depth=2,
         z_dim=8,
         context_dim=8,
-        steps=2,
+        horizon=2,
         num_negatives=7,
         iterations=20,
         batch_size=8,
@@ -325,7 +325,7 @@ def test_cli_pretrain_then_probe(tmp_path, capsys):
             "8",
             "--context-dim",
             "8",
-            "--steps",
+            "--horizon",
             "3",
             "--out",
             str(out),
@@ -355,7 +355,7 @@ def test_cli_pretrain_bad_input(tmp_path, capsys):
     assert "unknown data set" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["pretrain", "--method", "simclr", "--out", str(tmp_path / "r")])
-    assert "unknown method" in capsys.readouterr().err
+    assert "unknown --method" in capsys.readouterr().err
 
 
 def test_cpc_scoring_paths_agree(monkeypatch):

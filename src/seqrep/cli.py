@@ -6,6 +6,7 @@ import dataclasses
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,7 +14,8 @@ import click
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
-from seqrep.runs import RunDir, RunDirError, console, load_run
+from seqrep.rl.pixels import RenderError
+from seqrep.runs import RunDir, RunDirError, console, has_progress, interrupted_at, load_run
 from seqrep.series_bench import (
     evaluate_cell,
     load_normalised,
@@ -30,11 +32,19 @@ from seqrep.study import (
     write_study_report,
 )
 from seqrep.train import PretrainConfig, build_from_config
+from seqrep.train_curl import (
+    PixelRunConfig,
+    make_pixel_env,
+    resolve_device,
+    train_pixel_sac,
+    write_pixel_report,
+)
 from seqrep.train_rl import (
     OfflineRunConfig,
     SACRunConfig,
     collect_episodes,
     load_sac_policy,
+    prepare_offline,
     replay_buffer_dataset,
     run_offline,
     train_sac,
@@ -59,12 +69,17 @@ def _parse_tuple(item_type: type) -> Callable[[str], tuple[Any, ...]]:
     return parse
 
 
-def config_options(config_cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator adding one ``--field-name`` option per dataclass field (help from metadata)."""
+def config_options(
+    config_cls: type, exclude: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator adding one ``--field-name`` option per dataclass field (help from metadata),
+    except the fields in ``exclude`` (set by the verb itself)."""
     hints = typing.get_type_hints(config_cls)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for f in reversed(dataclasses.fields(config_cls)):
+            if f.name in exclude:
+                continue
             flag = "--" + f.name.replace("_", "-")
             hint = hints[f.name]
             helptext = f.metadata.get("help", "")
@@ -104,7 +119,10 @@ def _config_from(config_cls: type, kwargs: dict[str, Any]) -> Any:
 def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--quiet", is_flag=True, help="no progress bar")(fn)
     fn = click.option(
-        "--overwrite", is_flag=True, help="replace an existing run folder instead of resuming it"
+        "--overwrite",
+        is_flag=True,
+        help="replace the seqrep run in --out instead of resuming it (a folder that holds no "
+        "seqrep run is never deleted)",
     )(fn)
     fn = click.option(
         "--out",
@@ -144,6 +162,9 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
     cfg.validate()
     train, test = load_normalised(cfg.data, cfg.test_data)
     run = RunDir.open(out, "pretrain", cfg, overwrite=overwrite)
+    # config.json keeps the paths as typed (a resume must match them); data.json records where
+    # they pointed, so `seqrep probe` finds the files from any directory.
+    run.write_json("data.json", {k: _absolute(getattr(cfg, k)) for k in ("data", "test_data")})
     console.print(
         f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series)"
     )
@@ -158,16 +179,55 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
     click.echo(f"\nreport: {run.path / 'report.md'}")
 
 
+def _absolute(path: str) -> str:
+    """An existing file's absolute path; anything else (a shipped data set's name) as given."""
+    from pathlib import Path
+
+    return str(Path(path).resolve()) if path and Path(path).is_file() else path
+
+
+def _probe_data(run_dir: str, given: str, recorded: str, key: str) -> str:
+    """The data a probe reads: the option if given, else the run's path if it resolves from here,
+    else the absolute path the run recorded in data.json."""
+    import json
+    from pathlib import Path
+
+    if given:
+        return given
+    if not recorded or Path(recorded).exists() or Path(recorded).suffix == "":
+        return recorded
+    record = Path(run_dir) / "data.json"
+    if record.exists():
+        absolute = json.loads(record.read_text()).get(key, "")
+        if Path(absolute).exists():
+            return str(absolute)
+    raise FileNotFoundError(
+        f"{recorded} (the run's --{key.replace('_', '-')}) is not found from {Path.cwd()}; run "
+        f"probe from the folder the run started in, or pass --{key.replace('_', '-')} PATH"
+    )
+
+
 @cli.command("probe", short_help="Probe a pretrained run folder's frozen encoder.")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-def probe_cmd(run_dir: str) -> None:
+@click.option("--data", "data", default="", help="training data (default: the run's)")
+@click.option("--test-data", "test_data", default="", help="test data (default: the run's)")
+def probe_cmd(run_dir: str, data: str, test_data: str) -> None:
     """Encode train/test with RUN_DIR's checkpoint and print the probes' test accuracy."""
     from seqrep.evaluate import encode_dataset, logistic_probe, svm_probe
 
     cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
-    train, test = load_normalised(cfg.data, cfg.test_data)
+    train, test = load_normalised(
+        _probe_data(run_dir, data, cfg.data, "data"),
+        _probe_data(run_dir, test_data, cfg.test_data, "test_data"),
+    )
     method = build_from_config(cfg, train.num_channels)
-    method.load_state_dict(state["model"])
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ValueError(
+            f"{run_dir}'s encoder does not fit this data ({train.num_channels} channels): the "
+            "data changed since the run was trained, or --data names another data set"
+        ) from e
     tr, te = encode_dataset(method, train), encode_dataset(method, test)
     svm = svm_probe(tr, train.labels, te, test.labels)
     lr = logistic_probe(tr, train.labels, te, test.labels)
@@ -189,11 +249,12 @@ def bench_group() -> None:
 @click.option("--seeds", default="0,1,2,3,4", show_default=True)
 @click.option(
     "--out",
-    default="bench/results/series.json",
+    default="runs/bench-series/series.json",
     show_default=True,
-    help="JSON rows (appended; rerun resumes); a .md table is written beside it",
+    help="JSON rows (appended; rerun with the same options resumes); a .md table and the "
+    "configuration (.config.json) are written beside it",
 )
-@config_options(PretrainConfig)
+@config_options(PretrainConfig, exclude=("data", "test_data", "method", "seed"))
 def bench_series_cmd(datasets: str, methods: str, seeds: str, out: str, **kwargs: Any) -> None:
     """Every data set x method x seed: SVM accuracy and seconds, beside published numbers."""
     from pathlib import Path
@@ -217,11 +278,35 @@ def bench_series_cmd(datasets: str, methods: str, seeds: str, out: str, **kwargs
 @_out_options
 def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
     """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
+    from seqrep.rl.envs import make_env
+
     cfg = _config_from(SACRunConfig, kwargs)
+    make_env(cfg.env).close()  # an unknown id fails here, before the run folder is touched
     run = RunDir.open(out, "sac", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
     _, summary = train_sac(cfg, run, quiet=quiet)
     click.echo(write_sac_report(cfg, run, summary))
+    click.echo(f"\nreport: {run.path / 'report.md'}")
+
+
+@cli.command("curl", short_help="SAC from pixels on DeepMind Control, with or without CURL.")
+@config_options(PixelRunConfig)
+@_out_options
+def curl_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    """SAC from rendered pixels on a DeepMind Control task with CURL's contrastive auxiliary
+    (--aux curl|none) and augmentation (--augment crop|none|gaussian); resumable."""
+    cfg = _config_from(PixelRunConfig, kwargs)
+    # The task, dm_control and the renderer are checked before the run folder is touched.
+    probe = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat())
+    probe.reset(seed=0)
+    probe.close()
+    run = RunDir.open(out, "curl", cfg, overwrite=overwrite)
+    console.print(
+        f"run folder: [bold]{run.path}[/]  (device {resolve_device(cfg.device)}, action repeat "
+        f"{cfg.repeat()})"
+    )
+    _, summary = train_pixel_sac(cfg, run, quiet=quiet)
+    click.echo(write_pixel_report(cfg, run, summary))
     click.echo(f"\nreport: {run.path / 'report.md'}")
 
 
@@ -244,6 +329,11 @@ def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> Non
     help="with --policy a `seqrep sac` run folder: write the first --steps transitions of its "
     "replay buffer instead of rolling its policy (D4RL's medium-replay recipe)",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace an existing data set of that id (once the new one is complete)",
+)
 def collect_cmd(
     env_id: str,
     policy: str,
@@ -252,12 +342,33 @@ def collect_cmd(
     seed: int,
     dataset_id: str,
     from_replay: bool,
+    overwrite: bool,
 ) -> None:
-    """Collect episodes (no network) into MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
+    """Collect episodes (no network) into MINARI_DATASETS_PATH (default ~/.minari/datasets).
+
+    The data set is written atomically: an interrupted collect leaves nothing under its id."""
     import numpy as np
 
+    from seqrep.data.trajectories import minari_dataset_status
     from seqrep.rl.envs import make_env
     from seqrep.rl.zoo import ZOO_LEVELS, load_zoo_policy, uniform_random_policy
+
+    if steps < 1:
+        raise click.UsageError(f"--steps must be >= 1, got {steps}")
+    if noise < 0:
+        raise click.UsageError(f"--noise is a standard deviation, >= 0; got {noise}")
+    if policy not in ZOO_LEVELS and not Path(policy).is_dir():
+        raise click.UsageError(
+            f"--policy {policy!r} is neither a zoo level ({', '.join(ZOO_LEVELS)}) nor a "
+            "`seqrep sac` run folder"
+        )
+    status = minari_dataset_status(dataset_id)
+    if status != "missing" and not overwrite:  # say so now, not after collecting
+        raise click.UsageError(
+            f"Minari data set {dataset_id!r} already exists"
+            + (" but is incomplete (a write was interrupted)" if status == "incomplete" else "")
+            + "; pass --overwrite to replace it, or choose another --dataset-id"
+        )
 
     if from_replay:
         if policy in ZOO_LEVELS:
@@ -272,7 +383,12 @@ def collect_cmd(
             )
         data, run_env = replay_buffer_dataset(policy, steps)
         _save_collected(
-            data, dataset_id, run_env, f"{policy} --from-replay", f"replay buffer of {policy}"
+            data,
+            dataset_id,
+            run_env,
+            f"{policy} --from-replay",
+            f"replay buffer of {policy}",
+            overwrite,
         )
         return
     rng = np.random.default_rng(seed)
@@ -302,7 +418,7 @@ def collect_cmd(
         behaviour.start_episode = act.start_episode  # type: ignore[attr-defined]
     data = collect_episodes(env_id, behaviour, steps, seed)
     _save_collected(
-        data, dataset_id, env_id, policy, f"{policy} policy, noise {noise}, seed {seed}"
+        data, dataset_id, env_id, policy, f"{policy} policy, noise {noise}, seed {seed}", overwrite
     )
 
 
@@ -318,7 +434,12 @@ def _given_options(*names: str) -> list[str]:
 
 
 def _save_collected(
-    data: TrajectoryDataset, dataset_id: str, env_id: str, source: str, description: str
+    data: TrajectoryDataset,
+    dataset_id: str,
+    env_id: str,
+    source: str,
+    description: str,
+    overwrite: bool,
 ) -> None:
     """Write ``data`` as a local Minari data set and print its size and returns."""
     from seqrep.data.trajectories import save_minari
@@ -330,6 +451,7 @@ def _save_collected(
         algorithm_name=f"seqrep collect --policy {source}",
         author="seqrep",
         description=description,
+        overwrite=overwrite,
     )
     returns = data.episode_returns()
     click.echo(
@@ -339,20 +461,19 @@ def _save_collected(
 
 
 def _offline_command(kind: str, name: str, help_text: str) -> None:
-    @cli.command(name, short_help=help_text)
+    @cli.command(name, short_help=help_text, help=help_text)
     @config_options(OfflineRunConfig)
     @_out_options
     def command(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
         cfg = _config_from(OfflineRunConfig, kwargs)
+        prepared = prepare_offline(cfg)  # data and environment checked before any write
         run = RunDir.open(out, name, cfg, overwrite=overwrite)
         console.print(f"run folder: [bold]{run.path}[/]")
-        r = run_offline(kind, cfg, run, quiet=quiet)
+        r = run_offline(kind, cfg, run, quiet=quiet, prepared=prepared)
         click.echo(
             f"{name} on {cfg.data}: return {r['return_mean']:.1f} ± {r['return_std']:.1f} "
             f"over {cfg.eval_episodes} episodes (data: {r['data_return_mean']:.1f})"
         )
-
-    command.__doc__ = help_text
 
 
 _offline_command("bc", "bc", "Behaviour cloning on an offline data set (Minari id or .hdf5).")
@@ -398,6 +519,11 @@ def study_cmd(
     }
     cfg = profile_config(profile, **given)
     cfg.validate()
+    if report_only and (out is None or not has_progress(Path(out))):
+        raise ValueError(
+            f"--report-only: {out or '(no --out)'} holds no finished study cells to report; "
+            "pass the --out of a study that has run (with the options it ran with)"
+        )
     run = RunDir.open(out, "study", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
     rows = finished_cells(cfg, run) if report_only else run_study(cfg, run, quiet=quiet, jobs=jobs)
@@ -409,11 +535,18 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: turns expected user errors into one clear line and exit code 2."""
     try:
         cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        where = interrupted_at()
+        console.print(
+            "[yellow]interrupted[/]"
+            + (f" at {where}" if where else "")
+            + "; rerun the same command to resume from the last checkpoint",
+            soft_wrap=True,
+        )
         sys.exit(130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (RunDirError, ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/] {e}")
+    except (RunDirError, ValueError, FileNotFoundError, ImportError, RenderError) as e:
+        console.print(f"[red]error:[/] {e}", soft_wrap=True)  # one line, never wrapped
         sys.exit(2)

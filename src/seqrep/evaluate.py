@@ -7,6 +7,7 @@ than 5 per class, else a 5-fold grid search over C in {1e-4, ..., 1e4, inf}.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ __all__ = [
     "svm_probe",
 ]
 
+SVM_HARD_MARGIN_MAX_ITER = 1_000_000  # libsvm iterations: milliseconds on < 50 series
 SVM_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, float("inf"))
 
 
@@ -69,13 +71,26 @@ def svm_probe(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
 ) -> ProbeResult:
     """RBF SVM on frozen features with TS2Vec's C rule; returns test accuracy."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, train_test_split
     from sklearn.svm import SVC
 
     svm = SVC(C=float("inf"), gamma="scale")
     if uses_fixed_c(train_y):
-        svm.fit(train_x, train_y)
-        detail = "C=inf (small training split)"
+        # With C = inf libsvm looks for a hard margin and never stops when classes overlap;
+        # bound it, and fall back to the largest finite C of TS2Vec's grid, saying so.
+        hard = SVC(C=float("inf"), gamma="scale", max_iter=SVM_HARD_MARGIN_MAX_ITER)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            hard.fit(train_x, train_y)
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            svm = SVC(C=SVM_C_GRID[-2], gamma="scale").fit(train_x, train_y)
+            detail = (
+                f"C=inf did not converge in {SVM_HARD_MARGIN_MAX_ITER} iterations (the classes "
+                f"overlap in feature space); fell back to C={SVM_C_GRID[-2]:g}"
+            )
+        else:
+            svm, detail = hard, "C=inf (small training split)"
     else:
         if len(train_y) > 10000:  # as TS2Vec: grid-search on a stratified 10k subset
             train_x, _, train_y, _ = train_test_split(

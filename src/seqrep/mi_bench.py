@@ -29,11 +29,14 @@ from seqrep.mi import (
     rho_for_mi,
 )
 from seqrep.nets import mlp
-from seqrep.runs import RunDir, progress_bar
+from seqrep.runs import RunDir, check_options, progress_bar
 
 __all__ = ["ESTIMATORS", "MIBenchConfig", "build_critic", "run_mi_bench"]
 
 ESTIMATORS = {"infonce": infonce_lower_bound, "nwj": nwj_lower_bound}
+
+
+MAX_MI_PER_DIM = 15.0
 
 
 @dataclass
@@ -69,10 +72,20 @@ class MIBenchConfig:
         unknown = set(self.estimators) - set(ESTIMATORS)
         if unknown:
             raise ValueError(f"unknown estimator(s) {sorted(unknown)}; choose {sorted(ESTIMATORS)}")
-        if self.batch_size < 2 or self.steps_per_level < 2 or self.dim < 1:
-            raise ValueError("batch_size and steps_per_level must be >= 2, dim >= 1")
+        if self.batch_size < 2 or self.steps_per_level < 2:
+            raise ValueError("--batch-size and --steps-per-level must be >= 2")
+        check_options(self, positive=("dim", "hidden", "embed_dim", "lr", "ema_span"))
         if not self.mi_levels or min(self.mi_levels) < 0:
-            raise ValueError("mi_levels must be a non-empty list of MI values >= 0")
+            raise ValueError("--mi-levels must be a non-empty list of MI values >= 0 (nats)")
+        # Beyond about 15 nats per dimension 1 - rho^2 = exp(-2 I / d) drops under 1e-13 and the
+        # correlation rounds to 1: the Gaussian has no density left to sample or score.
+        top = MAX_MI_PER_DIM * self.dim
+        if max(self.mi_levels) > top:
+            raise ValueError(
+                f"--mi-levels {max(self.mi_levels):g} nats is more than --dim {self.dim} can "
+                f"hold (at most {MAX_MI_PER_DIM} nats per dimension, {top:g} here): lower the "
+                "level or raise --dim"
+            )
 
 
 def build_critic(kind: str, dim: int, hidden: int, embed_dim: int) -> Critic:

@@ -18,8 +18,11 @@ from torch import Tensor, nn
 
 __all__ = [
     "DilatedConvEncoder",
+    "FeatureHead",
     "MomentumEncoder",
     "PerStep",
+    "PixelConvTrunk",
+    "PixelEncoder",
     "SequenceEncoder",
     "StateEncoder",
     "StridedConvEncoder",
@@ -259,3 +262,80 @@ class PerStep(nn.Module):
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         return lengths
+
+
+def _curl_init(module: nn.Module) -> None:
+    """CURL's (and SAC-AE's) initialisation: orthogonal linear weights, delta-orthogonal convs
+    (only the kernel's centre tap is non-zero, orthogonal with ReLU gain), zero biases."""
+    if isinstance(module, nn.Linear | nn.Conv2d) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Linear):
+        nn.init.orthogonal_(module.weight)
+    elif isinstance(module, nn.Conv2d):
+        nn.init.zeros_(module.weight)
+        mid = module.weight.shape[2] // 2
+        nn.init.orthogonal_(module.weight[:, :, mid, mid], gain=nn.init.calculate_gain("relu"))
+
+
+class PixelConvTrunk(nn.Module):
+    """CURL's convolutional layers: [B, C, S, S] pixels scaled to [0, 1] -> [B, out_dim].
+
+    ``layers`` 3x3 convolutions of ``filters`` channels, the first with stride 2 and the rest
+    with stride 1, ReLU after each, flattened (CURL Table 3: 4 layers, 32 filters; at S = 84 the
+    output is 32 x 35 x 35).
+    """
+
+    def __init__(self, in_channels: int, image_size: int = 84, filters: int = 32, layers: int = 4):
+        super().__init__()
+        # In-place ReLUs: the activations are the largest tensors of a pixel agent's update.
+        convs: list[nn.Module] = [nn.Conv2d(in_channels, filters, 3, stride=2), nn.ReLU(True)]
+        for _ in range(layers - 1):
+            convs += [nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU(True)]
+        self.net = nn.Sequential(*convs)
+        side = (image_size - 3) // 2 + 1 - 2 * (layers - 1)
+        if side < 1:
+            raise ValueError(f"image_size {image_size} is too small for {layers} conv layers")
+        self.out_dim = filters * side * side
+        self.apply(_curl_init)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """[B, C, S, S] in [0, 1] -> [B, out_dim]."""
+        # channels-last lets oneDNN (CPU) and cuDNN pick their fastest convolution kernels
+        # (measured on 2 CPU cores: forward + backward 0.16 s instead of 0.23 s at B = 128), and
+        # flattening in (H, W, C) order is then a free view rather than a copy back to NCHW.
+        h = self.net(pixels.contiguous(memory_format=torch.channels_last))
+        return h.permute(0, 2, 3, 1).flatten(1)
+
+
+class FeatureHead(nn.Module):
+    """Linear then LayerNorm: [B, in_dim] -> [B, feature_dim] (CURL's encoder head; CURL's code
+    applies no tanh after the LayerNorm)."""
+
+    def __init__(self, in_dim: int, feature_dim: int = 50) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, feature_dim)
+        self.norm = nn.LayerNorm(feature_dim)
+        _curl_init(self.linear)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[B, in_dim] -> [B, feature_dim]."""
+        return self.norm(self.linear(x))
+
+
+class PixelEncoder(nn.Module):
+    """Pixels -> features: :class:`PixelConvTrunk` then :class:`FeatureHead`.
+
+    [B, C, S, S] in [0, 1] -> [B, feature_dim]. ``trunk`` may be shared with another head (the
+    actor's, in CURL) while the head stays this encoder's own.
+    """
+
+    def __init__(self, trunk: PixelConvTrunk, feature_dim: int = 50) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.head = FeatureHead(trunk.out_dim, feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """[B, C, S, S] -> [B, feature_dim]."""
+        return self.head(self.trunk(pixels))

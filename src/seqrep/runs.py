@@ -19,6 +19,7 @@ import datetime as _dt
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,9 +44,14 @@ __all__ = [
     "RunDir",
     "RunDirError",
     "atomic_write_text",
+    "check_options",
     "console",
+    "has_progress",
+    "interrupted_at",
+    "is_run_folder",
     "load_run",
     "progress_bar",
+    "release_lock",
 ]
 
 # Outside a terminal (CI, log files) rich assumes 80 columns and wraps the bar; give it room.
@@ -62,6 +68,95 @@ def _jsonable(config: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = dataclasses.asdict(config)
     return json.loads(json.dumps(config, default=str))
+
+
+MARKER = ".seqrep-run"  # written into every run folder: what --overwrite may delete
+LOCK = ".lock"  # held (flock) by the process writing the folder; holds its pid
+
+# Locks this process holds, by resolved folder: re-opening a folder in the same process (a
+# resumed run in a test, the study's cells) is allowed; a second process is refused.
+_HELD_LOCKS: dict[Path, Any] = {}
+
+
+def is_run_folder(path: Path) -> bool:
+    """True when ``path`` holds a seqrep run: a config.json naming its kind, and the marker
+    (or, for folders written before the marker existed, a checkpoints/ folder)."""
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        return False
+    try:
+        kind = json.loads(cfg_file.read_text()).get("kind")
+    except (json.JSONDecodeError, AttributeError, OSError):
+        return False
+    return isinstance(kind, str) and ((path / MARKER).exists() or (path / "checkpoints").is_dir())
+
+
+def has_progress(path: Path) -> bool:
+    """True when a run folder holds work worth protecting: a checkpoint, or finished study
+    cells. A folder whose run never reached its first checkpoint holds nothing to resume."""
+    ckpt = path / "checkpoints"
+    if ckpt.is_dir() and any(f.is_file() and f.suffix != ".tmp" for f in ckpt.iterdir()):
+        return True
+    cells = path / "cells.jsonl"
+    return cells.is_file() and cells.stat().st_size > 0
+
+
+def _protected(path: Path) -> str | None:
+    """Why ``path`` must never be deleted wholesale, or None."""
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        return "it is the current directory or one of its parents"
+    if resolved == Path.home().resolve():
+        return "it is your home directory"
+    if resolved.parent == resolved:
+        return "it is the filesystem root"
+    if (resolved / ".git").exists():
+        return "it is the root of a git repository"
+    return None
+
+
+def _clear_run_folder(path: Path) -> None:
+    """Delete a run folder's contents, keeping the lock file this process holds."""
+    for entry in path.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _acquire_lock(path: Path) -> None:
+    """Take the folder's exclusive lock for this process's lifetime, or say who holds it."""
+    key = path.resolve()
+    if key in _HELD_LOCKS:
+        return
+    import fcntl
+
+    handle = open(path / LOCK, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunDirError(
+            f"{path} is in use by {holder}: two runs must not write one folder. Wait for it to "
+            "finish (or stop it), or choose another --out."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _HELD_LOCKS[key] = handle
+
+
+def release_lock(path: str | os.PathLike[str]) -> None:
+    """Give up this process's lock on a run folder (the lock also ends with the process)."""
+    handle = _HELD_LOCKS.pop(Path(path).resolve(), None)
+    if handle is not None:
+        handle.close()  # closing the file releases the flock
 
 
 class RunDir:
@@ -81,47 +176,79 @@ class RunDir:
         overwrite: bool = False,
         runs_root: str | os.PathLike[str] = "runs",
     ) -> RunDir:
-        """Create (or reopen for resuming) a run folder.
+        """Create (or reopen for resuming) a run folder, and lock it for this process.
+
+        Call it only after the config, the data and the environment have been checked: it is
+        the first thing that writes to disk.
 
         Args:
             out: the folder; ``None`` makes ``runs/<kind>-<YYYYmmdd-HHMMSS>``.
             kind: the job's name, e.g. ``"mi-bench"``.
             config: a dataclass (or dict) written to config.json.
-            overwrite: delete an existing folder first instead of resuming it.
+            overwrite: replace an existing run instead of resuming it. Only a folder that
+                holds a seqrep run (config.json and marker) is ever cleared, and never the
+                current directory, a parent of it, home or a repository root.
+
+        Raises:
+            RunDirError: the folder is not a run folder, holds another config (with a
+                checkpoint), is locked by another process, or cannot be written.
         """
         if out is None:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             out = Path(runs_root) / f"{kind}-{stamp}"
+        if str(out).strip() == "":
+            raise RunDirError("--out is empty; give a folder name, e.g. --out runs/my-run")
         path = Path(out)
         cfg = {"kind": kind, **_jsonable(config)}
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} exists and is not a folder; choose another --out")
-        if path.exists() and overwrite:
-            shutil.rmtree(path)
-        cfg_file = path / "config.json"
-        if cfg_file.exists():
-            try:
-                old = json.loads(cfg_file.read_text())
-            except json.JSONDecodeError as e:
-                raise RunDirError(
-                    f"{cfg_file} is not valid JSON ({e}); move the folder away or pass --overwrite"
-                ) from e
-            if old != cfg:
-                changed = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
-                raise RunDirError(
-                    f"{path} holds a run with a different config (differs in: "
-                    f"{', '.join(changed)}). Choose another --out, or pass --overwrite to "
-                    "replace it."
-                )
-        elif path.exists() and any(path.iterdir()):
+        existing = path.is_dir() and any(e.name != LOCK for e in path.iterdir())
+        if existing and not is_run_folder(path):
+            why = _protected(path)
             raise RunDirError(
-                f"{path} is not empty and holds no config.json: it is not a seqrep run folder. "
-                "Choose another --out."
+                f"{path} is not empty and holds no seqrep run"
+                + (f" ({why})" if why else "")
+                + ": it is not a seqrep run folder, so seqrep will neither write into it nor "
+                "delete it (not even with --overwrite). Choose another --out."
             )
-        path.mkdir(parents=True, exist_ok=True)
+        if existing and overwrite and (why := _protected(path)):
+            raise RunDirError(f"refusing to --overwrite {path}: {why}")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            _acquire_lock(path)
+        except OSError as e:
+            raise RunDirError(
+                f"cannot create the run folder {path}: {e.strerror or e}. Choose an --out "
+                "where you can write."
+            ) from e
+        if existing:
+            cfg_file = path / "config.json"
+            old = json.loads(cfg_file.read_text())
+            if overwrite:
+                _clear_run_folder(path)
+            elif old != cfg:
+                if has_progress(path):
+                    changed = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+                    raise RunDirError(
+                        f"{path} holds a run with a different config (differs in: "
+                        f"{', '.join(changed)}). Choose another --out, or pass --overwrite to "
+                        "replace it."
+                    )
+                # A start that failed before its first checkpoint: nothing to resume or lose.
+                console.print(
+                    f"[yellow]note:[/] {path} held a run with another config that never reached "
+                    "its first checkpoint; starting afresh there"
+                )
+                _clear_run_folder(path)
         run = cls(path)
-        run.checkpoints.mkdir(exist_ok=True)
-        atomic_write_text(cfg_file, json.dumps(cfg, indent=2) + "\n")
+        try:
+            run.checkpoints.mkdir(exist_ok=True)
+            (path / MARKER).write_text(
+                "This folder is a seqrep run (see config.json); `--overwrite` may replace it.\n"
+            )
+            atomic_write_text(path / "config.json", json.dumps(cfg, indent=2) + "\n")
+        except OSError as e:
+            raise RunDirError(f"cannot write into the run folder {path}: {e.strerror or e}") from e
         return run
 
     # ----------------------------------------------------------------------- metrics
@@ -210,6 +337,47 @@ def load_run(
     return config, state
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(
+    cfg: Any,
+    *,
+    positive: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    unit: tuple[str, ...] = (),
+    choices: dict[str, tuple[str, ...]] | None = None,
+) -> None:
+    """Range checks for a config's options, each failure one line naming the flag.
+
+    Args:
+        positive: must be > 0 (counts >= 1, rates > 0).
+        non_negative: must be >= 0.
+        unit: must lie in (0, 1] (update rates, fractions).
+        choices: option -> allowed values.
+
+    Raises:
+        ValueError: the first option out of range, with what it must be.
+    """
+    for name in positive:
+        value = getattr(cfg, name)
+        if not value > 0:
+            raise ValueError(f"{_flag(name)} must be > 0, got {value}")
+    for name in non_negative:
+        value = getattr(cfg, name)
+        if not value >= 0:
+            raise ValueError(f"{_flag(name)} must be >= 0, got {value}")
+    for name in unit:
+        value = getattr(cfg, name)
+        if not 0 < value <= 1:
+            raise ValueError(f"{_flag(name)} must lie in (0, 1], got {value}")
+    for name, allowed in (choices or {}).items():
+        value = getattr(cfg, name)
+        if value not in allowed:
+            raise ValueError(f"unknown {_flag(name)} {value!r}; choose {', '.join(allowed)}")
+
+
 def atomic_write_text(target: Path, text: str) -> None:
     """Write to a temporary file beside ``target``, then rename: readers never see half a file."""
     tmp = target.with_suffix(target.suffix + ".tmp")
@@ -241,11 +409,25 @@ def progress_bar(description: str, total: int, *, disable: bool = False) -> Iter
     ]
     with Progress(*columns, console=console, disable=disable, transient=False) as bar:
         task = bar.add_task(description, total=total, info="")
+        _LAST_PROGRESS.update(description=description, done=0, total=total)
 
         def advance(n: int = 1, **info: float | str) -> None:
             text = "  ".join(
                 f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()
             )
             bar.update(task, advance=n, info=text)
+            _LAST_PROGRESS["done"] += n
 
         yield advance
+
+
+# Where the newest progress bar stood, for the one-line message after Ctrl-C.
+_LAST_PROGRESS: dict[str, Any] = {}
+
+
+def interrupted_at() -> str:
+    """'<bar> step N of M' of the newest progress bar, or '' when none ran."""
+    if not _LAST_PROGRESS:
+        return ""
+    p = _LAST_PROGRESS
+    return f"{p['description']} step {p['done']:,} of {p['total']:,}"

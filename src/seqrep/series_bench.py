@@ -23,11 +23,12 @@ import torch
 
 from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, Standardizer, load_train_test
 from seqrep.evaluate import encode_dataset, logistic_probe, raw_features, svm_probe
-from seqrep.runs import RunDir, console
+from seqrep.runs import RunDir, atomic_write_text, console
 from seqrep.train import PretrainConfig, build_from_config, pretrain
 
 __all__ = [
     "BASELINES",
+    "bench_config",
     "evaluate_cell",
     "load_normalised",
     "reference_table",
@@ -98,6 +99,13 @@ def evaluate_cell(
     return row
 
 
+def bench_config(base: PretrainConfig) -> dict[str, Any]:
+    """The options of a series benchmark that change its numbers (not the per-row data set,
+    method and seed, nor logging)."""
+    skip = ("data", "test_data", "seed", "method", "log_every", "checkpoint_every")
+    return {k: v for k, v in asdict(base).items() if k not in skip}
+
+
 def run_series_bench(
     out_json: Path,
     datasets: tuple[str, ...] = SHIPPED_DATASETS,
@@ -108,8 +116,43 @@ def run_series_bench(
 ) -> list[dict[str, Any]]:
     """Every data set x method x seed; one JSON row each, appended as it finishes (resumable)."""
     base = base or PretrainConfig()
+    base.validate()
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        return _run_series_bench(out_json, datasets, methods, seeds, base)
+    finally:  # callers (a test session, a notebook) keep their own thread count
+        torch.set_num_threads(previous_threads)
+
+
+def _run_series_bench(
+    out_json: Path,
+    datasets: tuple[str, ...],
+    methods: tuple[str, ...],
+    seeds: tuple[int, ...],
+    base: PretrainConfig,
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else []
+    # Rows measured with another configuration must never be mixed into one table: the
+    # configuration is recorded beside the rows and a resume must match it.
+    sidecar = out_json.with_suffix(".config.json")
+    config = bench_config(base)
+    if rows:
+        if not sidecar.exists():
+            raise ValueError(
+                f"{out_json} holds {len(rows)} rows whose configuration was not recorded; "
+                "seqrep will not add rows of another run to them. Choose another --out."
+            )
+        old = json.loads(sidecar.read_text())
+        if old != config:
+            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            raise ValueError(
+                f"{out_json} holds rows measured with another configuration (differs in: "
+                f"{', '.join(changed)}); resuming would mix them. Choose another --out, or "
+                "rerun with the recorded options."
+            )
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sidecar, json.dumps(config, indent=2) + "\n")
     done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
     for name in datasets:
         train, test = load_normalised(name)

@@ -44,7 +44,7 @@ from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.offline import TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_reference
-from seqrep.runs import RunDir, progress_bar
+from seqrep.runs import RunDir, check_options, progress_bar
 from seqrep.train_rl import SACRunConfig, train_sac, zoo_dataset
 
 __all__ = [
@@ -128,8 +128,40 @@ class StudyConfig:
         for modes in (self.modes, self.offline_modes, self.online_modes):
             if set(modes) - {"frozen", "finetune"}:
                 raise ValueError(f"modes must be among frozen, finetune: {modes}")
-        if set(self.online_envs) - set(self.envs):
-            raise ValueError(f"online_envs {self.online_envs} must be among envs {self.envs}")
+        from seqrep.rl.zoo import zoo_index
+
+        zoo_envs = sorted(zoo_index())
+        missing = [e for e in self.envs if e not in zoo_envs]
+        if missing:
+            raise ValueError(
+                f"--envs {','.join(missing)}: the study needs the behaviour zoo's policies and "
+                f"the zoo has none for it; choose among {', '.join(zoo_envs) or '(empty zoo)'} "
+                "or build a zoo of your own (SEQREP_ZOO, see README)"
+            )
+        if "online" in self.settings and set(self.online_envs) - set(self.envs):
+            raise ValueError(
+                f"--online-envs {','.join(self.online_envs)} must be among --envs "
+                f"{','.join(self.envs)}; pass --online-envs too"
+            )
+        check_options(
+            self,
+            positive=(
+                "pretrain_transitions",
+                "expert_episodes",
+                "pretrain_steps",
+                "batch_size",
+                "window",
+                "feature_dim",
+                "hidden",
+                "lr",
+                "bc_steps",
+                "offline_steps",
+                "online_steps",
+                "eval_episodes",
+            ),
+        )
+        if not self.seeds:
+            raise ValueError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
 
 
 PROFILES: dict[str, StudyConfig] = {

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from seqrep.data.series import SeriesDataset
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
-from seqrep.runs import RunDir, progress_bar
+from seqrep.runs import RunDir, check_options, progress_bar
 
 __all__ = ["PretrainConfig", "build_from_config", "crop_batch", "pretrain"]
 
@@ -40,7 +40,7 @@ class PretrainConfig:
     depth: int = field(default=6, metadata={"help": "dilated residual blocks"})
     z_dim: int = field(default=128, metadata={"help": "encoder output size"})
     context_dim: int = field(default=128, metadata={"help": "CPC GRU size"})
-    steps: int = field(default=8, metadata={"help": "CPC: K steps predicted"})
+    horizon: int = field(default=8, metadata={"help": "CPC: K, the future steps predicted"})
     negatives: str = field(default="both", metadata={"help": "CPC negatives: batch, time, both"})
     num_negatives: int = field(default=32, metadata={"help": "CPC: negatives per query"})
     max_queries: int = field(default=512, metadata={"help": "CPC: (b, t, k) queries per batch"})
@@ -57,15 +57,31 @@ class PretrainConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
 
     def validate(self) -> None:
-        if self.method not in SERIES_METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose {', '.join(SERIES_METHODS)}")
-        if self.encoder not in ("dilated", "strided"):
-            raise ValueError(f"unknown encoder {self.encoder!r}; choose dilated or strided")
-        if self.negatives not in ("batch", "time", "both"):
-            raise ValueError(f"negatives must be batch, time or both, got {self.negatives!r}")
-        for name in ("iterations", "batch_size", "window", "steps", "num_negatives"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+        check_options(
+            self,
+            positive=(
+                "iterations",
+                "batch_size",
+                "window",
+                "horizon",
+                "num_negatives",
+                "max_queries",
+                "hidden",
+                "depth",
+                "z_dim",
+                "context_dim",
+                "margin",
+                "lr",
+                "log_every",
+                "checkpoint_every",
+            ),
+            choices={
+                "method": tuple(SERIES_METHODS),
+                "encoder": ("dilated", "strided"),
+                "negatives": ("batch", "time", "both"),
+                "mining": ("all", "batch_hard", "semi_hard"),
+            },
+        )
 
 
 def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
@@ -78,7 +94,7 @@ def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
         depth=cfg.depth,
         z_dim=cfg.z_dim,
         context_dim=cfg.context_dim,
-        steps=cfg.steps,
+        steps=cfg.horizon,
         negatives=cfg.negatives,
         num_negatives=cfg.num_negatives,
         max_queries=cfg.max_queries,

@@ -23,7 +23,7 @@ from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
-from seqrep.runs import RunDir, load_run, progress_bar
+from seqrep.runs import RunDir, check_options, load_run, progress_bar
 
 __all__ = [
     "OfflineRunConfig",
@@ -33,22 +33,13 @@ __all__ = [
     "load_sac_policy",
     "load_trajectories",
     "offline_agent",
+    "prepare_offline",
     "replay_buffer_dataset",
     "run_offline",
     "train_offline",
     "train_sac",
     "zoo_dataset",
 ]
-
-
-def _check_counts(cfg: Any, positive: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
-    """A clear error naming the option when a count is out of range."""
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    for name in non_negative:
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
 
 
 @dataclass
@@ -65,11 +56,32 @@ class SACRunConfig(SACConfig):
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def validate(self) -> None:
-        _check_counts(
+        check_options(
             self,
-            ("total_steps", "batch_size", "buffer_size", "eval_every", "eval_episodes"),
-            ("learning_starts", "checkpoint_every"),
+            positive=(
+                "total_steps",
+                "batch_size",
+                "buffer_size",
+                "eval_every",
+                "eval_episodes",
+                "checkpoint_every",
+                "hidden",
+                "policy_frequency",
+                "policy_lr",
+                "q_lr",
+                "init_alpha",
+            ),
+            non_negative=("learning_starts",),
+            unit=("tau",),
         )
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"--gamma is a discount in [0, 1], got {self.gamma}")
+        if self.total_steps <= self.learning_starts:
+            raise ValueError(
+                f"--total-steps {self.total_steps} is not above --learning-starts "
+                f"{self.learning_starts}: the agent would never train; raise --total-steps or "
+                "lower --learning-starts"
+            )
 
     def sac(self) -> SACConfig:
         return SACConfig(**{f.name: getattr(self, f.name) for f in fields(SACConfig)})
@@ -512,13 +524,12 @@ class OfflineRunConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def validate(self) -> None:
-        _check_counts(
+        check_options(
             self,
-            ("steps", "batch_size", "eval_episodes"),
-            ("eval_every", "log_every", "checkpoint_every"),
+            positive=("steps", "batch_size", "eval_episodes", "log_every", "checkpoint_every"),
+            non_negative=("eval_every",),
+            choices={"bc_loss": ("mse", "gaussian")},
         )
-        if self.bc_loss not in ("mse", "gaussian"):
-            raise ValueError(f"--bc-loss must be mse or gaussian, got {self.bc_loss!r}")
 
 
 def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
@@ -531,6 +542,13 @@ def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
         return load_d4rl_hdf5(source), None
     import minari
 
+    from seqrep.data.trajectories import minari_dataset_status
+
+    if minari_dataset_status(source) == "incomplete":
+        raise ValueError(
+            f"Minari data set {source!r} is incomplete (its write was interrupted): collect it "
+            "again with `seqrep collect ... --overwrite`"
+        )
     try:
         ds = minari.load_dataset(source)
     except Exception as e:  # minari raises FileNotFoundError / ValueError for unknown ids
@@ -556,18 +574,42 @@ def offline_agent(kind: str, data: TrajectoryDataset, bc_loss: str = "mse") -> E
     return agent
 
 
-def run_offline(
-    kind: str, cfg: OfflineRunConfig, run: RunDir, *, quiet: bool = False
-) -> dict[str, Any]:
-    """Train ``kind`` ("bc" or "td3bc") on ``cfg.data`` with periodic evaluation; log,
-    checkpoint (a killed run resumes), and write results.json and report.md with the curve."""
-    from seqrep.rl.zoo import zoo_index, zoo_reference
-
+def prepare_offline(cfg: OfflineRunConfig) -> tuple[TrajectoryDataset, str]:
+    """Everything an offline run checks before it writes anything: the config, the data
+    (loadable, non-empty) and the evaluation environment (constructible, with the data's
+    observation and action sizes). Returns the data and the environment id."""
     cfg.validate()
     data, env_id = load_trajectories(cfg.data)
     env_id = cfg.env or env_id
     if not env_id:
         raise ValueError("--env is required to evaluate a policy learnt from an HDF5 file")
+    env = make_env(env_id)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    env.close()
+    if (obs_dim, act_dim) != (data.obs_dim, data.act_dim):
+        raise ValueError(
+            f"{cfg.data} holds observations of size {data.obs_dim} and actions of size "
+            f"{data.act_dim}, but {env_id} has {obs_dim} and {act_dim}: the data were not "
+            "collected in that environment; pass the --env they came from"
+        )
+    return data, env_id
+
+
+def run_offline(
+    kind: str,
+    cfg: OfflineRunConfig,
+    run: RunDir,
+    *,
+    quiet: bool = False,
+    prepared: tuple[TrajectoryDataset, str] | None = None,
+) -> dict[str, Any]:
+    """Train ``kind`` ("bc" or "td3bc") on ``cfg.data`` with periodic evaluation; log,
+    checkpoint (a killed run resumes), and write results.json and report.md with the curve.
+    ``prepared`` is :func:`prepare_offline`'s result when the caller already checked."""
+    from seqrep.rl.zoo import zoo_index, zoo_reference
+
+    data, env_id = prepared if prepared is not None else prepare_offline(cfg)
     torch.manual_seed(cfg.seed)
     agent = offline_agent(kind, data, bc_loss=cfg.bc_loss)
     evals = train_offline(

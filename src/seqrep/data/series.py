@@ -103,6 +103,12 @@ def _to_padded(x: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray
         raise ValueError(
             f"series {empty[:5]} hold no numeric values: the file is malformed or truncated"
         )
+    bad = [i for i, s in enumerate(series) if np.isinf(np.asarray(s, dtype=np.float64)).any()]
+    if bad:
+        raise ValueError(
+            f"series {bad[:5]} contain inf values: replace or drop them (NaN marks a missing or "
+            "padded value)"
+        )
     channels = int(np.asarray(series[0]).shape[0])
     out = np.full((len(series), max(lengths), channels), np.nan, dtype=np.float32)
     for i, (s, n) in enumerate(zip(series, lengths, strict=True)):
@@ -194,16 +200,31 @@ def load_train_test(source: str, test: str | None = None) -> tuple[SeriesDataset
     """Both splits. For a file ``X_TRAIN.ts`` the test split defaults to ``X_TEST.ts`` beside it."""
     path = Path(source)
     if path.suffix.lower() in _SUFFIXES or path.exists():
+        if path.suffix.lower() not in _SUFFIXES:
+            raise ValueError(f"{path}: unknown file type; seqrep reads {', '.join(_SUFFIXES)}")
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} does not exist (relative paths start from {Path.cwd()})"
+            )
         if test is None:
             guess = path.with_name(path.name.replace("_TRAIN", "_TEST"))
             if guess == path or not guess.exists():
                 raise ValueError(
-                    f"no test split for {path}: pass it explicitly (e.g. --test-data X_TEST.ts)"
+                    f"no test split for {path}: pass the test file explicitly (--test-data FILE; a "
+                    "file named *_TRAIN.* is paired with the *_TEST.* file beside it)"
                 )
             test = str(guess)
         train = load_series(path)
+    else:
+        train = load_series(source, "train")
+        test = source
+    if len(np.unique(train.labels)) < 2:
+        raise ValueError(
+            f"{source}: the training split holds one class ({train.classes[0]!r}); a classifier "
+            "probe needs at least two"
+        )
+    if path.suffix.lower() in _SUFFIXES:
         return train, load_series(test, classes=train.classes)
-    train = load_series(source, "train")
     return train, load_series(source, "test", classes=train.classes)
 
 

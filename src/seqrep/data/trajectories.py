@@ -23,6 +23,7 @@ __all__ = [
     "TrajectoryDataset",
     "load_d4rl_hdf5",
     "load_minari",
+    "minari_dataset_status",
     "save_d4rl_hdf5",
     "save_minari",
 ]
@@ -315,18 +316,69 @@ def load_minari(dataset: str | object) -> TrajectoryDataset:
     return TrajectoryDataset.from_episodes(episodes, name=str(name))
 
 
+def minari_dataset_status(dataset_id: str) -> str:
+    """``"missing"``, ``"complete"`` or ``"incomplete"`` (a folder without readable data or
+    with 0 episodes: what a write killed half-way leaves) for a local Minari data set id."""
+    import json
+
+    _require_minari()
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    folder = get_dataset_path(dataset_id)
+    if not folder.exists():
+        return "missing"
+    meta, main = folder / "data" / "metadata.json", folder / "data" / "main_data.hdf5"
+    try:
+        episodes = json.loads(meta.read_text()).get("total_episodes", 0)
+    except (OSError, ValueError):
+        return "incomplete"
+    return "complete" if main.is_file() and episodes > 0 else "incomplete"
+
+
 def save_minari(
-    data: TrajectoryDataset, dataset_id: str, env: object, **metadata: object
+    data: TrajectoryDataset,
+    dataset_id: str,
+    env: object,
+    *,
+    overwrite: bool = False,
+    **metadata: object,
 ) -> object:
-    """Write ``data`` as a local Minari data set (no network; jax not needed).
+    """Write ``data`` as a local Minari data set (no network; jax not needed), atomically.
+
+    The set is written under a staging folder beside the data sets and moved into place only
+    when complete, so a killed write never leaves a half-made set under ``dataset_id``.
 
     Args:
         dataset_id: e.g. ``"seqrep/halfcheetah/medium-v0"``.
         env: the gymnasium env id, env or EnvSpec it was collected in (spaces are taken from it).
+        overwrite: replace an existing set of that id (only once the new one is complete).
+
+    Returns:
+        the written set, loaded from its final place.
+
+    Raises:
+        ValueError: the id exists (complete or not) and ``overwrite`` is False.
     """
+    import os
+    import shutil
+    import tempfile
+    import warnings
+
     minari = _require_minari()
     from minari.data_collector import EpisodeBuffer
+    from minari.storage.datasets_root_dir import get_dataset_path
 
+    status = minari_dataset_status(dataset_id)
+    if status != "missing" and not overwrite:
+        raise ValueError(
+            f"Minari data set {dataset_id!r} already exists"
+            + (
+                " but is incomplete (an earlier write was interrupted)"
+                if status == "incomplete"
+                else ""
+            )
+            + "; pass --overwrite to replace it, or choose another --dataset-id"
+        )
     buffers = []
     for e in range(data.num_episodes):
         ep = data.episode(e)
@@ -341,4 +393,32 @@ def save_minari(
                 truncations=list(ep["timeouts"]),
             )
         )
-    return minari.create_dataset_from_buffers(dataset_id, buffers, env=env, **metadata)  # type: ignore[arg-type]
+    root = get_dataset_path()
+    target = get_dataset_path(dataset_id)
+    staging = Path(tempfile.mkdtemp(prefix=".seqrep-staging-", dir=root))
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    try:
+        os.environ["MINARI_DATASETS_PATH"] = str(staging)  # minari reads it on every call
+        try:
+            with warnings.catch_warnings():
+                # minari asks for every optional metadata field on each write
+                warnings.filterwarnings("ignore", category=UserWarning, module="minari")
+                minari.create_dataset_from_buffers(dataset_id, buffers, env=env, **metadata)  # type: ignore[arg-type]
+        finally:
+            if previous is None:
+                os.environ.pop("MINARI_DATASETS_PATH", None)
+            else:
+                os.environ["MINARI_DATASETS_PATH"] = previous
+        # Namespaces carry their own metadata files; bring any the target root lacks.
+        for part in Path(dataset_id).parents:
+            meta = staging / part / "namespace_metadata.json"
+            if str(part) != "." and meta.exists() and not (root / part / meta.name).exists():
+                (root / part).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(meta, root / part / meta.name)
+        if target.exists():  # only now, with the new set complete, set the old one aside
+            os.replace(target, staging / "replaced")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / dataset_id, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return minari.load_dataset(dataset_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +20,14 @@ def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-d
         import gymnasium as gym
     except ImportError as e:
         raise ImportError("environments need gymnasium: pip install 'seqrep[rl]'") from e
+    if env_id.startswith("dm_control/"):  # DeepMind Control through shimmy (seqrep[pixels])
+        os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no X display to open
+        try:
+            import shimmy  # noqa: F401 - registers the dm_control/* ids
+        except ImportError as e:
+            raise ImportError(
+                f"{env_id} needs dm_control and shimmy: pip install 'seqrep[pixels]'"
+            ) from e
     try:
         env = gym.make(env_id)
     except gym.error.Error as e:
@@ -33,6 +42,8 @@ def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-d
     # float32 bounds: the policy's dtype, and no precision warning from gymnasium.
     ones = np.ones(env.action_space.shape, dtype=np.float32)
     env = gym.wrappers.RescaleAction(env, -ones, ones)
+    if isinstance(env.observation_space, gym.spaces.Dict):  # e.g. dm_control's named states
+        env = gym.wrappers.FlattenObservation(env)  # type: ignore[assignment]
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if seed is not None:
         env.reset(seed=seed)

@@ -1,0 +1,347 @@
+"""CURL on DeepMind Control from pixels: what the contrastive loss buys, and how fast.
+
+    python bench/curl.py run     # the CPU protocol: cartpole-swingup, 100k env steps, batch 128
+    python bench/curl.py report  # bench/results/curl.{json,md} and curl_curves.png from the runs
+    python bench/curl.py speed   # update time (batch 128, 512) and loop rate vs measured floors
+
+``run`` trains every (task, variant, seed) as a ``seqrep curl`` run folder under --runs (one
+process per job, --threads each; rerun to resume: every folder continues from its last
+checkpoint), plus the state-SAC reference (``seqrep sac`` on the task's proprioceptive state,
+through shimmy). Variants: curl-crop (CURL), none-crop (crop-only SAC, RAD), none-none (pixel SAC
+on the centre crop), curl-gaussian (Gaussian-perturbation positives). ``report`` reads whatever
+the folders hold (finished or not) and says how far each got.
+
+The GPU protocol (the six DMControl100k tasks, batch 512) is the same script:
+
+    python bench/curl.py run --tasks all --batch-size 512 --device cuda --jobs 4 --threads 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIX_TASKS = (
+    "cartpole-swingup",
+    "finger-spin",
+    "reacher-easy",
+    "cheetah-run",
+    "walker-walk",
+    "ball_in_cup-catch",
+)
+VARIANTS = {
+    "curl-crop": ("curl", "crop", "CURL"),
+    "none-crop": ("none", "crop", "crop-only SAC (RAD)"),
+    "none-none": ("none", "none", "pixel SAC, no augmentation"),
+    "curl-gaussian": ("curl", "gaussian", "CURL, Gaussian positives"),
+}
+
+
+def _folder(runs: Path, task: str, variant: str, seed: int) -> Path:
+    return runs / f"{task}-{variant}-s{seed}"
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    tasks = SIX_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
+    jobs = []
+    for task in tasks:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for variant in args.variants.split(","):
+                aux, augment, _ = VARIANTS[variant]
+                cmd = ["curl", "--task", task, "--aux", aux, "--augment", augment]
+                cmd += ["--env-steps", str(args.env_steps), "--batch-size", str(args.batch_size)]
+                cmd += ["--seed", str(seed), "--device", args.device, "--quiet"]
+                if task == "cheetah-run":  # CURL's learning rate for cheetah
+                    cmd += ["--lr", "2e-4"]
+                cmd += ["--out", str(_folder(args.runs, task, variant, seed))]
+                jobs.append((f"{task} {variant} seed {seed}", cmd))
+            if args.state:
+                out = args.runs / f"{task}-state-s{seed}"
+                cmd = [
+                    "sac",
+                    "--env",
+                    f"dm_control/{task}-v0",
+                    "--total-steps",
+                    str(args.env_steps),
+                ]
+                cmd += ["--eval-every", "10000", "--eval-episodes", "10", "--seed", str(seed)]
+                cmd += ["--learning-starts", "1000", "--quiet", "--out", str(out)]
+                jobs.append((f"{task} state SAC seed {seed}", cmd))
+    return jobs
+
+
+def run(args: argparse.Namespace) -> None:
+    """Every job as its own process, --jobs at a time (each resumable)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    pending = _jobs(args)
+    running: list[tuple[str, subprocess.Popen[bytes], Any]] = []
+    args.runs.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name, cmd = pending.pop(0)
+            log = open(args.runs / (Path(cmd[-1]).name + ".log"), "ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from seqrep.cli import main; main()", *cmd],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            print(f"started  {name} (pid {proc.pid})", flush=True)
+            running.append((name, proc, log))
+        time.sleep(5)
+        for item in list(running):
+            name, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                print(f"finished {name}: exit {proc.returncode}", flush=True)
+
+
+def _evals(folder: Path) -> list[dict[str, Any]]:
+    file = folder / "metrics.jsonl"
+    if not file.exists():
+        return []
+    rows = []
+    for line in file.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "eval_return_mean" in r:
+            rows.append(
+                {"env_step": r.get("env_step", r.get("step")), "return": r["eval_return_mean"]}
+            )
+    return rows
+
+
+def report(args: argparse.Namespace) -> None:
+    """Table and curves from the run folders, finished or not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seqrep.train_curl import published_dmc
+
+    tasks = SIX_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = [*args.variants.split(","), "state"]
+    rows: list[dict[str, Any]] = []
+    for task in tasks:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for variant in names:
+            curves = {}
+            for seed in seeds:
+                evals = _evals(args.runs / f"{task}-{variant}-s{seed}")
+                if evals:
+                    curves[seed] = evals
+            if not curves:
+                continue
+            label = "state SAC (seqrep)" if variant == "state" else VARIANTS[variant][2]
+            finals = {s: c[-1] for s, c in curves.items()}
+            done = [s for s, f in finals.items() if f["env_step"] >= args.env_steps]
+            at_budget = [finals[s]["return"] for s in done]
+            last_steps = sorted({f["env_step"] for f in finals.values()})
+            # the step every seed has reached: a fair comparison for unfinished runs
+            common = min(f["env_step"] for f in finals.values())
+            at_common = [
+                next(r["return"] for r in reversed(c) if r["env_step"] <= common)
+                for c in curves.values()
+            ]
+            rows.append(
+                {
+                    "task": task,
+                    "variant": variant,
+                    "label": label,
+                    "seeds": sorted(curves),
+                    "finished_seeds": sorted(done),
+                    "mean_at_budget": float(np.mean(at_budget)) if at_budget else None,
+                    "std_at_budget": float(np.std(at_budget)) if at_budget else None,
+                    "per_seed_at_budget": at_budget,
+                    "common_step": int(common),
+                    "mean_at_common": float(np.mean(at_common)),
+                    "std_at_common": float(np.std(at_common)),
+                    "per_seed_at_common": at_common,
+                    "last_steps": last_steps,
+                }
+            )
+            for i, (_, c) in enumerate(sorted(curves.items())):
+                x = [r["env_step"] for r in c]
+                y = [r["return"] for r in c]
+                line = ax.plot(x, y, lw=1.2, alpha=0.8, label=label if i == 0 else None)
+                if i == 0:
+                    color = line[0].get_color()
+                else:
+                    line[0].set_color(color)
+        for ref in published_dmc(task):
+            ax.errorbar(
+                float(ref["env_steps"]) * (1 + 0.01 * len(ax.lines)),
+                float(ref["mean"]),
+                yerr=float(ref["std"]),
+                fmt="s",
+                capsize=3,
+                label=f"{ref['method']} (published)",
+            )
+        ax.set(xlabel="environment steps", ylabel="evaluation return (10 episodes)", title=task)
+        ax.legend(fontsize=7, loc="upper left")
+        fig.tight_layout()
+        fig.savefig(args.results / f"curl_curves_{task}.png", dpi=100)
+        plt.close(fig)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "curl.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = [
+        f"| task | variant | seeds (finished) | return at {args.env_steps:,} (mean ± std) | "
+        "at the step all seeds reached | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        budget = (
+            f"{r['mean_at_budget']:.0f} ± {r['std_at_budget']:.0f}"
+            if r["mean_at_budget"] is not None
+            else "-"
+        )
+        per_seed = ", ".join(f"{v:.0f}" for v in r["per_seed_at_common"])
+        lines.append(
+            f"| {r['task']} | {r['label']} | {len(r['seeds'])} ({len(r['finished_seeds'])}) | "
+            f"{budget} | {r['mean_at_common']:.0f} ± {r['std_at_common']:.0f} at "
+            f"{r['common_step']:,} | {per_seed} |"
+        )
+    pub = []
+    for task in tasks:
+        for ref in published_dmc(task):
+            pub.append(
+                f"| {task} | {ref['method']} | {int(ref['env_steps']):,} | "
+                f"{ref['mean']} ± {ref['std']} | {ref['source']} |"
+            )
+    command = " ".join(sys.argv[1:])
+    text = (
+        "# CURL from pixels on DeepMind Control\n\n"
+        f"Reproduce: `python bench/curl.py run` then `python bench/curl.py report` (this table: "
+        f"`{command}`). Deterministic evaluation, 10 episodes every 10k environment steps.\n\n"
+        + "\n".join(lines)
+        + "\n\nPublished (mean ± std over seeds):\n\n| task | method | env steps | return | "
+        "source |\n|---|---|---|---|---|\n"
+        + "\n".join(pub)
+        + "\n\n"
+        + "".join(f"![{t}](curl_curves_{t}.png)\n" for t in tasks)
+    )
+    (args.results / "curl.md").write_text(text)
+    print(text)
+
+
+def speed(args: argparse.Namespace) -> None:
+    """Update time of CURL against the same networks' update without CURL, and the loop's env
+    steps/s against the bare render+step rate, measured in this run."""
+    import torch
+
+    from seqrep.rl.curl import PixelSAC, PixelSACConfig
+    from seqrep.rl.pixels import DMCPixels
+
+    torch.set_num_threads(args.threads)
+    out: dict[str, Any] = {"threads": args.threads, "torch": torch.__version__, "updates": []}
+    for b in [int(x) for x in args.batch_sizes.split(",")]:
+        g = torch.Generator().manual_seed(0)
+        batch = {
+            "obs": torch.randint(0, 256, (b, 9, 100, 100), generator=g, dtype=torch.uint8),
+            "next_obs": torch.randint(0, 256, (b, 9, 100, 100), generator=g, dtype=torch.uint8),
+            "action": torch.rand(b, 1, generator=g) * 2 - 1,
+            "reward": torch.rand(b, generator=g),
+            "terminal": torch.zeros(b),
+        }
+        agents = {
+            v: PixelSAC((9, 100, 100), 1, PixelSACConfig(aux=v, batch_size=b))
+            for v in ("curl", "none")
+        }
+        times: dict[str, list[float]] = {"curl": [], "none": []}
+        for v in agents:
+            agents[v].update(batch)
+        for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
+            for v, agent in agents.items():
+                t = time.perf_counter()
+                agent.update(batch)
+                times[v].append(time.perf_counter() - t)
+        curl, floor = float(np.median(times["curl"])), float(np.median(times["none"]))
+        row = {"batch": b, "curl_s": curl, "floor_s": floor, "ratio": curl / floor}
+        out["updates"].append(row)
+        print(row, flush=True)
+    env = DMCPixels("cartpole-swingup")
+    env.reset(seed=0)
+    t, n = time.perf_counter(), 100
+    for _ in range(n):
+        env.step(np.zeros(1))
+    bare = n * env.action_repeat / (time.perf_counter() - t)
+    env.close()
+    out["bare_env_steps_per_s"] = bare
+    rates = []
+    for folder in sorted(args.runs.glob("cartpole-swingup-*-s*")):
+        ckpt_free = [
+            json.loads(x)
+            for x in (folder / "metrics.jsonl").read_text().splitlines()
+            if '"eval_return_mean"' in x
+        ]
+        if len(ckpt_free) >= 2:
+            a, z = ckpt_free[1], ckpt_free[-1]
+            rates.append(
+                {
+                    "run": folder.name,
+                    "env_steps_per_s": (z["env_step"] - a["env_step"])
+                    / (z["seconds"] - a["seconds"]),
+                }
+            )
+    out["loops"] = rates
+    (args.results / "curl_speed.json").write_text(json.dumps(out, indent=1) + "\n")
+    lines = [
+        f"# CURL update speed ({args.threads} threads, median of {args.repeats}, interleaved)\n",
+        "| batch | CURL update (s) | same networks without CURL (s) | ratio |",
+        "|---|---|---|---|",
+        *(
+            f"| {r['batch']} | {r['curl_s']:.3f} | {r['floor_s']:.3f} | {r['ratio']:.2f} |"
+            for r in out["updates"]
+        ),
+        "",
+        f"Bare cartpole render+step: {bare:,.0f} environment steps/s (action repeat 8, 100x100).",
+        "",
+        "| training run | environment steps/s (evaluations included) | share of the bare rate |",
+        "|---|---|---|",
+        *(
+            f"| {r['run']} | {r['env_steps_per_s']:.1f} | {r['env_steps_per_s'] / bare:.3f} |"
+            for r in rates
+        ),
+    ]
+    (args.results / "curl_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=("run", "report", "speed"))
+    parser.add_argument("--tasks", default="cartpole-swingup", help="comma-separated, or 'all'")
+    parser.add_argument("--variants", default="curl-crop,none-crop,none-none,curl-gaussian")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--env-steps", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-state", dest="state", action="store_false", help="skip state SAC")
+    parser.add_argument("--runs", type=Path, default=Path("runs/bench-curl"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--jobs", type=int, default=2, help="processes at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--batch-sizes", default="128,512", help="speed: batch sizes")
+    parser.add_argument("--repeats", type=int, default=7, help="speed: timed updates each")
+    args = parser.parse_args()
+    {"run": run, "report": report, "speed": speed}[args.action](args)
+
+
+if __name__ == "__main__":
+    main()

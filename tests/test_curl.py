@@ -1,0 +1,330 @@
+"""SAC from pixels with CURL: crops, the contrastive logits and loss, the gradient paths, the
+frame replay, the DeepMind Control adapter, resume, and learning on a synthetic pixel task."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seqrep.rl.curl import PixelSAC, PixelSACConfig
+from seqrep.rl.pixels import FrameReplay, FrameStacker, center_crop, random_crop
+
+SMALL = PixelSACConfig(crop_size=32, feature_dim=16, hidden=32, batch_size=16)
+
+
+def _batch(b: int = 16, c: int = 9, size: int = 40, act: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": torch.randint(0, 256, (b, c, size, size), generator=g, dtype=torch.uint8),
+        "next_obs": torch.randint(0, 256, (b, c, size, size), generator=g, dtype=torch.uint8),
+        "action": torch.rand(b, act, generator=g) * 2 - 1,
+        "reward": torch.rand(b, generator=g),
+        "terminal": torch.zeros(b),
+    }
+
+
+# ------------------------------------------------------------------------------- crops
+def test_random_crop_covers_every_offset_with_one_box_for_all_frames():
+    h = w = 12
+    size = 9
+    # pixel value encodes its (row, col); every channel (stacked frame) holds the same grid
+    grid = (torch.arange(h)[:, None] * 100 + torch.arange(w)[None, :]).to(torch.int32)
+    x = grid.expand(4000, 6, h, w).contiguous()
+    out = random_crop(x, size, torch.Generator().manual_seed(0))
+    assert out.shape == (4000, 6, size, size)
+    top, left = out[:, 0, 0, 0] // 100, out[:, 0, 0, 0] % 100
+    # one box for all channels, and the window is the contiguous block at (top, left)
+    assert torch.equal(out, out[:, :1].expand_as(out))
+    expected = grid[None, :size, :size] + (top * 100 + left)[:, None, None]
+    assert torch.equal(out[:, 0], expected)
+    seen = set(zip(top.tolist(), left.tolist(), strict=True))
+    assert seen == {(t, c) for t in range(h - size + 1) for c in range(w - size + 1)}
+
+
+def test_center_crop_is_exact():
+    x = torch.arange(2 * 3 * 100 * 100).reshape(2, 3, 100, 100)
+    assert torch.equal(center_crop(x, 84), x[:, :, 8:92, 8:92])
+    with pytest.raises(ValueError, match="exceeds the image"):
+        center_crop(x, 101)
+
+
+# ------------------------------------------------------------------------------- CURL loss
+def test_curl_logits_and_loss_match_a_float64_hand_loop():
+    torch.manual_seed(0)
+    agent = PixelSAC((9, 40, 40), 2, SMALL)
+    q, k = torch.randn(8, 16), torch.randn(8, 16)
+    W = agent.W.weight.detach().double()
+    logits = agent.curl_logits(q, k).double()
+    hand = torch.zeros(8, 8, dtype=torch.float64)
+    for i in range(8):
+        for j in range(8):
+            hand[i, j] = sum(
+                q[i, a].double() * W[a, b] * k[j, b].double() for a in range(16) for b in range(16)
+            )
+        hand[i] -= hand[i].max()
+    assert torch.allclose(logits, hand, atol=1e-4)
+    # the loss: cross-entropy of each query's own key (the diagonal)
+    from seqrep.losses import info_nce_result
+
+    loss = info_nce_result(q, k, similarity=agent.W).loss.double()
+    ce = -sum(hand[i, i] - math.log(sum(math.exp(v) for v in hand[i].tolist())) for i in range(8))
+    assert abs(loss.item() - ce / 8) < 1e-4
+
+
+def test_key_path_has_no_gradient_and_ema_is_tau_mix():
+    torch.manual_seed(0)
+    agent = PixelSAC((9, 40, 40), 2, SMALL)
+    assert all(not p.requires_grad for p in agent.target_encoder.parameters())
+    online0 = [p.detach().clone() for p in agent.encoder.parameters()]
+    target0 = [p.detach().clone() for p in agent.target_encoder.target.parameters()]
+    agent.update(_batch())  # update 1: critic + CURL only (targets move every 2 updates)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(target0, agent.target_encoder.target.parameters(), strict=True)
+    )
+    online1 = [p.detach().clone() for p in agent.encoder.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(online0, online1, strict=True))
+    target1 = [p.detach().clone() for p in agent.target_encoder.target.parameters()]
+    agent.update(_batch(seed=1))  # update 2: actor, alpha, then EMA with the updated online
+    tau = SMALL.encoder_tau
+    online2 = list(agent.encoder.parameters())
+    for t1, o2, t2 in zip(target1, online2, agent.target_encoder.target.parameters(), strict=True):
+        assert torch.allclose(t2, tau * o2.detach() + (1 - tau) * t1, atol=1e-6)
+
+
+def test_actor_update_leaves_the_conv_weights_unchanged():
+    """update() on an actor step, with the critic's optimiser frozen (lr 0): whatever still
+    moves the conv layers can only be the actor's loss, and nothing may."""
+    torch.manual_seed(0)
+    agent = PixelSAC((9, 40, 40), 2, SMALL)
+    for group in agent.critic_opt.param_groups:
+        group["lr"] = 0.0
+    agent.update(_batch())
+    conv = copy.deepcopy(agent.encoder.trunk.state_dict())
+    actor_head = copy.deepcopy(agent.actor_head.state_dict())
+    metrics = agent.update(_batch(seed=1))  # the second update runs the actor step
+    assert "actor_loss" in metrics
+    for k, v in agent.encoder.trunk.state_dict().items():
+        assert torch.equal(v, conv[k]), k
+    assert any(not torch.equal(v, actor_head[k]) for k, v in agent.actor_head.state_dict().items())
+
+
+def test_variants_and_bad_options():
+    for aux, augment in (
+        ("curl", "crop"),
+        ("none", "crop"),
+        ("none", "none"),
+        ("curl", "gaussian"),
+    ):
+        cfg = PixelSACConfig(**{**SMALL.__dict__, "aux": aux, "augment": augment})
+        agent = PixelSAC((9, 40, 40), 2, cfg)
+        metrics = agent.update(_batch())
+        assert ("curl_loss" in metrics) == (aux == "curl")
+        assert np.isfinite(metrics["critic_loss"])
+    with pytest.raises(ValueError, match="two different views"):
+        PixelSACConfig(aux="curl", augment="none").validate()
+    with pytest.raises(ValueError, match="unknown --augment"):
+        PixelSACConfig(augment="flip").validate()
+
+
+def test_gaussian_positives_have_the_configured_noise():
+    cfg = PixelSACConfig(**{**SMALL.__dict__, "augment": "gaussian", "noise_std": 0.1})
+    agent = PixelSAC((9, 40, 40), 2, cfg)
+    obs = torch.full((64, 9, 40, 40), 128, dtype=torch.uint8)
+    a, b = agent.view(obs), agent.view(obs)
+    assert abs((a - 128 / 255).std().item() - 0.1) < 0.005  # N(0, 0.1^2) on [0, 1] pixels
+    assert abs((a - b).std().item() - 0.1 * math.sqrt(2)) < 0.005  # independent draws
+
+
+# ------------------------------------------------------------------------------- replay
+def _naive_episode(frames: list[np.ndarray], k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    stacker = FrameStacker(k)
+    obs = [stacker.reset(frames[0])]
+    for f in frames[1:]:
+        obs.append(stacker.push(f))
+    return obs[:-1], obs[1:]
+
+
+def test_frame_replay_rebuilds_stacks_exactly_and_never_across_episodes():
+    rng = np.random.default_rng(0)
+    k, lengths = 3, [5, 1, 7, 4]
+    replay = FrameReplay(capacity=100, frame_shape=(3, 4, 4), act_dim=1, stack=k)
+    expected_obs, expected_next = [], []
+    for n in lengths:
+        frames = [rng.integers(0, 256, (3, 4, 4), dtype=np.uint8) for _ in range(n + 1)]
+        replay.start_episode(frames[0])
+        for t in range(n):
+            replay.add(np.zeros(1), float(t), frames[t + 1], terminal=False)
+        o, nx = _naive_episode(frames, k)
+        expected_obs += o
+        expected_next += nx
+    obs, nxt = replay.stacks(np.arange(replay.size))
+    assert replay.size == sum(lengths)
+    assert np.array_equal(obs, np.stack(expected_obs))
+    assert np.array_equal(nxt, np.stack(expected_next))
+    assert replay.frames_written == sum(lengths) + len(lengths)  # each frame stored once
+
+
+def test_frame_replay_ring_keeps_stacks_right_after_wrapping():
+    rng = np.random.default_rng(1)
+    replay = FrameReplay(
+        capacity=10, frame_shape=(3, 2, 2), act_dim=1, stack=3, min_episode_steps=4
+    )
+    all_obs, all_next = [], []
+    for _ in range(6):  # 24 transitions through a ring of 10
+        frames = [rng.integers(0, 256, (3, 2, 2), dtype=np.uint8) for _ in range(5)]
+        replay.start_episode(frames[0])
+        for t in range(4):
+            replay.add(np.zeros(1), 0.0, frames[t + 1], terminal=False)
+        o, nx = _naive_episode(frames, 3)
+        all_obs += o
+        all_next += nx
+    assert replay.size == 10
+    order = [(replay.pos + i) % 10 for i in range(10)]  # oldest first
+    obs, nxt = replay.stacks(np.array(order))
+    assert np.array_equal(obs, np.stack(all_obs[-10:]))
+    assert np.array_equal(nxt, np.stack(all_next[-10:]))
+
+
+def test_replay_state_roundtrip():
+    rng = np.random.default_rng(2)
+    replay = FrameReplay(capacity=20, frame_shape=(3, 2, 2), act_dim=1)
+    replay.start_episode(rng.integers(0, 256, (3, 2, 2), dtype=np.uint8))
+    for _ in range(6):
+        replay.add(rng.normal(size=1), 1.0, rng.integers(0, 256, (3, 2, 2), dtype=np.uint8), False)
+    copy_ = FrameReplay(capacity=20, frame_shape=(3, 2, 2), act_dim=1)
+    copy_.load_state_dict(replay.state_dict())
+    a = replay.sample(8, torch.Generator().manual_seed(0))
+    b = copy_.sample(8, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+# ------------------------------------------------------------------------------- DMC adapter
+@pytest.fixture(scope="module")
+def dmc():
+    pytest.importorskip("dm_control")
+    from seqrep.rl.pixels import DMCPixels
+
+    env = DMCPixels("cartpole-swingup", size=64)
+    yield env
+    env.close()
+
+
+def test_dmc_pixels_frames_action_repeat_and_time_limit(dmc):
+    import gymnasium as gym
+
+    first = dmc.reset(seed=3)
+    assert first.shape == (3, 64, 64) and first.dtype == np.uint8 and first.std() > 0
+    assert dmc.action_repeat == 8  # CURL's value for cartpole
+    # The same seed renders the same frame; a reference env stepped one simulator step at a time
+    # gives the summed reward of one repeated step.
+    assert np.array_equal(dmc.reset(seed=3), first)
+    ref = gym.make("dm_control/cartpole-swingup-v0")
+    ref.reset(seed=3)
+    action = np.array([0.3])
+    _, reward, terminated, truncated = dmc.step(action)
+    total = sum(float(ref.step(action)[1]) for _ in range(8))
+    assert reward == pytest.approx(total, rel=1e-12)
+    # 1000 simulator steps: the episode ends by the time limit, as truncated, never terminated
+    steps, done = 1, truncated
+    while not done:
+        _, _, terminated, truncated = dmc.step(action)
+        assert not terminated
+        steps, done = steps + 1, truncated
+    assert steps == 125 and truncated
+    ref.close()
+
+
+def test_unknown_task_is_a_clear_error():
+    pytest.importorskip("dm_control")
+    from seqrep.rl.pixels import DMCPixels
+
+    with pytest.raises(ValueError, match="unknown DeepMind Control task 'cartpole-fly'"):
+        DMCPixels("cartpole-fly")
+    with pytest.raises(ValueError, match="is not DOMAIN-TASK"):
+        DMCPixels("cartpole")
+
+
+# ------------------------------------------------------------------------------- the loop
+TOY_ARGS = [
+    "curl",
+    "--task",
+    "seqrep-dot",
+    "--image-size",
+    "40",
+    "--crop-size",
+    "32",
+    "--batch-size",
+    "32",
+    "--hidden",
+    "64",
+    "--feature-dim",
+    "16",
+    "--quiet",
+]
+
+
+def test_resumed_run_gives_the_same_metrics(tmp_path, kill_mid_run):
+    import os
+    import sys
+
+    from seqrep.cli import main
+
+    args = [*TOY_ARGS, "--env-steps", "500", "--init-steps", "60", "--eval-every", "250"]
+    args += ["--eval-episodes", "2", "--log-every", "50", "--checkpoint-every", "100"]
+    main([*args, "--out", str(tmp_path / "full")])
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "from seqrep.cli import main; main()", *args, "--out", str(killed)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def past_first_checkpoint() -> bool:
+        lines = (
+            (killed / "metrics.jsonl").read_text() if (killed / "metrics.jsonl").exists() else ""
+        )
+        return (killed / "checkpoints" / "last.pt").exists() and lines.count('"episode"') >= 3
+
+    kill_mid_run(cmd, past_first_checkpoint, env=env)
+    main([*args, "--out", str(killed)])  # resume
+    full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    again = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    drop = ("seconds", "update_seconds")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in again] == [
+        {k: v for k, v in r.items() if k not in drop} for r in full
+    ]
+    for name in ("report.md", "returns.png", "views.png", "config.json"):
+        assert (killed / name).exists(), name
+
+
+def test_curl_learns_the_dot_task(tmp_path):
+    """Pixels of a 2-d point: CURL's accuracy climbs far above chance (1/32) and the policy's
+    return above the untrained one's."""
+    from seqrep.cli import main
+
+    out = tmp_path / "toy"
+    main(
+        [
+            *TOY_ARGS,
+            "--env-steps",
+            "1500",
+            "--init-steps",
+            "250",
+            "--eval-every",
+            "500",
+            "--eval-episodes",
+            "4",
+            "--log-every",
+            "250",
+            "--out",
+            str(out),
+        ]
+    )
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["eval_return_mean"] for r in records if "eval_return_mean" in r]
+    accuracy = [r["curl_accuracy"] for r in records if "curl_accuracy" in r]
+    assert max(accuracy[-3:]) > 5 / 32, accuracy
+    assert max(evals[1:]) > evals[0] + 5, evals  # random start: about 33 of at most 50

@@ -1,0 +1,342 @@
+"""Run folders and data sets never lose data: safe --overwrite, validation before any write,
+stale starts, locks, atomic Minari writes, bounded probes, and one-line errors (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqrep.cli import main
+from seqrep.runs import RunDir, RunDirError
+
+TINY_MI = ["mi-bench", "--mi-levels", "1", "--steps-per-level", "4", "--critics", "separable"]
+TINY_MI += ["--estimators", "infonce", "--hidden", "8", "--embed-dim", "4", "--batch-size", "8"]
+TINY_MI += ["--quiet"]
+
+
+def _exit_code(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return int(exc.value.code)
+
+
+def _a_run_with_a_checkpoint(folder: Path, kind: str = "x", config: dict | None = None) -> Path:
+    run = RunDir.open(folder, kind, config or {"a": 1})
+    run.save_checkpoint({"step": 7})
+    return run.checkpoints / "last.pt"
+
+
+# 1. --overwrite deletes only seqrep runs, never the cwd, home or a repository
+def test_overwrite_refuses_the_current_directory_and_foreign_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert _exit_code([*TINY_MI, "--out", ".", "--overwrite"]) == 2
+    assert "not a seqrep run folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert _exit_code([*TINY_MI, "--out", "", "--overwrite"]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    assert _exit_code([*TINY_MI, "--out", str(precious), "--overwrite"]) == 2
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in precious.iterdir()) == ["thesis.tex"]
+
+
+def test_overwrite_refuses_a_run_that_is_also_a_repository_home_or_cwd(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    _a_run_with_a_checkpoint(repo)
+    (repo / ".git").mkdir()
+    with pytest.raises(RunDirError, match="root of a git repository"):
+        RunDir.open(repo, "x", {"a": 1}, overwrite=True)
+    home = tmp_path / "home"
+    _a_run_with_a_checkpoint(home)
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(RunDirError, match="home directory"):
+        RunDir.open(home, "x", {"a": 1}, overwrite=True)
+    cwd = tmp_path / "cwd"
+    ckpt = _a_run_with_a_checkpoint(cwd)
+    monkeypatch.chdir(cwd)
+    with pytest.raises(RunDirError, match="current directory"):
+        RunDir.open(".", "x", {"a": 1}, overwrite=True)
+    assert ckpt.exists()
+
+
+def test_overwrite_replaces_a_run_and_keeps_the_lock(tmp_path):
+    ckpt = _a_run_with_a_checkpoint(tmp_path / "r")
+    run = RunDir.open(tmp_path / "r", "x", {"a": 2}, overwrite=True)
+    assert not ckpt.exists() and (run.path / ".seqrep-run").exists()
+    assert json.loads((run.path / "config.json").read_text()) == {"kind": "x", "a": 2}
+
+
+# 2. everything is validated before the old run is touched
+@pytest.mark.parametrize(
+    ("kind", "args", "message"),
+    [
+        ("sac", ["sac", "--env", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+        ("pretrain", ["pretrain", "--lr", "-1"], "--lr must be > 0"),
+        ("bc", ["bc", "--data", "missing.hdf5"], "missing.hdf5"),
+        ("bc", ["bc", "--data", "no/such/set-v0"], "cannot load Minari data set"),
+    ],
+)
+def test_overwrite_checks_everything_before_deleting(kind, args, message, tmp_path, capsys):
+    ckpt = _a_run_with_a_checkpoint(tmp_path / "keep", kind)
+    assert _exit_code([*args, "--out", str(tmp_path / "keep"), "--overwrite"]) == 2
+    assert message in capsys.readouterr().err
+    assert ckpt.exists(), "the old run was deleted before the new one was checked"
+
+
+# 3. a start that never reached its first checkpoint is not a run to protect
+def test_a_folder_without_a_checkpoint_is_restarted_not_refused(tmp_path):
+    run = RunDir.open(tmp_path / "r", "x", {"a": 1})
+    run.log({"step": 1})
+    run = RunDir.open(tmp_path / "r", "x", {"a": 2})  # corrected command: no --overwrite needed
+    assert json.loads((run.path / "config.json").read_text())["a"] == 2
+    assert run.read_metrics() == []
+    run.save_checkpoint({"step": 3})
+    with pytest.raises(RunDirError, match="differs in: a"):
+        RunDir.open(tmp_path / "r", "x", {"a": 3})
+
+
+# 4. collect writes data sets atomically; incomplete ones are explained; --overwrite
+def test_collect_is_atomic_and_incomplete_sets_are_explained(tmp_path, monkeypatch, capsys):
+    minari = pytest.importorskip("minari")
+    from seqrep.data.trajectories import minari_dataset_status
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    real = minari.create_dataset_from_buffers
+
+    def dies_half_way(dataset_id, buffers, **kw):
+        real(dataset_id, buffers[:1], **kw)  # something is on disk (in staging) ...
+        raise KeyboardInterrupt  # ... when the user presses Ctrl-C
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", dies_half_way)
+    collect = ["collect", "--env", "Pendulum-v1", "--steps", "400", "--dataset-id", "t/p/x-v0"]
+    assert _exit_code(collect) == 130
+    assert minari_dataset_status("t/p/x-v0") == "missing"
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == []  # no staging left behind
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", real)
+
+    # A set left incomplete by an older writer: every verb says so and how to fix it.
+    folder = tmp_path / "datasets" / "t" / "p" / "y-v0" / "data"
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text('{"total_episodes": 0}')
+    assert minari_dataset_status("t/p/y-v0") == "incomplete"
+    assert _exit_code(["bc", "--data", "t/p/y-v0", "--out", str(tmp_path / "bc")]) == 2
+    assert "is incomplete" in capsys.readouterr().err
+    assert not (tmp_path / "bc").exists()
+    redo = ["collect", "--env", "Pendulum-v1", "--steps", "400", "--dataset-id", "t/p/y-v0"]
+    assert _exit_code(redo) == 2
+    assert "incomplete" in capsys.readouterr().err
+    with pytest.warns() as caught:  # minari's metadata warnings are not shown to the user
+        main([*redo, "--overwrite"])
+        import warnings
+
+        warnings.warn("sentinel", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["sentinel"]
+    assert minari_dataset_status("t/p/y-v0") == "complete"
+    assert "2 episodes, 400 steps" in capsys.readouterr().out
+
+
+# 5. one process per run folder
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
+    folder = tmp_path / "r"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from seqrep.runs import RunDir; "
+            f"RunDir.open({str(folder)!r}, 'x', {{}}); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirError, match=f"in use by process {holder.pid}"):
+            RunDir.open(folder, "x", {})
+    finally:
+        holder.kill()
+        holder.wait()
+    RunDir.open(folder, "x", {})  # the lock ends with its process
+
+
+# 6. bench series: never mixes configurations, never writes into committed results by default
+def test_bench_series_refuses_rows_of_another_configuration(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    base = ["bench", "series", "--datasets", "GunPoint", "--methods", "raw", "--seeds", "0"]
+    main([*base, "--out", str(out)])
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and (tmp_path / "s.config.json").exists()
+    assert _exit_code([*base, "--out", str(out), "--iterations", "5"]) == 2
+    assert "differs in: iterations" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == rows
+    (tmp_path / "s.config.json").unlink()  # rows whose configuration was never recorded
+    assert _exit_code([*base, "--out", str(out)]) == 2
+    from seqrep.cli import bench_series_cmd
+
+    default = next(p.default for p in bench_series_cmd.params if p.name == "out")
+    assert str(default).startswith("runs/")
+    shown = {p.name for p in bench_series_cmd.params}
+    assert not shown & {"data", "test_data", "method", "seed"}  # options that would do nothing
+
+
+# 7. the SVM probe never hangs on overlapping features
+def test_svm_probe_is_bounded_when_classes_overlap():
+    from seqrep.evaluate import svm_probe
+
+    x = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]] * 5)
+    y = np.array([0, 1, 0, 1] * 5)  # every point carries both labels
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(r=svm_probe(x, y, x, y)), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the probe hangs"
+    assert "did not converge" in result["r"].detail and "fell back to C=10000" in result["r"].detail
+    assert result["r"].accuracy == 0.5
+
+
+# 10, 11. data errors: early, and saying what is wrong
+TS = """@problemName tiny
+@timeStamps false
+@missing false
+@univariate true
+@equalLength true
+@classLabel true a b
+@data
+1,2,3,4:{0}
+5,6,7,8:{1}
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "message"),
+    [
+        (
+            {"one_TRAIN.ts": ("a", "a"), "one_TEST.ts": ("a", "b")},
+            "one_TRAIN.ts",
+            "holds one class",
+        ),
+        ({}, "missing_TRAIN.ts", "missing_TRAIN.ts does not exist"),
+        ({"series.csv": None}, "series.csv", "unknown file type"),
+        ({"inf_TRAIN.ts": ("a", "b"), "inf_TEST.ts": ("a", "b")}, "inf_TRAIN.ts", "inf values"),
+        ({"alone_TRAIN.ts": ("a", "b")}, "alone_TRAIN.ts", "no test split"),
+    ],
+)
+def test_pretrain_data_errors_are_early_and_specific(files, data, message, tmp_path, capsys):
+    for name, labels in files.items():
+        text = "1,2\n3,4\n" if labels is None else TS.format(*labels)
+        if name.startswith("inf"):
+            text = text.replace("1,2,3,4", "1,inf,3,4")
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "r"
+    assert _exit_code(["pretrain", "--data", str(tmp_path / data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+# 12. probe finds the data from any directory
+def test_probe_works_from_another_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"{i},{i},{i},{i}:{'ab'[i % 2]}\n" for i in range(8))
+    multi = TS.split("@data\n")[0] + "@data\n" + rows
+    Path("tiny_TRAIN.ts").write_text(multi)
+    Path("tiny_TEST.ts").write_text(multi)
+    main(["pretrain", "--data", "tiny_TRAIN.ts", "--iterations", "2", "--out", "run", "--quiet"])
+    capsys.readouterr()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    main(["probe", str(tmp_path / "run")])
+    assert "SVM test accuracy" in capsys.readouterr().out
+    (tmp_path / "tiny_TRAIN.ts").rename(tmp_path / "moved_TRAIN.ts")
+    assert _exit_code(["probe", str(tmp_path / "run")]) == 2
+    assert "pass --data PATH" in capsys.readouterr().err
+    moved = [
+        "--data",
+        str(tmp_path / "moved_TRAIN.ts"),
+        "--test-data",
+        str(tmp_path / "tiny_TEST.ts"),
+    ]
+    main(["probe", str(tmp_path / "run"), *moved])
+    assert "SVM test accuracy" in capsys.readouterr().out
+
+
+def test_probe_says_when_the_data_no_longer_fits_the_encoder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rows = [(f"{i},{i},{i},{i}", "ab"[i % 2]) for i in range(8)]
+    one = TS.split("@data\n")[0] + "@data\n" + "".join(f"{v}:{c}\n" for v, c in rows)
+    Path("uni_TRAIN.ts").write_text(one)
+    Path("uni_TEST.ts").write_text(one)
+    main(["pretrain", "--data", "uni_TRAIN.ts", "--iterations", "2", "--out", "run", "--quiet"])
+    two = one.replace("@univariate true", "@univariate false\n@dimensions 2")
+    two = two.split("@data\n")[0] + "@data\n" + "".join(f"{v}:{v}:{c}\n" for v, c in rows)
+    Path("uni_TRAIN.ts").write_text(two)  # the data file changed under the run
+    Path("uni_TEST.ts").write_text(two)
+    capsys.readouterr()
+    assert _exit_code(["probe", "run"]) == 2
+    assert "does not fit this data (2 channels)" in capsys.readouterr().err
+
+
+# Smaller items users notice
+def test_help_texts_and_report_only_on_nothing(tmp_path, capsys):
+    for verb in ("bc", "offline-rl"):
+        main([verb, "--help"])
+        assert "data set (Minari id or .hdf5)" in capsys.readouterr().out
+    assert _exit_code(["study", "--report-only", "--out", str(tmp_path / "empty")]) == 2
+    assert "holds no finished study cells" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()
+
+
+def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    import seqrep.cli as cli_module
+
+    def interrupted(cfg, run, *, quiet=False):
+        from seqrep.runs import progress_bar
+
+        with progress_bar("mi-bench", 100, disable=True) as advance:
+            advance(37)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "run_mi_bench", interrupted)
+    assert _exit_code([*TINY_MI, "--out", str(tmp_path / "r")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at mi-bench step 37 of 100" in err
+    assert "rerun the same command to resume" in err
+
+
+def test_study_envs_outside_the_zoo_are_named(capsys):
+    assert _exit_code(["study", "--envs", "NoSuch-v0"]) == 2
+    err = capsys.readouterr().err
+    assert "--envs NoSuch-v0" in err and "online_envs" not in err
+
+
+def test_collect_option_errors(capsys):
+    base = ["collect", "--dataset-id", "x/y/z-v0"]
+    assert _exit_code([*base, "--noise", "-1"]) == 2
+    assert "--noise is a standard deviation" in capsys.readouterr().err
+    assert _exit_code([*base, "--policy", "expret"]) == 2
+    assert "zoo level (random, medium, expert, medium-replay)" in capsys.readouterr().err
+    assert _exit_code([*base, "--steps", "0"]) == 2
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_out_is_one_line(tmp_path, capsys):  # pragma: no cover - CI runs as root
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert _exit_code([*TINY_MI, "--out", str(ro / "r")]) == 2
+    assert "cannot create the run folder" in capsys.readouterr().err
+
+
+def test_out_under_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert _exit_code([*TINY_MI, "--out", str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot create the run folder" in capsys.readouterr().err
