@@ -328,12 +328,35 @@ def test_collect_option_errors(capsys):
     assert _exit_code([*base, "--steps", "0"]) == 2
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_read_only_out_is_one_line(tmp_path, capsys):  # pragma: no cover - CI runs as root
+def test_read_only_out_is_one_line(tmp_path, monkeypatch, capsys):
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root writes anywhere: make the file system say no, as it would
+        real_mkdir = Path.mkdir
+
+        def refuse(self, *args, **kwargs):
+            if ro in self.parents:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", refuse)
     assert _exit_code([*TINY_MI, "--out", str(ro / "r")]) == 2
-    assert "cannot create the run folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot create the run folder" in err and "Permission denied" in err
+
+
+def test_offline_data_from_another_environment_is_refused_before_training(tmp_path, capsys):
+    from seqrep.data.trajectories import save_d4rl_hdf5
+    from seqrep.rl.zoo import uniform_random_policy
+    from seqrep.train_rl import collect_episodes
+
+    data = tmp_path / "pendulum.hdf5"  # 3-d observations, 1-d actions
+    save_d4rl_hdf5(collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 200, 0), data)
+    args = ["bc", "--data", str(data), "--env", "MountainCarContinuous-v0"]
+    assert _exit_code([*args, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "observations of size 3" in err and "MountainCarContinuous-v0 has 2" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_out_under_a_file_is_one_line(tmp_path, capsys):
