@@ -146,13 +146,19 @@ def test_zoo_built_from_a_run_reproduces_its_recorded_returns(pendulum_expert, t
         policy = load_zoo_policy("Pendulum-v1", name, seed=0, root=tmp_path)
         again = evaluate_policy("Pendulum-v1", policy, 3, seed=20_000)
         assert again.mean() == pytest.approx(pol[name]["return_mean"], abs=1e-6)
-    # medium-replay draws one ladder policy per episode, the uniform random policy included.
+    # medium-replay draws one policy per episode from [random, ladder..., medium], and every
+    # declared member is drawn (D4RL's medium-replay holds the run's policies up to medium).
     mix = load_zoo_policy("Pendulum-v1", "medium-replay", seed=1, root=tmp_path)
+    assert len(mix.policies) == len(entry["ladder"]) + 2
     picked = set()
-    for e in range(40):
+    for e in range(60):
         mix.start_episode(e)
         picked.add(id(mix.current))
-    assert len(picked) == len(entry["ladder"]) + 1
+    assert picked == {id(p) for p in mix.policies}
+    for member, name in zip(mix.policies[1:], [*entry["ladder"], "medium"], strict=True):
+        stored = torch.load(tmp_path / pol[name]["file"], weights_only=True)["actor"]
+        for k, v in member.actor.state_dict().items():
+            assert torch.equal(v, stored[k].float()), (name, k)
     with pytest.raises(ValueError, match="no policies for 'Hopper-v5'"):
         load_zoo_policy("Hopper-v5", "expert", root=tmp_path)
     with pytest.raises(ValueError, match="unknown zoo level"):

@@ -149,3 +149,20 @@ def test_acl_rejects_the_wrong_window():
                 "reward": torch.randn(2, 6),
             }
         )
+
+
+@pytest.mark.parametrize("objective", ["triplet", "contrastive"])
+def test_margin_objectives_draw_positives_from_their_own_window(objective):
+    """The study samples windows of 8 for every objective; a margin objective built with
+    window 4 must still take its positive from steps 1..3 of each window."""
+    torch.manual_seed(0)
+    enc = StateEncoder(1, 4, 8)
+    method = TemporalMetric(enc, objective, window=4)
+    seen: list[torch.Tensor] = []
+    enc.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0][16:, 0].clone()))
+    obs = torch.arange(8.0).expand(16, 8)[:, :, None]  # the observation is its step in the window
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        method.loss({"obs": obs}, gen)
+    steps = torch.cat(seen).long()
+    assert set(steps.tolist()) == {1, 2, 3}

@@ -217,7 +217,11 @@ class TemporalMetric(StateMethod):
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         obs = batch["obs"]
         b, t = obs.shape[:2]
-        j = torch.randint(1, t, (b,), generator=generator)
+        if t < 2:
+            raise ValueError(f"{self.objective} needs windows of at least 2 steps, got {t}")
+        # Positives come from this objective's own window, not the (longer) batch window that
+        # the study samples for every objective.
+        j = torch.randint(1, min(t, self.window), (b,), generator=generator)
         pair = torch.cat([obs[:, 0], obs[torch.arange(b), j]])
         emb = F.normalize(self.encoder(pair), dim=-1)
         labels = torch.arange(b).repeat(2)

@@ -146,6 +146,9 @@ def load_zoo_policy(
 
     if level != "medium-replay":
         return load(level, 0)
-    ladder: list[Callable[[np.ndarray], np.ndarray]] = [uniform_random_policy(act_dim, seed)]
-    ladder += [load(name, i + 1) for i, name in enumerate(entry["ladder"])]
-    return _Mixture(ladder, seed)
+    # D4RL's medium-replay holds every policy of a run up to the medium one: random, the
+    # ladder of earlier snapshots, and medium itself.
+    members: list[Callable[[np.ndarray], np.ndarray]] = [uniform_random_policy(act_dim, seed)]
+    members += [load(name, i + 1) for i, name in enumerate(entry["ladder"])]
+    members.append(load("medium", len(entry["ladder"]) + 1))
+    return _Mixture(members, seed)
