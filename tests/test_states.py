@@ -15,6 +15,7 @@ from seqrep.methods.states import (
     CONTRASTIVE_OBJECTIVES,
     STATE_OBJECTIVES,
     AttentiveContrastive,
+    GaussianCURL,
     TemporalContrastive,
     TemporalMetric,
     build_state_method,
@@ -50,7 +51,10 @@ def autoencoder_r2(latent_data):
     return _probe_r2(method.encoder, latent_data)
 
 
-@pytest.mark.parametrize("name", CONTRASTIVE_OBJECTIVES)
+TEMPORAL_OBJECTIVES = [n for n in CONTRASTIVE_OBJECTIVES if n != "curl"]
+
+
+@pytest.mark.parametrize("name", TEMPORAL_OBJECTIVES)
 def test_contrastive_objectives_recover_the_controllable_state(name, latent_data, autoencoder_r2):
     # Observations mix a 2-d controllable state with 8 high-variance i.i.d. distractors; with 4
     # features, reconstruction spends them on the distractors, while predicting the future
@@ -166,3 +170,44 @@ def test_margin_objectives_draw_positives_from_their_own_window(objective):
         method.loss({"obs": obs}, gen)
     steps = torch.cat(seen).long()
     assert set(steps.tolist()) == {1, 2, 3}
+
+
+def test_gaussian_curl_matches_a_float64_loop_and_its_key_has_no_gradient():
+    torch.manual_seed(0)
+    enc = StateEncoder(3, 4, 8)
+    enc.set_statistics(torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 0.5, 3.0]))
+    method = GaussianCURL(enc, noise_std=0.1, momentum=0.05)
+    obs = torch.randn(6, 1, 3)
+    out = method.loss({"obs": obs}, torch.Generator().manual_seed(4))
+    eps = torch.randn(6, 3, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        q = enc(obs[:, 0]).double()
+        # noise of std 0.1 in the standardised space: the key encoder sees z(s) + 0.1 eps
+        k = method.key_encoder.target.net(enc.normalise(obs[:, 0]) + 0.1 * eps).double()
+    w = method.critic.weight.detach().double()
+    total = 0.0
+    for i in range(6):
+        scores = [
+            sum(q[i, a] * w[a, b] * k[j, b] for a in range(4) for b in range(4)) for j in range(6)
+        ]
+        top = max(scores)
+        total -= float(scores[i] - top - math.log(sum(math.exp(float(v - top)) for v in scores)))
+    assert out.loss.item() == pytest.approx(total / 6, rel=1e-5)
+    out.loss.backward()
+    assert all(p.grad is None for p in method.key_encoder.parameters())
+    assert all(p.grad is not None for p in enc.parameters())
+    before = [p.detach().clone() for p in method.key_encoder.target.parameters()]
+    method.update_targets()
+    for b, t, o in zip(
+        before, method.key_encoder.target.parameters(), enc.parameters(), strict=True
+    ):
+        assert torch.allclose(t, 0.95 * b + 0.05 * o.detach(), atol=1e-7)
+
+
+def test_gaussian_curl_learns_noise_invariance_not_the_controllable_state(latent_data):
+    """What Gaussian positives buy on states: matching s to s + noise among other states
+    (instance discrimination), with no temporal signal, so on the latent task it spends its
+    features like reconstruction does, on the high-variance distractors."""
+    method, history = _pretrain("curl", latent_data)
+    assert history[-1]["accuracy"] > 8 * history[-1]["chance"], history[-1]  # 4 features: 0.19
+    assert _probe_r2(method.encoder, latent_data) < 0.1

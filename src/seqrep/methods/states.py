@@ -12,6 +12,9 @@ action [B, L, A], reward [B, L]), so that only the objective differs:
   phi'(s_{t+k}), k = window - 1.
 * ``acl`` - attentive contrastive learning: a small transformer over (s, a, r) token
   sub-sequences; masked state and action tokens are predicted contrastively against the batch.
+* ``curl`` - CURL on states (the seed papers' Gaussian-perturbation positives): the query is
+  phi(s_t), the key an EMA encoder's phi'(s_t + noise) with N(0, 0.1^2) noise in the encoder's
+  standardised state space, scored q^T W k (W ~ U[0, 1)) against the batch's keys.
 * ``triplet`` / ``contrastive`` - margin losses; positives are two states of one window
   (temporally close), negatives the other windows' states.
 * ``forward`` - predict s_{t+1} (z-scored) from (phi(s_t), a_t); ``inverse`` - predict a_t from
@@ -39,6 +42,7 @@ __all__ = [
     "AttentiveContrastive",
     "Autoencoder",
     "ForwardModel",
+    "GaussianCURL",
     "InverseModel",
     "StateCPC",
     "StateMethod",
@@ -47,7 +51,7 @@ __all__ = [
     "build_state_method",
 ]
 
-CONTRASTIVE_OBJECTIVES = ("cpc", "temporal", "atc", "acl", "triplet", "contrastive")
+CONTRASTIVE_OBJECTIVES = ("cpc", "temporal", "atc", "acl", "curl", "triplet", "contrastive")
 STATE_OBJECTIVES = (*CONTRASTIVE_OBJECTIVES, "forward", "inverse", "autoencoder", "vae")
 
 Batch = dict[str, Tensor]
@@ -142,6 +146,31 @@ class TemporalContrastive(StateMethod):
     def update_targets(self) -> None:
         if self.key_encoder is not None:
             self.key_encoder.update(self.encoder)
+
+
+class GaussianCURL(StateMethod):
+    """CURL with Gaussian-perturbation positives on states: query phi(s) [B, F], key
+    phi'(s + std * N(0, noise^2)) [B, F] from an EMA copy (no gradient), logits q^T W k.
+
+    The noise is drawn in the encoder's standardised state space: adding ``std * eps`` to s is
+    adding ``eps`` after the encoder's z-scoring.
+    """
+
+    def __init__(self, encoder: StateEncoder, noise_std: float = 0.1, momentum: float = 0.05):
+        super().__init__()
+        self.encoder, self.noise_std, self.window = encoder, noise_std, 1
+        self.key_encoder = MomentumEncoder(encoder, momentum)
+        self.critic = BilinearCritic(encoder.feature_dim, init="curl")
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        s = batch["obs"][:, 0]
+        query = self.encoder(s)
+        eps = torch.randn(s.shape, generator=generator, device=s.device)
+        key = self.key_encoder(s + self.noise_std * self.encoder.std * eps)  # no graph
+        return _in_batch(query, key, self.critic)
+
+    def update_targets(self) -> None:
+        self.key_encoder.update(self.encoder)
 
 
 class AttentiveContrastive(StateMethod):
@@ -331,6 +360,8 @@ def build_state_method(
         )
     if name == "acl":
         return AttentiveContrastive(enc, act_dim, window=window)
+    if name == "curl":
+        return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
     if name in ("triplet", "contrastive"):
         return TemporalMetric(enc, name, window=min(4, window))
     if name == "forward":
