@@ -163,6 +163,7 @@ LAYERS = {
     "study": 1,
     "data": 2,
     "train_curl": 1,
+    "transform": 1,
     "rl": 3,
     "methods": 4,
     "nets": 5,

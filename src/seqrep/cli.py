@@ -238,6 +238,95 @@ def probe_cmd(run_dir: str, data: str, test_data: str) -> None:
     )
 
 
+@cli.command("encode", short_help="Frozen features of a data set from a pretrained run.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", default="", help="data set name or file (default: the run's)")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test", "both"]),
+    default="both",
+    show_default=True,
+    help="which split of a named data set, or of the run's own data",
+)
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    help="features.npy ([N, D] float32), or .csv / .parquet (split, label, f0..f{D-1})",
+)
+def encode_cmd(run_dir: str, data: str, split: str, out_file: str) -> None:
+    """Encode series with RUN_DIR's frozen encoder (z-scored with the run's training data)."""
+    import numpy as np
+
+    from seqrep.data.series import Standardizer, load_series, load_train_test
+    from seqrep.evaluate import encode_dataset
+    from seqrep.runs import atomic_write_bytes
+
+    target = Path(out_file)
+    if target.suffix not in (".npy", ".csv", ".parquet"):
+        raise click.UsageError(f"--out {out_file}: write .npy, .csv or .parquet")
+    cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
+    train_source = _probe_data(run_dir, "", cfg.data, "data")
+    names = ("train", "test") if split == "both" else (split,)
+
+    def is_file(source: str) -> bool:
+        return Path(source).suffix != "" or Path(source).exists()
+
+    # The run's own splits; its training split also gives the z-score statistics.
+    if is_file(train_source):
+        test_source = _probe_data(run_dir, "", cfg.test_data, "test_data")
+        pair = load_train_test(train_source, test_source or None)
+        own = dict(zip(("train", "test"), pair, strict=True))
+    else:
+        own = {k: load_series(train_source, k) for k in ("train", "test")}
+    reference = own["train"]
+    scaler = Standardizer().fit(reference)
+    if not data:
+        splits, source = {k: own[k] for k in names}, train_source
+    elif is_file(data):
+        splits, source = {"file": load_series(data)}, data
+    else:
+        splits, source = {k: load_series(data, k) for k in names}, data
+    method = build_from_config(cfg, reference.num_channels)
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{run_dir}'s encoder does not fit {source}'s channels") from e
+    if any(v.num_channels != reference.num_channels for v in splits.values()):
+        raise ValueError(
+            f"{source} has another channel count than the run's data "
+            f"({reference.num_channels}); the encoder cannot read it"
+        )
+    parts = {k: encode_dataset(method, scaler.transform(v)) for k, v in splits.items()}
+    features = np.concatenate(list(parts.values())).astype(np.float32)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".npy":
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, features)
+        atomic_write_bytes(target, buffer.getvalue())
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(features.shape[1])])
+        frame.insert(0, "label", [v.classes[c] for v in splits.values() for c in v.labels])
+        frame.insert(0, "split", [k for k, v in parts.items() for _ in range(len(v))])
+        tmp = target.with_name(target.name + ".tmp")
+        if target.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            try:
+                frame.to_parquet(tmp, index=False)
+            except ImportError as e:
+                raise ImportError(
+                    f"writing .parquet needs pyarrow: pip install pyarrow ({e})"
+                ) from e
+        tmp.replace(target)
+    counts = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+    click.echo(f"{target}: {features.shape[0]} series ({counts}) x {features.shape[1]} features")
+
+
 @cli.group("bench")
 def bench_group() -> None:
     """Benchmarks that write result files (see bench/)."""

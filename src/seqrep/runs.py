@@ -43,6 +43,7 @@ from rich.text import Text
 __all__ = [
     "RunDir",
     "RunDirError",
+    "atomic_write_bytes",
     "atomic_write_text",
     "check_options",
     "console",
@@ -376,6 +377,13 @@ def check_options(
         value = getattr(cfg, name)
         if value not in allowed:
             raise ValueError(f"unknown {_flag(name)} {value!r}; choose {', '.join(allowed)}")
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``target``, then rename: readers never see half a file."""
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
 
 
 def atomic_write_text(target: Path, text: str) -> None:

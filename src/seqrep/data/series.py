@@ -18,6 +18,7 @@ __all__ = [
     "Standardizer",
     "load_series",
     "load_train_test",
+    "padded_from_collection",
 ]
 
 # The UCR/UEA sets that aeon ships inside its wheel (no download).
@@ -87,8 +88,11 @@ class SeriesDataset:
         return int(self.values.shape[0])
 
 
-def _to_padded(x: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """aeon's [N, C, T] array or list of [C, T_i] arrays -> ([N, T_max, C] NaN-padded, lengths)."""
+def padded_from_collection(x: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """aeon's [N, C, T] array or list of [C, T_i] arrays -> ([N, T_max, C] NaN-padded, lengths).
+
+    Trailing all-NaN steps count as padding; inf values and series without a number are errors.
+    """
     series = list(x) if isinstance(x, list) else [s for s in x]
     if not series:
         raise ValueError("no series found")
@@ -172,7 +176,7 @@ def load_series(
         x, y = _load_shipped(str(source), split)
         name = f"{source}_{split.upper()}"
     try:
-        values, lengths = _to_padded(x)
+        values, lengths = padded_from_collection(x)
         labels, classes = _encode_labels(y, classes)
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from e

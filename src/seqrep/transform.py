@@ -1,0 +1,127 @@
+"""seqrep's sequence encoders as an aeon collection transformer (scikit-learn fit/transform).
+
+    from aeon.classification.feature_based import SummaryClassifier  # or any tabular model
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+    from seqrep.transform import CPCTransformer
+
+    model = make_pipeline(CPCTransformer(iterations=200), SVC())
+    model.fit(X_train, y_train)             # X: [n_cases, n_channels, n_timepoints] or a list
+    model.score(X_test, y_test)             #    of [n_channels, n_timepoints_i] arrays
+
+``fit`` pretrains the self-supervised objective (CPC by default; labels are never used) on the
+collection, z-scored per channel with its statistics; ``transform`` returns the frozen,
+max-pooled features [n_cases, n_features] of any collection, z-scored with the fitted
+statistics. aeon's own self-supervised transformers need TensorFlow; this one is PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from aeon.transformations.collection import BaseCollectionTransformer
+
+from seqrep.data.series import SeriesDataset, Standardizer, padded_from_collection
+from seqrep.evaluate import encode_dataset
+from seqrep.train import PretrainConfig, pretrain
+
+__all__ = ["CPCTransformer"]
+
+
+class CPCTransformer(BaseCollectionTransformer):
+    """Self-supervised sequence features (CPC, or the triplet / pairwise window objectives).
+
+    Args:
+        method: ``cpc``, ``triplet`` or ``contrastive``.
+        iterations, batch_size, window, lr: pretraining budget (TS2Vec's: 200 x 8).
+        hidden, depth, z_dim, horizon: encoder size and CPC's K.
+        random_state: seeds the initialisation and the crops (the same seed, the same features).
+        device: ``cpu`` or ``cuda``.
+    """
+
+    _tags: ClassVar[dict[str, Any]] = {
+        "output_data_type": "Tabular",
+        "X_inner_type": ["np-list", "numpy3D"],
+        "capability:unequal_length": True,
+        "capability:multivariate": True,
+        "fit_is_empty": False,
+        "algorithm_type": "deeplearning",
+    }
+
+    def __init__(
+        self,
+        method: str = "cpc",
+        iterations: int = 200,
+        batch_size: int = 8,
+        window: int = 128,
+        lr: float = 1e-3,
+        hidden: int = 64,
+        depth: int = 6,
+        z_dim: int = 128,
+        horizon: int = 8,
+        random_state: int = 0,
+    ) -> None:
+        self.method = method
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.window = window
+        self.lr = lr
+        self.hidden = hidden
+        self.depth = depth
+        self.z_dim = z_dim
+        self.horizon = horizon
+        self.random_state = random_state
+        super().__init__()
+
+    def _config(self) -> PretrainConfig:
+        cfg = PretrainConfig(
+            method=self.method,
+            iterations=self.iterations,
+            batch_size=self.batch_size,
+            window=self.window,
+            lr=self.lr,
+            hidden=self.hidden,
+            depth=self.depth,
+            z_dim=self.z_dim,
+            context_dim=self.z_dim,
+            horizon=self.horizon,
+            seed=self.random_state,
+        )
+        cfg.validate()
+        return cfg
+
+    @staticmethod
+    def _dataset(X: np.ndarray | list[np.ndarray]) -> SeriesDataset:
+        values, lengths = padded_from_collection(X)
+        n = len(values)
+        return SeriesDataset(values, lengths, np.zeros(n, np.int64), ["-"], name="collection")
+
+    def _fit(self, X: np.ndarray | list[np.ndarray], y: Any = None) -> CPCTransformer:
+        """Pretrain on X ([n_cases, n_channels, n_timepoints] or a list of 2-D arrays)."""
+        cfg = self._config()
+        data = self._dataset(X)
+        self.scaler_ = Standardizer().fit(data)
+        self.model_, _ = pretrain(cfg, self.scaler_.transform(data), quiet=True)
+        self.n_channels_ = data.num_channels
+        return self
+
+    def _transform(self, X: np.ndarray | list[np.ndarray], y: Any = None) -> np.ndarray:
+        """Frozen features [n_cases, n_features] of X."""
+        data = self._dataset(X)
+        if data.num_channels != self.n_channels_:
+            raise ValueError(
+                f"X has {data.num_channels} channels; the transformer was fitted on "
+                f"{self.n_channels_}"
+            )
+        with torch.no_grad():
+            return encode_dataset(self.model_, self.scaler_.transform(data)).astype(np.float64)
+
+    def _fit_transform(self, X: np.ndarray | list[np.ndarray], y: Any = None) -> np.ndarray:
+        return self._fit(X, y)._transform(X, y)
+
+    @classmethod
+    def _get_test_params(cls, parameter_set: str = "default") -> dict[str, Any]:
+        """A tiny configuration for aeon's estimator checks."""
+        return {"iterations": 2, "batch_size": 4, "hidden": 4, "depth": 1, "z_dim": 4, "horizon": 2}
