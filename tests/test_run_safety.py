@@ -363,3 +363,27 @@ def test_out_under_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert _exit_code([*TINY_MI, "--out", str(tmp_path / "file" / "sub")]) == 2
     assert "cannot create the run folder" in capsys.readouterr().err
+
+
+def test_a_run_resumes_after_its_config_class_gained_an_option(tmp_path):
+    """A run started before an option existed ran with its default: it resumes, and only a
+    non-default value of the new option counts as a different config."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Before:
+        a: int = 1
+
+    @dataclass
+    class After:
+        a: int = 1
+        b: str = "new"
+
+    run = RunDir.open(tmp_path / "r", "x", Before())
+    run.save_checkpoint({"step": 5})
+    again = RunDir.open(tmp_path / "r", "x", After())
+    assert again.load_checkpoint() == {"step": 5}
+    other = RunDir.open(tmp_path / "other", "x", Before())
+    other.save_checkpoint({"step": 1})
+    with pytest.raises(RunDirError, match="differs in: b"):
+        RunDir.open(tmp_path / "other", "x", After(b="changed"))

@@ -102,6 +102,20 @@ def has_progress(path: Path) -> bool:
     return cells.is_file() and cells.stat().st_size > 0
 
 
+def _with_new_defaults(saved: dict[str, Any], config: Any) -> dict[str, Any]:
+    """``saved`` plus every option the config class gained since, at its default value: a run
+    started before an option existed ran with that default, so it resumes rather than being
+    refused as a different config."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return saved
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(config)
+        if f.default is not dataclasses.MISSING and f.name not in saved
+    }
+    return {**saved, **_jsonable(defaults)} if defaults else saved
+
+
 def _protected(path: Path) -> str | None:
     """Why ``path`` must never be deleted wholesale, or None."""
     resolved = path.resolve()
@@ -224,7 +238,7 @@ class RunDir:
             ) from e
         if existing:
             cfg_file = path / "config.json"
-            old = json.loads(cfg_file.read_text())
+            old = _with_new_defaults(json.loads(cfg_file.read_text()), config)
             if overwrite:
                 _clear_run_folder(path)
             elif old != cfg:

@@ -74,6 +74,10 @@ class PixelSACConfig:
     update_every: int = field(
         default=2, metadata={"help": "actor and target updates every N critic updates"}
     )
+    precision: str = field(
+        default="fp32",
+        metadata={"help": "fp32, or bf16: the conv layers under bfloat16 autocast (CPU/GPU)"},
+    )
 
     def validate(self) -> None:
         if self.aux not in AUXILIARIES:
@@ -91,6 +95,8 @@ class PixelSACConfig:
         for name in ("lr", "alpha_lr", "init_alpha"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown --precision {self.precision!r}; choose fp32, bf16")
         if self.noise_std < 0:
             raise ValueError(f"--noise-std must be >= 0, got {self.noise_std}")
         if not 0 <= self.gamma <= 1:
@@ -150,6 +156,14 @@ class PixelSAC(nn.Module):
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()
 
+    def encode(self, module: nn.Module, pixels: Tensor) -> Tensor:
+        """``module(pixels)`` in float32, or with its convolutions under bfloat16 autocast when
+        ``precision`` is bf16 (weights, optimiser state and the losses stay float32)."""
+        if self.cfg.precision == "fp32":
+            return module(pixels)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            return module(pixels).float()
+
     # ------------------------------------------------------------------ views of observations
     def crop(self, obs: Tensor) -> Tensor:
         """uint8 [B, C, H, W] -> uint8 [B, C, S, S]: a random crop (``crop``) or the centre."""
@@ -175,7 +189,9 @@ class PixelSAC(nn.Module):
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions [B, A] in [-1, 1] for uint8 observations [B, C, H, W] (centre crop)."""
         x = center_crop(obs.to(self.device), self.cfg.crop_size).float().div_(255.0)
-        action, _, mean = self.actor(self.actor_head(self.encoder.trunk(x)), self.generator)
+        action, _, mean = self.actor(
+            self.actor_head(self.encode(self.encoder.trunk, x)), self.generator
+        )
         return mean if deterministic else action
 
     # ------------------------------------------------------------------ losses
@@ -199,13 +215,13 @@ class PixelSAC(nn.Module):
         targets_in = self.to_input(torch.cat(crops) if use_curl else crops[0])
         nxt = targets_in[:b]
 
-        trunk_a = self.encoder.trunk(anchor)
+        trunk_a = self.encode(self.encoder.trunk, anchor)
         z_a = self.encoder.head(trunk_a)  # critic features and CURL's query
         with torch.no_grad():
             next_action, next_log_prob, _ = self.actor(
-                self.actor_head(self.encoder.trunk(nxt)), self.generator
+                self.actor_head(self.encode(self.encoder.trunk, nxt)), self.generator
             )
-            keys = self.target_encoder(targets_in)
+            keys = self.encode(self.target_encoder, targets_in)
             z_next, z_pos = (keys[:b], keys[b:]) if use_curl else (keys, None)
             q1_t, q2_t = self.target_critic(z_next, next_action)
             soft_v = torch.min(q1_t, q2_t) - self.alpha * next_log_prob
