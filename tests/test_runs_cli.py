@@ -170,6 +170,7 @@ LAYERS = {
     "losses": 6,
     "critics": 6,
     "mi": 6,
+    "distributed": 6,
 }
 
 

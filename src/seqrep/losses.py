@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqrep.critics import CosineCritic, Critic, DotCritic, SeparableCritic
+from seqrep.distributed import gather_with_grad
 
 __all__ = [
     "InfoNCEResult",
@@ -141,7 +142,12 @@ def _resolve_critic(similarity: str | Critic) -> Critic:
 
 
 def _info_nce_logits(
-    query: Tensor, positive: Tensor, negatives: Tensor | None, critic: Critic, inv_t: float
+    query: Tensor,
+    positive: Tensor,
+    negatives: Tensor | None,
+    critic: Critic,
+    inv_t: float,
+    cross_rank: bool = True,
 ) -> tuple[Tensor, Tensor]:
     b = query.shape[0]
     sep = isinstance(critic, SeparableCritic)
@@ -154,9 +160,11 @@ def _info_nce_logits(
         return critic.paired(q, k, scale=inv_t) if sep else critic.paired(q, k) * inv_t  # type: ignore[call-arg]
 
     if negatives is None:
-        # In-batch: row i scores every positive; the diagonal is the positive.
-        logits = pairwise(query, positive)
-        target = torch.arange(b, device=query.device)
+        # In-batch: row i scores every positive (every rank's, under torch.distributed); its
+        # own positive is column offset + i.
+        keys, offset = gather_with_grad(positive) if cross_rank else (positive, 0)
+        logits = pairwise(query, keys)
+        target = offset + torch.arange(b, device=query.device)
     elif negatives.ndim == 2:
         # Shared negatives (memory bank): column 0 is the positive.
         logits = torch.cat([paired(query, positive[:, None, :]), pairwise(query, negatives)], 1)
@@ -175,6 +183,7 @@ def _validated_logits(
     negatives: Tensor | None,
     similarity: str | Critic,
     temperature: float,
+    cross_rank: bool = True,
 ) -> tuple[Tensor, Tensor]:
     _check_matrix("query", query)
     _check_matrix("positive", positive)
@@ -203,7 +212,7 @@ def _validated_logits(
             "use a seqrep.critics.BilinearCritic to compare different dimensions"
         )
     critic = _resolve_critic(similarity)
-    return _info_nce_logits(query, positive, negatives, critic, 1.0 / temperature)
+    return _info_nce_logits(query, positive, negatives, critic, 1.0 / temperature, cross_rank)
 
 
 def info_nce_result(
@@ -214,6 +223,7 @@ def info_nce_result(
     similarity: str | Critic = "dot",
     temperature: float = 1.0,
     reduction: Reduction = "mean",
+    cross_rank: bool = True,
 ) -> InfoNCEResult:
     """InfoNCE (van den Oord et al. 2018) with its logits and top-1 accuracy.
 
@@ -230,11 +240,16 @@ def info_nce_result(
             bilinear q^T W k of CURL/CPC).
         temperature: divides every score; must be > 0.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` ([B] per-query losses).
+        cross_rank: with in-batch negatives inside a torch.distributed process group, score
+            every query against every rank's positives (N = W * B), gradients flowing back to
+            each key's rank (:mod:`seqrep.distributed`); no effect in one process.
 
     Returns:
         :class:`InfoNCEResult` with ``loss``, ``logits`` [B, N], ``target`` [B], ``accuracy``.
     """
-    logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
+    logits, target = _validated_logits(
+        query, positive, negatives, similarity, temperature, cross_rank
+    )
     res = info_nce_from_logits(logits, target, reduction=reduction, _check=False)
     _finite_or_raise(res.loss, query=query, positive=positive, negatives=negatives)
     return res
@@ -275,13 +290,16 @@ def info_nce(
     similarity: str | Critic = "dot",
     temperature: float = 1.0,
     reduction: Reduction = "mean",
+    cross_rank: bool = True,
 ) -> Tensor:
     """InfoNCE loss only; same arguments as :func:`info_nce_result`, which documents them.
 
     Skips the accuracy, so the in-batch case costs no more than
     ``F.cross_entropy(q @ k.T / t, arange(B))``.
     """
-    logits, target = _validated_logits(query, positive, negatives, similarity, temperature)
+    logits, target = _validated_logits(
+        query, positive, negatives, similarity, temperature, cross_rank
+    )
     if reduction == "mean":
         loss = F.cross_entropy(logits, target)
     else:
