@@ -135,6 +135,7 @@ def report(args: argparse.Namespace) -> None:
     tasks = SIX_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
     names = [*args.variants.split(","), "state"]
+    args.results.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for task in tasks:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -196,12 +197,26 @@ def report(args: argparse.Namespace) -> None:
         fig.tight_layout()
         fig.savefig(args.results / f"curl_curves_{task}.png", dpi=100)
         plt.close(fig)
-    args.results.mkdir(parents=True, exist_ok=True)
+    # Unfinished runs compare fairly only at a step every run of the task has reached.
+    for task in tasks:
+        task_rows = [r for r in rows if r["task"] == task]
+        shared = min((r["common_step"] for r in task_rows), default=0)
+        for r in task_rows:
+            curves = [_evals(args.runs / f"{task}-{r['variant']}-s{s}") for s in r["seeds"]]
+            values = [
+                next(e["return"] for e in reversed(c) if e["env_step"] <= shared) for c in curves
+            ]
+            r |= {
+                "shared_step": shared,
+                "mean_at_shared": float(np.mean(values)),
+                "std_at_shared": float(np.std(values)),
+            }
     (args.results / "curl.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = [
         f"| task | variant | seeds (finished) | return at {args.env_steps:,} (mean ± std) | "
-        "at the step all seeds reached | per seed |",
-        "|---|---|---|---|---|---|",
+        "at the step every run of the task reached | at the step this variant's seeds reached "
+        "| per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         budget = (
@@ -212,7 +227,8 @@ def report(args: argparse.Namespace) -> None:
         per_seed = ", ".join(f"{v:.0f}" for v in r["per_seed_at_common"])
         lines.append(
             f"| {r['task']} | {r['label']} | {len(r['seeds'])} ({len(r['finished_seeds'])}) | "
-            f"{budget} | {r['mean_at_common']:.0f} ± {r['std_at_common']:.0f} at "
+            f"{budget} | {r['mean_at_shared']:.0f} ± {r['std_at_shared']:.0f} at "
+            f"{r['shared_step']:,} | {r['mean_at_common']:.0f} ± {r['std_at_common']:.0f} at "
             f"{r['common_step']:,} | {per_seed} |"
         )
     pub = []

@@ -51,8 +51,10 @@ __all__ = [
     "interrupted_at",
     "is_run_folder",
     "load_run",
+    "load_training_state",
     "progress_bar",
     "release_lock",
+    "training_state",
 ]
 
 # Outside a terminal (CI, log files) rich assumes 80 columns and wraps the bar; give it room.
@@ -322,6 +324,31 @@ class RunDir:
 
     def write_json(self, name: str, data: Any) -> Path:
         return self.write_text(name, json.dumps(data, indent=2, default=float) + "\n")
+
+
+def training_state(module: torch.nn.Module) -> dict[str, Any]:
+    """All a model needs to continue exactly where it stopped: its weights, every optimiser
+    and random generator it holds (by attribute name, e.g. SAC's q_opt, CURL's critic_opt and
+    generator), and its update counter."""
+    state: dict[str, Any] = {"model": module.state_dict(), "updates": getattr(module, "updates", 0)}
+    for name, value in vars(module).items():
+        if isinstance(value, torch.optim.Optimizer):
+            state[name] = value.state_dict()
+        elif isinstance(value, torch.Generator):
+            state[name] = value.get_state()
+    return state
+
+
+def load_training_state(module: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Restore what :func:`training_state` saved."""
+    module.load_state_dict(state["model"])
+    for name, value in vars(module).items():
+        if isinstance(value, torch.optim.Optimizer):
+            value.load_state_dict(state[name])
+        elif isinstance(value, torch.Generator):
+            value.set_state(state[name])
+    if hasattr(module, "updates"):
+        module.updates = state["updates"]
 
 
 def load_run(

@@ -22,7 +22,13 @@ import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import DMC_ACTION_REPEAT, DMCPixels, FrameReplay, FrameStacker
-from seqrep.runs import RunDir, check_options, progress_bar
+from seqrep.runs import (
+    RunDir,
+    check_options,
+    load_training_state,
+    progress_bar,
+    training_state,
+)
 
 __all__ = [
     "PixelRunConfig",
@@ -216,7 +222,7 @@ def train_pixel_sac(
     step, episode, seconds, records = 0, 0, 0.0, 0
     state = run.load_checkpoint()
     if state is not None:
-        agent.load_training_state(state["agent"])
+        load_training_state(agent, state["agent"])
         replay.load_state_dict(state["replay"])
         sampler.set_state(state["sampler"])
         rng.bit_generator.state = state["numpy_rng"]
@@ -303,7 +309,7 @@ def train_pixel_sac(
             last = state["step"] if state is not None else 0
             if (step - last) * repeat >= cfg.checkpoint_every or step >= total_agent_steps:
                 state = {
-                    "agent": agent.training_state(),
+                    "agent": training_state(agent),
                     "replay": replay.state_dict(),
                     "sampler": sampler.get_state(),
                     "numpy_rng": rng.bit_generator.state,

@@ -23,7 +23,14 @@ from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
-from seqrep.runs import RunDir, check_options, load_run, progress_bar
+from seqrep.runs import (
+    RunDir,
+    check_options,
+    load_run,
+    load_training_state,
+    progress_bar,
+    training_state,
+)
 
 __all__ = [
     "OfflineRunConfig",
@@ -87,25 +94,6 @@ class SACRunConfig(SACConfig):
         return SACConfig(**{f.name: getattr(self, f.name) for f in fields(SACConfig)})
 
 
-def _agent_state(agent: torch.nn.Module) -> dict[str, Any]:
-    """Weights, every optimiser (by attribute name: SAC's q_opt/actor_opt/alpha_opt, BC's opt)
-    and the update counter: all an agent needs to continue exactly where it stopped."""
-    state: dict[str, Any] = {"model": agent.state_dict(), "updates": getattr(agent, "updates", 0)}
-    for name, value in vars(agent).items():
-        if isinstance(value, torch.optim.Optimizer):
-            state[name] = value.state_dict()
-    return state
-
-
-def _load_agent(agent: torch.nn.Module, state: dict[str, Any]) -> None:
-    agent.load_state_dict(state["model"])
-    for name, value in vars(agent).items():
-        if isinstance(value, torch.optim.Optimizer):
-            value.load_state_dict(state[name])
-    if hasattr(agent, "updates"):
-        agent.updates = state["updates"]
-
-
 def actor_snapshot(agent: SAC, step: int, eval_return: float) -> dict[str, Any]:
     """The actor's weights (and the observation normaliser it sees) at ``step``: enough to act."""
     return {
@@ -138,7 +126,7 @@ def train_sac(
     step, episode, seconds = 0, 0, 0.0
     state = run.load_checkpoint()
     if state is not None:
-        _load_agent(agent, state["agent"])
+        load_training_state(agent, state["agent"])
         buffer.load_state_dict(state["buffer"])
         gen.set_state(state["generator"])
         rng.bit_generator.state = state["numpy_rng"]
@@ -192,7 +180,7 @@ def train_sac(
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.total_steps:
                     run.save_checkpoint(
                         {
-                            "agent": _agent_state(agent),
+                            "agent": training_state(agent),
                             "buffer": buffer.state_dict(),
                             "generator": gen.get_state(),
                             "numpy_rng": rng.bit_generator.state,
@@ -387,7 +375,7 @@ def train_offline(
     if run is not None:
         state = run.load_checkpoint()
         if state is not None and "generator" in state:  # else none, or not a mid-run one
-            _load_agent(agent, state["agent"])
+            load_training_state(agent, state["agent"])
             gen.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
             step, seconds, records = state["step"], state["seconds"], state["metrics_records"]
@@ -430,7 +418,7 @@ def train_offline(
             ):
                 run.save_checkpoint(
                     {
-                        "agent": _agent_state(agent),
+                        "agent": training_state(agent),
                         "generator": gen.get_state(),
                         "torch_rng": torch.get_rng_state(),
                         "step": step,
@@ -451,7 +439,7 @@ def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarra
         int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)), cfg.sac()
     )
     env.close()
-    _load_agent(agent, state["agent"])
+    load_training_state(agent, state["agent"])
     return cfg.env, agent.numpy_policy()
 
 

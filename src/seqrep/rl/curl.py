@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -261,26 +260,3 @@ class PixelSAC(nn.Module):
                 "entropy": -log_prob.mean().item(),
             }
         return metrics
-
-    # ------------------------------------------------------------------ checkpoints
-    def training_state(self) -> dict[str, Any]:
-        """Weights, optimisers, generator and update count: all needed to continue exactly."""
-        return {
-            "model": self.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-            "generator": self.generator.get_state(),
-            "updates": self.updates,
-        }
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        self.load_state_dict(state["model"])
-        for name in ("critic_opt", "actor_opt", "alpha_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        self.generator.set_state(
-            state["generator"].to("cpu")
-            if hasattr(state["generator"], "to")
-            else state["generator"]
-        )
-        self.updates = state["updates"]
