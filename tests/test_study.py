@@ -77,6 +77,11 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     )
     assert (whole / "scores-Pendulum-v1-offline.png").stat().st_size > 1000
     assert "online-curves.png" in report and "pretraining-Pendulum-v1.png" in report
+    assert "representation diagnostics" in report
+    with open(whole / "diagnostics.csv") as f:
+        diagnostics = list(csv.DictReader(f))
+    assert {r["objective"] for r in diagnostics} == {"none", "temporal", "forward"}
+    assert all(0 < float(r["effective_rank"]) <= 8 for r in diagnostics)  # feature_dim 8
     online = [r for r in rows if r["setting"] == "online"]
     assert {r["objective"] for r in online} == {"none", "temporal"} and len(online) == 6
 
@@ -163,3 +168,20 @@ def test_online_summary_averages_the_normalised_curve():
     rows = [dict(row, curve=curve, seed=s) for s in range(3)]
     rows.append(dict(row, setting="imitation", curve=[], seed=0))  # not an online cell
     assert online_summary(rows) == ["- Hopper-v5 `none` scratch: 50.0 [50.0, 50.0] over 3 seeds"]
+
+
+def test_effective_rank_and_linear_probe_against_closed_forms():
+    from seqrep.evaluate import effective_rank, linear_probe_r2
+
+    rng = np.random.default_rng(0)
+    centred = rng.normal(size=(400, 6))
+    q, _ = np.linalg.qr(centred - centred.mean(0))  # orthonormal, zero-mean columns
+    assert effective_rank(q[:, :4] * 5.0) == pytest.approx(4.0, abs=1e-9)  # 4 equal values
+    p = np.array([0.75, 0.25])  # singular values 3 and 1: exp(H(p))
+    expected = np.exp(-(p * np.log(p)).sum())
+    assert effective_rank(q[:, :2] * np.array([3.0, 1.0])) == pytest.approx(expected, abs=1e-9)
+    x = rng.normal(size=(1000, 5))
+    y = x @ rng.normal(size=(5, 3))
+    assert linear_probe_r2(x[:500], y[:500], x[500:], y[500:]) == pytest.approx(1.0, abs=1e-9)
+    noise = rng.normal(size=(1000, 2))
+    assert abs(linear_probe_r2(x[:500], noise[:500], x[500:], noise[500:])) < 0.05

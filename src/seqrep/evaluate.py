@@ -20,8 +20,10 @@ from seqrep.data.series import SeriesDataset
 __all__ = [
     "ProbeResult",
     "bootstrap_ci",
+    "effective_rank",
     "encode_dataset",
     "interquartile_mean",
+    "linear_probe_r2",
     "logistic_probe",
     "raw_features",
     "svm_probe",
@@ -114,6 +116,31 @@ def logistic_probe(
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     clf.fit(train_x, train_y)
     return ProbeResult(float((clf.predict(test_x) == test_y).mean()), "logistic C=1")
+
+
+def effective_rank(features: np.ndarray) -> float:
+    """Roy & Vetterli's (2007) effective rank of features [N, F]: exp of the Shannon entropy of
+    the centred features' normalised singular values; F equal singular values give F, one
+    dominant direction gives about 1."""
+    x = np.asarray(features, dtype=np.float64)
+    sv = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    if sv.sum() <= 0:
+        return 0.0
+    p = sv / sv.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def linear_probe_r2(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> float:
+    """Held-out R^2 of a least-squares linear map features [N, F] -> targets [N, T] (averaged
+    over targets, each weighted by its variance)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+
+    model = LinearRegression().fit(train_x, train_y)
+    return float(r2_score(test_y, model.predict(test_x), multioutput="variance_weighted"))
 
 
 def interquartile_mean(values: np.ndarray) -> float:
