@@ -22,13 +22,8 @@ import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import DMC_ACTION_REPEAT, DMCPixels, FrameReplay, FrameStacker
-from seqrep.runs import (
-    RunDir,
-    check_options,
-    load_training_state,
-    progress_bar,
-    training_state,
-)
+from seqrep.runs import RunDir, check_options, progress_bar
+from seqrep.train_rl import resume_online, save_online
 
 __all__ = [
     "PixelRunConfig",
@@ -219,17 +214,8 @@ def train_pixel_sac(
     )
     sampler = torch.Generator().manual_seed(cfg.seed)  # replay indices (CPU, as the replay)
     rng = np.random.default_rng(cfg.seed)  # the random actions of the first steps
-    step, episode, seconds, records = 0, 0, 0.0, 0
-    state = run.load_checkpoint()
-    if state is not None:
-        load_training_state(agent, state["agent"])
-        replay.load_state_dict(state["replay"])
-        sampler.set_state(state["sampler"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        step, episode, seconds = state["step"], state["episode"], state["seconds"]
-        records = state["metrics_records"]
-    run.truncate_metrics(records)  # records logged after the checkpoint are logged again
+    step, episode, seconds, records = resume_online(run, agent, replay, sampler, rng)
+    last_checkpoint = step
     t0 = time.perf_counter() - seconds
     log_agent_steps = max(1, cfg.log_every // repeat)
     window: dict[str, list[float]] = {}
@@ -306,20 +292,20 @@ def train_pixel_sac(
                 }
             )
             episode += 1
-            last = state["step"] if state is not None else 0
-            if (step - last) * repeat >= cfg.checkpoint_every or step >= total_agent_steps:
-                state = {
-                    "agent": training_state(agent),
-                    "replay": replay.state_dict(),
-                    "sampler": sampler.get_state(),
-                    "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "step": step,
-                    "episode": episode,
-                    "seconds": time.perf_counter() - t0,
-                    "metrics_records": records,
-                }
-                run.save_checkpoint(state)
+            due = (step - last_checkpoint) * repeat >= cfg.checkpoint_every
+            if due or step >= total_agent_steps:
+                save_online(
+                    run,
+                    agent,
+                    replay,
+                    sampler,
+                    rng,
+                    step=step,
+                    episode=episode,
+                    seconds=time.perf_counter() - t0,
+                    records=records,
+                )
+                last_checkpoint = step
     env.close()
     evals = [r for r in run.read_metrics() if "eval_return_mean" in r]
     return agent, {"seconds": time.perf_counter() - t0, "evaluations": evals}

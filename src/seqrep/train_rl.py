@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,7 +42,9 @@ __all__ = [
     "offline_agent",
     "prepare_offline",
     "replay_buffer_dataset",
+    "resume_online",
     "run_offline",
+    "save_online",
     "train_offline",
     "train_sac",
     "zoo_dataset",
@@ -107,6 +109,63 @@ def actor_snapshot(agent: SAC, step: int, eval_return: float) -> dict[str, Any]:
     }
 
 
+class _Replay(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def resume_online(
+    run: RunDir,
+    agent: torch.nn.Module,
+    replay: _Replay,
+    sampler: torch.Generator,
+    rng: np.random.Generator,
+) -> tuple[int, int, float, int]:
+    """Restore an online run from its checkpoint (agent, replay, replay sampler, numpy and torch
+    RNGs), and drop the metric records logged after it (all of them when there is none): they
+    are logged again. Returns (step, episode, seconds, records)."""
+    state = run.load_checkpoint()
+    if state is None:
+        run.truncate_metrics(0)
+        return 0, 0, 0.0, 0
+    load_training_state(agent, state["agent"])
+    # Pixel runs started before 2026-12-03 saved the replay and its sampler as replay / sampler.
+    replay.load_state_dict(state["buffer"] if "buffer" in state else state["replay"])
+    sampler.set_state(state["generator"] if "generator" in state else state["sampler"])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    run.truncate_metrics(state["metrics_records"])
+    return state["step"], state["episode"], state["seconds"], state["metrics_records"]
+
+
+def save_online(
+    run: RunDir,
+    agent: torch.nn.Module,
+    replay: _Replay,
+    sampler: torch.Generator,
+    rng: np.random.Generator,
+    *,
+    step: int,
+    episode: int,
+    seconds: float,
+    records: int,
+) -> None:
+    """Checkpoint an online run at an episode boundary: what :func:`resume_online` restores."""
+    run.save_checkpoint(
+        {
+            "agent": training_state(agent),
+            "buffer": replay.state_dict(),
+            "generator": sampler.get_state(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "episode": episode,
+            "seconds": seconds,
+            "metrics_records": records,
+        }
+    )
+
+
 def train_sac(
     cfg: SACRunConfig, run: RunDir, *, agent: SAC | None = None, quiet: bool = False
 ) -> tuple[SAC, dict[str, Any]]:
@@ -123,18 +182,7 @@ def train_sac(
     buffer = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps), obs_dim, act_dim)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    step, episode, seconds = 0, 0, 0.0
-    state = run.load_checkpoint()
-    if state is not None:
-        load_training_state(agent, state["agent"])
-        buffer.load_state_dict(state["buffer"])
-        gen.set_state(state["generator"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        step, episode, seconds = state["step"], state["episode"], state["seconds"]
-    # Records logged after the checkpoint (all of them, without one) are logged again.
-    records = state["metrics_records"] if state is not None else 0
-    run.truncate_metrics(records)
+    step, episode, seconds, records = resume_online(run, agent, buffer, gen, rng)
     t0 = time.perf_counter() - seconds
     obs, _ = env.reset(seed=cfg.seed + episode)
     ep_return, ep_len, last_ckpt = 0.0, 0, step
@@ -178,18 +226,17 @@ def train_sac(
                 advance(ep_len, ret=ep_return)
                 ep_return, ep_len = 0.0, 0
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.total_steps:
-                    run.save_checkpoint(
-                        {
-                            "agent": training_state(agent),
-                            "buffer": buffer.state_dict(),
-                            "generator": gen.get_state(),
-                            "numpy_rng": rng.bit_generator.state,
-                            "torch_rng": torch.get_rng_state(),
-                            "step": step,
-                            "episode": episode,
-                            "seconds": time.perf_counter() - t0,
-                            "metrics_records": records,
-                        }
+                    seconds = time.perf_counter() - t0
+                    save_online(
+                        run,
+                        agent,
+                        buffer,
+                        gen,
+                        rng,
+                        step=step,
+                        episode=episode,
+                        seconds=seconds,
+                        records=records,
                     )
                     last_ckpt = step
         if ep_len:
