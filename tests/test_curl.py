@@ -344,3 +344,36 @@ def test_bf16_autocast_tracks_the_float32_update():
     for a, b in zip(runs["fp32"], runs["bf16"], strict=True):
         for key in ("critic_loss", "curl_loss"):
             assert b[key] == pytest.approx(a[key], rel=0.02), key
+
+
+def test_state_sac_reference_runs_on_the_dmc_state(tmp_path):
+    """The bench's state-SAC reference: `seqrep sac` on a dm_control task's flattened state."""
+    pytest.importorskip("dm_control")
+    from seqrep.cli import main
+    from seqrep.rl.envs import make_env
+
+    env = make_env("dm_control/cartpole-swingup-v0", seed=0)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5,)  # position (3) and velocity (2), flattened from the named dict
+    env.close()
+    out = tmp_path / "state"
+    main(
+        [
+            "sac",
+            "--env",
+            "dm_control/cartpole-swingup-v0",
+            "--total-steps",
+            "1100",
+            "--learning-starts",
+            "1000",
+            "--eval-every",
+            "1100",
+            "--eval-episodes",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals if "eval_return_mean" in r] == [1100]

@@ -14,6 +14,7 @@ in the message) when it does not, so nothing written before is lost by accident.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime as _dt
 import json
@@ -167,6 +168,12 @@ def _acquire_lock(path: Path) -> None:
     handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
     _HELD_LOCKS[key] = handle
+
+
+@atexit.register
+def _release_all_locks() -> None:
+    for key in list(_HELD_LOCKS):
+        release_lock(key)
 
 
 def release_lock(path: str | os.PathLike[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +29,11 @@ def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-d
             raise ImportError(
                 f"{env_id} needs dm_control and shimmy: pip install 'seqrep[pixels]'"
             ) from e
+    # dm_control's float64 spaces (unbounded states) warn about overflow when gymnasium casts
+    # their limits to float32 in make and in the wrappers; the casts are right, the noise is not.
+    warnings.filterwarnings(
+        "ignore", "overflow encountered in cast", RuntimeWarning, module="gymnasium.spaces.box"
+    )
     try:
         env = gym.make(env_id)
     except gym.error.Error as e:
