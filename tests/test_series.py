@@ -18,7 +18,7 @@ from seqrep.train import PretrainConfig, crop_batch, pretrain
 
 
 # ----------------------------------------------------------------------------- samplers
-@pytest.mark.parametrize("source", ["batch", "time", "both"])
+@pytest.mark.parametrize("source", ["batch", "time", "both", "position"])
 def test_negative_sampler_respects_validity_and_exclusions(source):
     lengths = torch.tensor([5, 0, 3, 7])
     t_max = 8
@@ -34,6 +34,9 @@ def test_negative_sampler_respects_validity_and_exclusions(source):
             allowed = {i for i in valid if i // t_max != b}
         elif source == "time":
             allowed = {i for i in valid if i // t_max == b and i != p}
+        elif source == "position":  # other series at the same step; none there: other series
+            allowed = {i for i in valid if i // t_max != b and i % t_max == p % t_max}
+            allowed = allowed or {i for i in valid if i // t_max != b}
         else:
             allowed = valid - {p}
         got = set(neg[q].tolist())
@@ -89,7 +92,7 @@ def _small_cpc(channels=2, negatives="both"):
     return CPC(enc, 8, context_dim=8, steps=3, negatives=negatives, num_negatives=6, max_queries=50)
 
 
-@pytest.mark.parametrize("negatives", ["batch", "time", "both"])
+@pytest.mark.parametrize("negatives", ["batch", "time", "both", "position"])
 def test_cpc_padding_never_enters_the_loss(negatives):
     model = _small_cpc(negatives=negatives)
     lengths = torch.tensor([12, 7, 9, 5])

@@ -343,8 +343,13 @@ def bench_group() -> None:
     help="JSON rows (appended; rerun with the same options resumes); a .md table and the "
     "configuration (.config.json) are written beside it",
 )
+@click.option(
+    "--threads", default=2, show_default=True, help="torch threads (1 beside other heavy jobs)"
+)
 @config_options(PretrainConfig, exclude=("data", "test_data", "method", "seed"))
-def bench_series_cmd(datasets: str, methods: str, seeds: str, out: str, **kwargs: Any) -> None:
+def bench_series_cmd(
+    datasets: str, methods: str, seeds: str, out: str, threads: int, **kwargs: Any
+) -> None:
     """Every data set x method x seed: SVM accuracy and seconds, beside published numbers."""
     from pathlib import Path
 
@@ -356,6 +361,7 @@ def bench_series_cmd(datasets: str, methods: str, seeds: str, out: str, **kwargs
         tuple(m for m in methods.split(",") if m),
         tuple(int(s) for s in seeds.split(",") if s),
         base,
+        threads=threads,
     )
     table = summarise(rows, base)
     out_json.with_suffix(".md").write_text("# seqrep bench series\n\n" + table)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from seqrep.data.series import SeriesDataset
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
+from seqrep.methods.cpc import NEGATIVE_SOURCES
 from seqrep.runs import RunDir, check_options, progress_bar
 
 __all__ = ["PretrainConfig", "build_from_config", "crop_batch", "pretrain"]
@@ -41,7 +42,12 @@ class PretrainConfig:
     z_dim: int = field(default=128, metadata={"help": "encoder output size"})
     context_dim: int = field(default=128, metadata={"help": "CPC GRU size"})
     horizon: int = field(default=8, metadata={"help": "CPC: K, the future steps predicted"})
-    negatives: str = field(default="both", metadata={"help": "CPC negatives: batch, time, both"})
+    negatives: str = field(
+        default="both",
+        metadata={
+            "help": "CPC negatives: batch, time, both, or position (other series, same step)"
+        },
+    )
     num_negatives: int = field(default=32, metadata={"help": "CPC: negatives per query"})
     max_queries: int = field(default=512, metadata={"help": "CPC: (b, t, k) queries per batch"})
     margin: float = field(default=0.5, metadata={"help": "triplet/contrastive margin"})
@@ -78,7 +84,7 @@ class PretrainConfig:
             choices={
                 "method": tuple(SERIES_METHODS),
                 "encoder": ("dilated", "strided"),
-                "negatives": ("batch", "time", "both"),
+                "negatives": NEGATIVE_SOURCES,
                 "mining": ("all", "batch_hard", "semi_hard"),
             },
         )

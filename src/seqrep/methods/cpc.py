@@ -27,14 +27,15 @@ from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.nets import SequenceEncoder, masked_max_pool
 
-__all__ = ["CPC", "NegativeSource", "sample_negatives"]
+__all__ = ["CPC", "NEGATIVE_SOURCES", "NegativeSource", "sample_negatives"]
 
 # Up to this many query x position scores, score every query against every position in one
 # matmul and gather the candidates' scalar scores: far cheaper on CPU than gathering [Q, M, D]
 # embeddings (whose backward is a slow index_put). Above it, gather embeddings: O(Q M D).
 FULL_SCORE_LIMIT = 1 << 24
 
-NegativeSource = Literal["batch", "time", "both"]
+NegativeSource = Literal["batch", "time", "both", "position"]
+NEGATIVE_SOURCES = ("batch", "time", "both", "position")
 
 
 def sample_negatives(
@@ -53,7 +54,10 @@ def sample_negatives(
         pos_seq: [Q] the query's sequence b.
         lengths: [B] valid steps per sequence.
         source: ``"batch"`` - valid steps of the *other* sequences; ``"time"`` - other valid
-            steps of the *same* sequence; ``"both"`` - any valid step but the positive.
+            steps of the *same* sequence; ``"both"`` - any valid step but the positive;
+            ``"position"`` - the *other* sequences at the positive's own step (where valid), so
+            that no negative can be told from the positive by its position in the crop; a
+            query whose step no other sequence reaches falls back to ``"batch"``.
 
     Returns:
         [Q, num] long. Sampling is uniform with replacement over the allowed set.
@@ -64,6 +68,22 @@ def sample_negatives(
     q = pos_flat.shape[0]
     pos_rank = starts[pos_seq] + pos_flat % max_len  # rank of the positive among valid steps
     u = torch.rand(q, num, generator=generator, device=device)
+    if source == "position":
+        step = pos_flat % max_len
+        others = torch.arange(len(lengths), device=device)[None, :] != pos_seq[:, None]
+        allowed = (lengths[None, :] > step[:, None]) & others  # [Q, B]
+        count = allowed.sum(1)
+        # The k-th allowed sequence of each row, k uniform in [0, count): the first b whose
+        # running count of allowed sequences exceeds k.
+        k = (u * count[:, None]).long()
+        seq = torch.searchsorted(allowed.long().cumsum(1), k, right=True)
+        same_step = seq * max_len + step[:, None]
+        if bool((count == 0).any()):
+            fallback = sample_negatives(
+                pos_flat, pos_seq, lengths, max_len, num, "batch", generator
+            )
+            same_step = torch.where((count == 0)[:, None], fallback, same_step)
+        return same_step
     if source == "both":
         r = (u * (total - 1)).long()
         r = r + (r >= pos_rank[:, None]).long()  # skip the positive
@@ -80,7 +100,7 @@ def sample_negatives(
         r = (u * (total - own)[:, None]).long()
         r = r + own[:, None] * (r >= starts[pos_seq, None]).long()  # skip the own sequence
     else:
-        raise ValueError(f"negatives must be 'batch', 'time' or 'both', got {source!r}")
+        raise ValueError(f"negatives must be one of {NEGATIVE_SOURCES}, got {source!r}")
     # Map rank among valid steps back to the flat [B * max_len] index.
     seq = torch.searchsorted(starts, r, right=True) - 1
     return seq * max_len + (r - starts[seq])
@@ -112,7 +132,7 @@ class CPC(SeriesMethod):
         temperature: float = 1.0,
     ) -> None:
         super().__init__()
-        if negatives not in ("batch", "time", "both"):
+        if negatives not in NEGATIVE_SOURCES:
             raise ValueError(f"negatives must be 'batch', 'time' or 'both', got {negatives!r}")
         self.encoder = encoder
         self.gru = nn.GRU(z_dim, context_dim, batch_first=True)
