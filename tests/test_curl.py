@@ -270,17 +270,30 @@ TOY_ARGS = [
 
 
 def test_resumed_run_gives_the_same_metrics(tmp_path, kill_mid_run):
+    """Uninterrupted, killed (SIGKILL after a checkpoint) and resumed runs, each its own
+    process with the same thread count (float sums depend on it), log identical metrics."""
     import os
+    import subprocess
     import sys
-
-    from seqrep.cli import main
 
     args = [*TOY_ARGS, "--env-steps", "500", "--init-steps", "60", "--eval-every", "250"]
     args += ["--eval-episodes", "2", "--log-every", "50", "--checkpoint-every", "100"]
-    main([*args, "--out", str(tmp_path / "full")])
-    killed = tmp_path / "killed"
-    cmd = [sys.executable, "-c", "from seqrep.cli import main; main()", *args, "--out", str(killed)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(out):
+        return [
+            sys.executable,
+            "-c",
+            "from seqrep.cli import main; main()",
+            *args,
+            "--out",
+            str(out),
+        ]
+
+    subprocess.run(
+        command(tmp_path / "full"), env=env, check=True, capture_output=True, timeout=600
+    )
+    killed = tmp_path / "killed"
 
     def past_first_checkpoint() -> bool:
         lines = (
@@ -288,8 +301,8 @@ def test_resumed_run_gives_the_same_metrics(tmp_path, kill_mid_run):
         )
         return (killed / "checkpoints" / "last.pt").exists() and lines.count('"episode"') >= 3
 
-    kill_mid_run(cmd, past_first_checkpoint, env=env)
-    main([*args, "--out", str(killed)])  # resume
+    kill_mid_run(command(killed), past_first_checkpoint, env=env)
+    subprocess.run(command(killed), env=env, check=True, capture_output=True, timeout=600)
     full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     again = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     drop = ("seconds", "update_seconds")
