@@ -107,20 +107,23 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _evals(folder: Path) -> list[dict[str, Any]]:
-    file = folder / "metrics.jsonl"
-    if not file.exists():
-        return []
-    rows = []
-    for line in file.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "eval_return_mean" in r:
-            rows.append(
-                {"env_step": r.get("env_step", r.get("step")), "return": r["eval_return_mean"]}
-            )
-    return rows
+    """A run folder's evaluations (env_step, return, seconds), finished or not: [] if none."""
+    from seqrep.runs import RunDir
+
+    return [
+        {
+            "env_step": r.get("env_step", r.get("step")),  # pixel runs: env_step; sac: step
+            "return": r["eval_return_mean"],
+            "seconds": r["seconds"],
+        }
+        for r in RunDir(folder).read_metrics()
+        if "eval_return_mean" in r
+    ]
+
+
+def _return_at(curve: list[dict[str, Any]], step: int) -> float:
+    """The latest evaluation at or before ``step``."""
+    return next(r["return"] for r in reversed(curve) if r["env_step"] <= step)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -137,6 +140,7 @@ def report(args: argparse.Namespace) -> None:
     names = [*args.variants.split(","), "state"]
     args.results.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    curves_of: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}  # read each folder once
     for task in tasks:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for variant in names:
@@ -147,6 +151,7 @@ def report(args: argparse.Namespace) -> None:
                     curves[seed] = evals
             if not curves:
                 continue
+            curves_of[task, variant] = list(curves.values())
             label = "state SAC (seqrep)" if variant == "state" else VARIANTS[variant][2]
             finals = {s: c[-1] for s, c in curves.items()}
             done = [s for s, f in finals.items() if f["env_step"] >= args.env_steps]
@@ -154,10 +159,7 @@ def report(args: argparse.Namespace) -> None:
             last_steps = sorted({f["env_step"] for f in finals.values()})
             # the step every seed has reached: a fair comparison for unfinished runs
             common = min(f["env_step"] for f in finals.values())
-            at_common = [
-                next(r["return"] for r in reversed(c) if r["env_step"] <= common)
-                for c in curves.values()
-            ]
+            at_common = [_return_at(c, common) for c in curves.values()]
             rows.append(
                 {
                     "task": task,
@@ -202,10 +204,7 @@ def report(args: argparse.Namespace) -> None:
         task_rows = [r for r in rows if r["task"] == task]
         shared = min((r["common_step"] for r in task_rows), default=0)
         for r in task_rows:
-            curves = [_evals(args.runs / f"{task}-{r['variant']}-s{s}") for s in r["seeds"]]
-            values = [
-                next(e["return"] for e in reversed(c) if e["env_step"] <= shared) for c in curves
-            ]
+            values = [_return_at(c, shared) for c in curves_of[task, r["variant"]]]
             r |= {
                 "shared_step": shared,
                 "mean_at_shared": float(np.mean(values)),
@@ -308,22 +307,11 @@ def speed(args: argparse.Namespace) -> None:
     out["bare_env_steps_per_s"] = bare
     rates = []
     for folder in sorted(args.runs.glob("cartpole-swingup-*-s*")):
-        if not (folder / "metrics.jsonl").is_file():
-            continue
-        ckpt_free = [
-            json.loads(x)
-            for x in (folder / "metrics.jsonl").read_text().splitlines()
-            if '"eval_return_mean"' in x
-        ]
-        if len(ckpt_free) >= 2:
-            a, z = ckpt_free[1], ckpt_free[-1]
-            rates.append(
-                {
-                    "run": folder.name,
-                    "env_steps_per_s": (z["env_step"] - a["env_step"])
-                    / (z["seconds"] - a["seconds"]),
-                }
-            )
+        evals = _evals(folder)  # from the first evaluation after step 0 to the newest
+        if folder.is_dir() and len(evals) >= 2:
+            first, last = evals[1], evals[-1]
+            rate = (last["env_step"] - first["env_step"]) / (last["seconds"] - first["seconds"])
+            rates.append({"run": folder.name, "env_steps_per_s": rate})
     out["loops"] = rates
     (args.results / "curl_speed.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [

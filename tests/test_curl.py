@@ -59,7 +59,11 @@ def test_curl_logits_and_loss_match_a_float64_hand_loop():
     agent = PixelSAC((9, 40, 40), 2, SMALL)
     q, k = torch.randn(8, 16), torch.randn(8, 16)
     W = agent.W.weight.detach().double()
-    logits = agent.curl_logits(q, k).double()
+    from seqrep.losses import info_nce_result
+
+    res = info_nce_result(q, k, similarity=agent.W)  # what update() scores CURL with
+    logits = res.logits.double()
+    logits = logits - logits.max(dim=1, keepdim=True).values  # CURL's max subtraction
     hand = torch.zeros(8, 8, dtype=torch.float64)
     for i in range(8):
         for j in range(8):
@@ -69,9 +73,7 @@ def test_curl_logits_and_loss_match_a_float64_hand_loop():
         hand[i] -= hand[i].max()
     assert torch.allclose(logits, hand, atol=1e-4)
     # the loss: cross-entropy of each query's own key (the diagonal)
-    from seqrep.losses import info_nce_result
-
-    loss = info_nce_result(q, k, similarity=agent.W).loss.double()
+    loss = res.loss.double()
     ce = -sum(hand[i, i] - math.log(sum(math.exp(v) for v in hand[i].tolist())) for i in range(8))
     assert abs(loss.item() - ce / 8) < 1e-4
 

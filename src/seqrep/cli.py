@@ -144,8 +144,7 @@ def cli() -> None:
 @_out_options
 def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
     """Correlated-Gaussian MI benchmark (Poole et al. 2019): InfoNCE vs NWJ bounds."""
-    cfg = _config_from(MIBenchConfig, kwargs)
-    cfg.validate()
+    cfg = _config_from(MIBenchConfig, kwargs)  # validated
     run = RunDir.open(out, "mi-bench", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
     summary = run_mi_bench(cfg, run, quiet=quiet)
@@ -158,8 +157,7 @@ def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
 @_out_options
 def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
     """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines."""
-    cfg = _config_from(PretrainConfig, kwargs)
-    cfg.validate()
+    cfg = _config_from(PretrainConfig, kwargs)  # validated
     train, test = load_normalised(cfg.data, cfg.test_data)
     run = RunDir.open(out, "pretrain", cfg, overwrite=overwrite)
     # config.json keeps the paths as typed (a resume must match them); data.json records where
@@ -181,20 +179,36 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
 
 def _absolute(path: str) -> str:
     """An existing file's absolute path; anything else (a shipped data set's name) as given."""
-    from pathlib import Path
-
     return str(Path(path).resolve()) if path and Path(path).is_file() else path
+
+
+def _names_a_file(source: str) -> bool:
+    """A path (it has a suffix, or exists) rather than the name of a shipped data set."""
+    return Path(source).suffix != "" or Path(source).exists()
+
+
+def _load_encoder(run_dir: str, cfg: PretrainConfig, state: dict[str, Any], channels: int) -> Any:
+    """The run's trained method for data of ``channels`` channels, or one line saying why the
+    checkpoint does not fit."""
+    method = build_from_config(cfg, channels)
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ValueError(
+            f"{run_dir}'s encoder does not fit this data ({channels} channels): the data "
+            "changed since the run was trained, or --data names another data set"
+        ) from e
+    return method
 
 
 def _probe_data(run_dir: str, given: str, recorded: str, key: str) -> str:
     """The data a probe reads: the option if given, else the run's path if it resolves from here,
     else the absolute path the run recorded in data.json."""
     import json
-    from pathlib import Path
 
     if given:
         return given
-    if not recorded or Path(recorded).exists() or Path(recorded).suffix == "":
+    if not recorded or Path(recorded).exists() or not _names_a_file(recorded):
         return recorded
     record = Path(run_dir) / "data.json"
     if record.exists():
@@ -220,14 +234,7 @@ def probe_cmd(run_dir: str, data: str, test_data: str) -> None:
         _probe_data(run_dir, data, cfg.data, "data"),
         _probe_data(run_dir, test_data, cfg.test_data, "test_data"),
     )
-    method = build_from_config(cfg, train.num_channels)
-    try:
-        method.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(
-            f"{run_dir}'s encoder does not fit this data ({train.num_channels} channels): the "
-            "data changed since the run was trained, or --data names another data set"
-        ) from e
+    method = _load_encoder(run_dir, cfg, state, train.num_channels)
     tr, te = encode_dataset(method, train), encode_dataset(method, test)
     svm = svm_probe(tr, train.labels, te, test.labels)
     lr = logistic_probe(tr, train.labels, te, test.labels)
@@ -268,35 +275,34 @@ def encode_cmd(run_dir: str, data: str, split: str, out_file: str) -> None:
     cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
     train_source = _probe_data(run_dir, "", cfg.data, "data")
     names = ("train", "test") if split == "both" else (split,)
-
-    def is_file(source: str) -> bool:
-        return Path(source).suffix != "" or Path(source).exists()
-
-    # The run's own splits; its training split also gives the z-score statistics.
-    if is_file(train_source):
+    # The run's own data: its training split gives the z-score statistics; its test split is
+    # read only when it is what is encoded.
+    own_test = not data and "test" in names
+    if _names_a_file(train_source) and own_test:
         test_source = _probe_data(run_dir, "", cfg.test_data, "test_data")
-        pair = load_train_test(train_source, test_source or None)
-        own = dict(zip(("train", "test"), pair, strict=True))
+        own = dict(
+            zip(("train", "test"), load_train_test(train_source, test_source or None), strict=True)
+        )
+    elif _names_a_file(train_source):
+        own = {"train": load_series(train_source)}
     else:
-        own = {k: load_series(train_source, k) for k in ("train", "test")}
+        own = {
+            k: load_series(train_source, k) for k in ("train", "test") if k == "train" or own_test
+        }
     reference = own["train"]
     scaler = Standardizer().fit(reference)
     if not data:
         splits, source = {k: own[k] for k in names}, train_source
-    elif is_file(data):
+    elif _names_a_file(data):
         splits, source = {"file": load_series(data)}, data
     else:
         splits, source = {k: load_series(data, k) for k in names}, data
-    method = build_from_config(cfg, reference.num_channels)
-    try:
-        method.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{run_dir}'s encoder does not fit {source}'s channels") from e
     if any(v.num_channels != reference.num_channels for v in splits.values()):
         raise ValueError(
             f"{source} has another channel count than the run's data "
             f"({reference.num_channels}); the encoder cannot read it"
         )
+    method = _load_encoder(run_dir, cfg, state, reference.num_channels)
     parts = {k: encode_dataset(method, scaler.transform(v)) for k, v in splits.items()}
     features = np.concatenate(list(parts.values())).astype(np.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -313,16 +319,16 @@ def encode_cmd(run_dir: str, data: str, split: str, out_file: str) -> None:
         frame.insert(0, "label", [v.classes[c] for v in splits.values() for c in v.labels])
         frame.insert(0, "split", [k for k, v in parts.items() for _ in range(len(v))])
         tmp = target.with_name(target.name + ".tmp")
-        if target.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            try:
+        try:
+            if target.suffix == ".csv":
+                frame.to_csv(tmp, index=False)
+            else:
                 frame.to_parquet(tmp, index=False)
-            except ImportError as e:
-                raise ImportError(
-                    f"writing .parquet needs pyarrow: pip install pyarrow ({e})"
-                ) from e
-        tmp.replace(target)
+            tmp.replace(target)
+        except ImportError as e:
+            raise ImportError("writing .parquet needs pyarrow: pip install pyarrow") from e
+        finally:
+            tmp.unlink(missing_ok=True)
     counts = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
     click.echo(f"{target}: {features.shape[0]} series ({counts}) x {features.shape[1]} features")
 
@@ -351,8 +357,6 @@ def bench_series_cmd(
     datasets: str, methods: str, seeds: str, out: str, threads: int, **kwargs: Any
 ) -> None:
     """Every data set x method x seed: SVM accuracy and seconds, beside published numbers."""
-    from pathlib import Path
-
     base = _config_from(PretrainConfig, kwargs)
     out_json = Path(out)
     rows = run_series_bench(
@@ -444,7 +448,7 @@ def collect_cmd(
     The data set is written atomically: an interrupted collect leaves nothing under its id."""
     import numpy as np
 
-    from seqrep.data.trajectories import minari_dataset_status
+    from seqrep.data.trajectories import require_writable_minari_id
     from seqrep.rl.envs import make_env
     from seqrep.rl.zoo import ZOO_LEVELS, load_zoo_policy, uniform_random_policy
 
@@ -457,13 +461,7 @@ def collect_cmd(
             f"--policy {policy!r} is neither a zoo level ({', '.join(ZOO_LEVELS)}) nor a "
             "`seqrep sac` run folder"
         )
-    status = minari_dataset_status(dataset_id)
-    if status != "missing" and not overwrite:  # say so now, not after collecting
-        raise click.UsageError(
-            f"Minari data set {dataset_id!r} already exists"
-            + (" but is incomplete (a write was interrupted)" if status == "incomplete" else "")
-            + "; pass --overwrite to replace it, or choose another --dataset-id"
-        )
+    require_writable_minari_id(dataset_id, overwrite)  # say so now, not after collecting
 
     if from_replay:
         if policy in ZOO_LEVELS:

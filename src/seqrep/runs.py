@@ -435,10 +435,8 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 
 
 def atomic_write_text(target: Path, text: str) -> None:
-    """Write to a temporary file beside ``target``, then rename: readers never see half a file."""
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    """:func:`atomic_write_bytes` of ``text`` (UTF-8)."""
+    atomic_write_bytes(target, text.encode())
 
 
 class _RateColumn(ProgressColumn):

@@ -740,22 +740,15 @@ def representation_diagnostics(cfg: StudyConfig, run: RunDir) -> list[dict[str, 
     folder = run.path
     seed = cfg.seeds[0]
     for env_id in cfg.envs:
-        expert = zoo_dataset(env_id, "expert", folder, episodes=cfg.expert_episodes, seed=100_000)
-        states, actions = expert.observations, expert.actions
+        data = _study_data(cfg, env_id, folder)
+        states, actions = data["expert"].observations, data["expert"].actions
         order = np.random.default_rng(seed).permutation(len(states))
         fit, score = order[: len(order) // 2], order[len(order) // 2 :]
         for objective in cfg.objectives:
-            if objective == "none":
-                pretrain = zoo_dataset(
-                    env_id, cfg.pretrain_data, folder, steps=cfg.pretrain_transitions
-                )
-                encoder, _ = _encoder_for(cfg, env_id, objective, seed, pretrain, run)
-            else:
-                state = run.load_checkpoint(_encoder_checkpoint(env_id, objective, seed))
-                if state is None:
-                    continue  # not pretrained yet: the report shows what exists
-                encoder = StateEncoder(expert.obs_dim, cfg.feature_dim, cfg.hidden)
-                encoder.load_state_dict(state["encoder"])
+            cached = run.checkpoints / _encoder_checkpoint(env_id, objective, seed)
+            if objective != "none" and not cached.exists():
+                continue  # not pretrained yet: the report shows what exists
+            encoder, _ = _encoder_for(cfg, env_id, objective, seed, data["pretrain"], run)
             with torch.no_grad():
                 f = encoder(torch.from_numpy(states)).numpy()
             rows.append(

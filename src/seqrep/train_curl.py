@@ -112,7 +112,7 @@ class PointPixels:
     def __init__(self, size: int = 40, action_repeat: int = 1) -> None:
         self.size, self.action_repeat, self.action_dim = size, action_repeat, 2
         self.frame_shape = (3, size, size)
-        self.env_steps, self._t = 0, 0
+        self._t = 0
         self._pos = np.zeros(2)
         self._rng = np.random.default_rng(0)
 
@@ -133,7 +133,6 @@ class PointPixels:
         for _ in range(self.action_repeat):
             self._pos = np.clip(self._pos + 0.1 * np.clip(action, -1, 1), -1.0, 1.0)
             total += 1.0 - float(np.linalg.norm(self._pos)) / np.sqrt(2.0)
-            self.env_steps += 1
         self._t += 1
         return self._frame(), total, False, self._t >= self.episode_steps
 

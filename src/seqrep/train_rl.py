@@ -226,7 +226,6 @@ def train_sac(
                 advance(ep_len, ret=ep_return)
                 ep_return, ep_len = 0.0, 0
                 if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.total_steps:
-                    seconds = time.perf_counter() - t0
                     save_online(
                         run,
                         agent,
@@ -235,7 +234,7 @@ def train_sac(
                         rng,
                         step=step,
                         episode=episode,
-                        seconds=seconds,
+                        seconds=time.perf_counter() - t0,
                         records=records,
                     )
                     last_ckpt = step

@@ -118,9 +118,6 @@ class CPCTransformer(BaseCollectionTransformer):
         with torch.no_grad():
             return encode_dataset(self.model_, self.scaler_.transform(data)).astype(np.float64)
 
-    def _fit_transform(self, X: np.ndarray | list[np.ndarray], y: Any = None) -> np.ndarray:
-        return self._fit(X, y)._transform(X, y)
-
     @classmethod
     def _get_test_params(cls, parameter_set: str = "default") -> dict[str, Any]:
         """A tiny configuration for aeon's estimator checks."""

@@ -96,9 +96,10 @@ def padded_from_collection(x: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray
     series = list(x) if isinstance(x, list) else [s for s in x]
     if not series:
         raise ValueError("no series found")
-    lengths = []
+    lengths, infinite = [], []
     for s in series:
         s = np.asarray(s, dtype=np.float64)
+        infinite.append(bool(np.isinf(s).any()))
         # Trailing all-NaN steps are padding (how UCR stores unequal lengths in equal-width files).
         valid = ~np.isnan(s).all(axis=0)
         lengths.append(int(np.nonzero(valid)[0][-1] + 1) if valid.any() else 0)
@@ -107,7 +108,7 @@ def padded_from_collection(x: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray
         raise ValueError(
             f"series {empty[:5]} hold no numeric values: the file is malformed or truncated"
         )
-    bad = [i for i, s in enumerate(series) if np.isinf(np.asarray(s, dtype=np.float64)).any()]
+    bad = [i for i, inf in enumerate(infinite) if inf]
     if bad:
         raise ValueError(
             f"series {bad[:5]} contain inf values: replace or drop them (NaN marks a missing or "

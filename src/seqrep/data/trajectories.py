@@ -24,6 +24,7 @@ __all__ = [
     "load_d4rl_hdf5",
     "load_minari",
     "minari_dataset_status",
+    "require_writable_minari_id",
     "save_d4rl_hdf5",
     "save_minari",
 ]
@@ -335,6 +336,21 @@ def minari_dataset_status(dataset_id: str) -> str:
     return "complete" if main.is_file() and episodes > 0 else "incomplete"
 
 
+def require_writable_minari_id(dataset_id: str, overwrite: bool) -> None:
+    """Raise unless ``dataset_id`` is free, or ``overwrite`` allows replacing what is there.
+
+    Raises:
+        ValueError: the id exists (complete or incomplete) and ``overwrite`` is False.
+    """
+    status = minari_dataset_status(dataset_id)
+    if status != "missing" and not overwrite:
+        raise ValueError(
+            f"Minari data set {dataset_id!r} already exists"
+            + (" but is incomplete (a write was interrupted)" if status == "incomplete" else "")
+            + "; pass --overwrite to replace it, or choose another --dataset-id"
+        )
+
+
 def save_minari(
     data: TrajectoryDataset,
     dataset_id: str,
@@ -368,17 +384,7 @@ def save_minari(
     from minari.data_collector import EpisodeBuffer
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    status = minari_dataset_status(dataset_id)
-    if status != "missing" and not overwrite:
-        raise ValueError(
-            f"Minari data set {dataset_id!r} already exists"
-            + (
-                " but is incomplete (an earlier write was interrupted)"
-                if status == "incomplete"
-                else ""
-            )
-            + "; pass --overwrite to replace it, or choose another --dataset-id"
-        )
+    require_writable_minari_id(dataset_id, overwrite)
     buffers = []
     for e in range(data.num_episodes):
         ep = data.episode(e)

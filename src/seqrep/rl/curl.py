@@ -170,10 +170,15 @@ class PixelSAC(nn.Module):
             return random_crop(obs, self.cfg.crop_size, self.generator)
         return center_crop(obs, self.cfg.crop_size)
 
+    @staticmethod
+    def scale(crops: Tensor) -> Tensor:
+        """uint8 crops -> float in [0, 1], channels-last (the trunk's layout; converted while
+        still uint8, a quarter of the copy cost)."""
+        return crops.contiguous(memory_format=torch.channels_last).float().div_(255.0)
+
     def to_input(self, crops: Tensor) -> Tensor:
         """uint8 crops -> float in [0, 1], plus N(0, noise_std^2) for ``gaussian``."""
-        # channels-last while still uint8: the trunk's layout, at a quarter of the copy cost
-        x = crops.contiguous(memory_format=torch.channels_last).float().div_(255.0)
+        x = self.scale(crops)
         if self.cfg.augment == "gaussian":
             x = x + self.cfg.noise_std * torch.randn(
                 x.shape, generator=self.generator, device=x.device
@@ -187,19 +192,13 @@ class PixelSAC(nn.Module):
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions [B, A] in [-1, 1] for uint8 observations [B, C, H, W] (centre crop)."""
-        x = center_crop(obs.to(self.device), self.cfg.crop_size).float().div_(255.0)
+        x = self.scale(center_crop(obs.to(self.device), self.cfg.crop_size))
         action, _, mean = self.actor(
             self.actor_head(self.encode(self.encoder.trunk, x)), self.generator
         )
         return mean if deterministic else action
 
     # ------------------------------------------------------------------ losses
-    def curl_logits(self, query: Tensor, key: Tensor) -> Tensor:
-        """CURL's logits q W k^T, each row's maximum subtracted (as the authors do; it leaves
-        the cross-entropy unchanged): [B, D], [B, D] -> [B, B]."""
-        logits = self.W(query, key)
-        return logits - logits.max(dim=1, keepdim=True).values
-
     def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
         """One step on obs, next_obs (uint8 [B, C, H, W]), action [B, A], reward [B],
         terminal [B]: critic (+ CURL), then every ``update_every`` steps actor, temperature
@@ -210,8 +209,10 @@ class PixelSAC(nn.Module):
         anchor = self.view(obs)
         # The next observation and CURL's positive go through the target encoder together;
         # joined as uint8, before the (4x larger) float conversion.
-        crops = [self.crop(next_obs), self.crop(obs)] if use_curl else [self.crop(next_obs)]
-        targets_in = self.to_input(torch.cat(crops) if use_curl else crops[0])
+        next_crop = self.crop(next_obs)
+        targets_in = self.to_input(
+            torch.cat([next_crop, self.crop(obs)]) if use_curl else next_crop
+        )
         nxt = targets_in[:b]
 
         trunk_a = self.encode(self.encoder.trunk, anchor)
@@ -231,6 +232,8 @@ class PixelSAC(nn.Module):
         metrics: dict[str, float] = {}
         if use_curl:
             assert z_pos is not None
+            # q^T W k against the batch's keys; the authors' per-row max subtraction leaves the
+            # cross-entropy unchanged, and log-softmax is stable without it.
             res = info_nce_result(z_a, z_pos, similarity=self.W)
             loss = loss + res.loss
             metrics |= {"curl_loss": res.loss.item(), "curl_accuracy": res.accuracy.item()}

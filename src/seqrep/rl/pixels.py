@@ -103,7 +103,6 @@ class DMCPixels:
         self._low = np.asarray(space.low, np.float64)
         self._high = np.asarray(space.high, np.float64)
         self.frame_shape = (3, size, size)
-        self.env_steps = 0  # simulator steps since construction
         # Suite episodes last 1000 simulator steps; the replay sizes its frame ring by this.
         self.episode_steps = -(-1000 // self.action_repeat)
 
@@ -132,7 +131,6 @@ class DMCPixels:
         for _ in range(self.action_repeat):
             _, reward, terminated, truncated, _ = self.env.step(a)
             total += float(reward)
-            self.env_steps += 1
             if terminated or truncated:
                 break
         return self._frame(), total, bool(terminated), bool(truncated)
