@@ -4,6 +4,12 @@ the other rank's queries (which a plain, non-autograd all-gather would drop)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +85,208 @@ def test_without_cross_rank_negatives_the_objective_differs(tmp_path):
     z = net(torch.cat([x, y]))
     loss = info_nce(z[: WORLD * B], z[WORLD * B :], temperature=0.5)
     assert abs(torch.stack([r["loss"] for r in ranks]).mean().item() - loss.item()) > 1e-3
+
+
+# --------------------------------------------------------------------------- methods
+# Each case builds a float64 method (same init on every rank), a global batch of WORLD * 2 rows
+# and a loss call; ranks get their rows, one process gets all of them, generators start equal.
+
+
+def _series_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(WORLD * 2, 20, 2, generator=g, dtype=torch.float64)
+    lengths = torch.tensor([20, 17, 20, 15][: WORLD * 2])
+    x[torch.arange(20)[None, :] >= lengths[:, None]] = float("nan")
+    return x, lengths
+
+
+def _state_batch() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(4)
+    return {
+        "obs": torch.randn(WORLD * 2, 8, 3, generator=g, dtype=torch.float64),
+        "action": torch.rand(WORLD * 2, 8, 2, generator=g, dtype=torch.float64) * 2 - 1,
+        "reward": torch.randn(WORLD * 2, 8, generator=g, dtype=torch.float64),
+    }
+
+
+def _case(name: str):
+    """(method, global inputs as a tuple, rows of the global batch per input)."""
+    from seqrep.methods import build_series_method
+    from seqrep.methods.states import build_state_method
+
+    torch.manual_seed(0)
+    if name in ("cpc", "triplet_batch_hard"):
+        method = build_series_method(
+            "cpc" if name == "cpc" else "triplet",
+            2,
+            hidden=8,
+            depth=2,
+            z_dim=8,
+            context_dim=8,
+            steps=3,
+            num_negatives=5,
+            max_queries=30,  # fewer than the valid (b, t, k): the query draw is exercised
+            mining="batch_hard",
+        )
+        inputs: tuple = _series_batch()
+    else:
+        method = build_state_method(name, 3, 2, feature_dim=8, hidden=16, window=8)
+        inputs = (_state_batch(),)
+    return method.double(), inputs
+
+
+def _rows(inputs: tuple, part: slice) -> tuple:
+    return tuple(
+        {k: v[part] for k, v in x.items()} if isinstance(x, dict) else x[part] for x in inputs
+    )
+
+
+METHOD_CASES = ("cpc", "triplet_batch_hard", "temporal", "curl", "acl", "triplet")
+PLAIN_GATHER_CASES = ("cpc", "triplet_batch_hard", "temporal")
+
+
+def _method_worker(rank: int, init_file: str, out: str, plain_gather: bool) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    import seqrep.distributed as sd
+
+    if plain_gather:  # the classic bug: keys gathered without autograd (own rows keep theirs)
+
+        def plain(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+            parts = [torch.empty_like(x) for _ in range(WORLD)]
+            dist.all_gather(parts, x.detach())
+            parts[rank] = x
+            return torch.cat(parts), rank * x.shape[0]
+
+        for module in ("seqrep.methods.cpc", "seqrep.methods.windows", "seqrep.methods.states"):
+            __import__(module, fromlist=["_"]).gather_with_grad = plain
+    results = {}
+    for name in PLAIN_GATHER_CASES if plain_gather else METHOD_CASES:
+        method, inputs = _case(name)
+        loss_fn = sd.data_parallel_loss(method)
+        res = loss_fn(
+            *_rows(inputs, slice(rank * 2, rank * 2 + 2)), torch.Generator().manual_seed(5)
+        )
+        res.loss.backward()
+        results[name] = {
+            "loss": res.loss.detach(),
+            "grads": {n: p.grad for n, p in method.named_parameters() if p.requires_grad},
+        }
+    torch.save(results, Path(out) / f"methods{rank}.pt")
+    dist.destroy_process_group()
+
+
+def _spawn_methods(tmp_path: Path, plain_gather: bool) -> list[dict]:
+    mp.spawn(
+        _method_worker,
+        args=(str(tmp_path / "init"), str(tmp_path), plain_gather),
+        nprocs=WORLD,
+        join=True,
+    )
+    return [torch.load(tmp_path / f"methods{r}.pt") for r in range(WORLD)]
+
+
+def _single_process(name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    method, inputs = _case(name)
+    res = method.loss(*inputs, torch.Generator().manual_seed(5))
+    res.loss.backward()
+    return res.loss.detach(), {n: p.grad for n, p in method.named_parameters() if p.requires_grad}
+
+
+def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if g is None else g
+
+
+def test_methods_on_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
+    """CPC, batch-hard triplet on series windows, and state objectives (temporal InfoNCE,
+    Gaussian CURL, ACL, semi-hard triplet): the loss and every parameter's gradient on each
+    rank equal one process on the concatenated batch (queries, crops and noise included)."""
+    ranks = _spawn_methods(tmp_path, plain_gather=False)
+    for name in METHOD_CASES:
+        loss, grads = _single_process(name)
+        for r in ranks:
+            assert r[name]["loss"].item() == pytest.approx(loss.item(), abs=1e-9), name
+            for n, want in grads.items():
+                got = r[name]["grads"][n]
+                want = _zero_if_none(want, got if got is not None else torch.zeros(1))
+                assert torch.allclose(_zero_if_none(got, want), want, atol=1e-8), (name, n)
+
+
+def test_a_gather_without_autograd_gives_other_gradients(tmp_path):
+    """The test above can fail: with keys gathered without autograd (the other ranks' queries
+    then never reach this rank's encoder), the gradients differ from one process's."""
+    ranks = _spawn_methods(tmp_path, plain_gather=True)
+    for name in PLAIN_GATHER_CASES:
+        _, grads = _single_process(name)
+        enc = next(k for k in grads if k.startswith("encoder"))
+        worst = max((r[name]["grads"][enc] - grads[enc]).abs().max().item() for r in ranks)
+        assert worst > 1e-6, name
+
+
+# --------------------------------------------------------------------------- torchrun
+TINY = ["--data", "GunPoint", "--hidden", "8", "--depth", "2", "--z-dim", "16"]
+TINY += ["--context-dim", "16", "--batch-size", "4", "--log-every", "10", "--quiet"]
+
+
+def _torchrun(out: Path, iterations: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd += ["-m", "seqrep", "pretrain", *TINY, "--iterations", str(iterations)]
+    cmd += ["--checkpoint-every", "20", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+
+
+def _worker_of_rank(launcher: int, wanted: int) -> int:
+    """The pid of torchrun's worker with RANK=wanted."""
+    for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        if f"RANK={wanted}".encode() in environ:
+            return int(child)
+    raise AssertionError("no worker found")
+
+
+def _losses(folder: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in map(json.loads, (folder / "metrics.jsonl").open())]
+
+
+def test_torchrun_pretraining_killed_and_resumed_continues_the_same_metrics(tmp_path):
+    """Two ranks under torchrun: rank 1 is killed after the first checkpoint, torchrun takes
+    the job down (no hang), and the rerun resumes the same curve as an uninterrupted 2-rank run,
+    which in turn equals one process at twice the batch."""
+    whole = _torchrun(tmp_path / "whole", 100)
+    assert whole.wait(timeout=300) == 0, whole.stdout.read()  # type: ignore[union-attr]
+    job = _torchrun(tmp_path / "cut", 100)
+    ckpt = tmp_path / "cut" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.02)
+    assert job.poll() is None, "finished before it could be killed; raise the iterations"
+    os.kill(_worker_of_rank(job.pid, 1), signal.SIGKILL)
+    assert job.wait(timeout=120) != 0  # the surviving rank is taken down, not left waiting
+    log = job.stdout.read()  # type: ignore[union-attr]
+    assert "SIGKILL" in log or "Signal 9" in log, log
+    cut = _losses(tmp_path / "cut")
+    assert 0 < len(cut) < 10  # it really stopped part-way
+    resumed = _torchrun(tmp_path / "cut", 100)
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()  # type: ignore[union-attr]
+    want = _losses(tmp_path / "whole")
+    got = _losses(tmp_path / "cut")
+    assert [s for s, _ in got] == [s for s, _ in want] == list(range(10, 101, 10))
+    assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)
+
+    # ... and the 2-rank curve is one process's at batch 8 (first steps, before float drift)
+    from seqrep.series_bench import load_normalised
+    from seqrep.train import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(
+        hidden=8, depth=2, z_dim=16, context_dim=16, batch_size=8, iterations=30, log_every=10
+    )
+    train, _ = load_normalised("GunPoint", "")
+    torch.set_num_threads(1)
+    from seqrep.runs import RunDir
+
+    run = RunDir.open(tmp_path / "single", "pretrain", cfg)
+    pretrain(cfg, train, run, quiet=True)
+    single = [v for _, v in _losses(tmp_path / "single")]
+    assert single == pytest.approx([v for _, v in want[:3]], rel=1e-5)

@@ -13,9 +13,18 @@ import click
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.distributed import broadcast_object, init_from_env, rank, shutdown, world_size
 from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
 from seqrep.rl.pixels import RenderError
-from seqrep.runs import RunDir, RunDirError, console, has_progress, interrupted_at, load_run
+from seqrep.runs import (
+    RunDir,
+    RunDirError,
+    console,
+    has_progress,
+    interrupted_at,
+    load_run,
+    resolve_device,
+)
 from seqrep.series_bench import (
     evaluate_cell,
     load_normalised,
@@ -31,11 +40,10 @@ from seqrep.study import (
     run_study,
     write_study_report,
 )
-from seqrep.train import PretrainConfig, build_from_config
+from seqrep.train import PretrainConfig, build_from_config, pretrain
 from seqrep.train_curl import (
     PixelRunConfig,
     make_pixel_env,
-    resolve_device,
     train_pixel_sac,
     write_pixel_report,
 )
@@ -156,15 +164,46 @@ def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
 @config_options(PretrainConfig)
 @_out_options
 def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
-    """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines."""
+    """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines.
+
+    Data-parallel on several processes when launched by torchrun, e.g.
+    ``torchrun --nproc-per-node 2 -m seqrep pretrain ...`` (--batch-size is per process)."""
     cfg = _config_from(PretrainConfig, kwargs)  # validated
+    init_from_env(resolve_device(cfg.device))
+    try:
+        _pretrain_and_probe(cfg, out, overwrite, quiet)
+    finally:
+        shutdown()
+
+
+def _open_on_rank0(out: str | None, kind: str, cfg: Any, overwrite: bool) -> RunDir | None:
+    """Rank 0 opens the run folder; if it cannot, every rank stops with its message (rather
+    than waiting for it in the first collective)."""
+    run, error = None, None
+    if rank() == 0:
+        try:
+            run = RunDir.open(out, kind, cfg, overwrite=overwrite)
+        except RunDirError as e:
+            error = str(e)
+    error = broadcast_object(error)
+    if error is not None:
+        raise RunDirError(error)
+    return run
+
+
+def _pretrain_and_probe(cfg: PretrainConfig, out: str | None, overwrite: bool, quiet: bool) -> None:
     train, test = load_normalised(cfg.data, cfg.test_data)
-    run = RunDir.open(out, "pretrain", cfg, overwrite=overwrite)
+    run = _open_on_rank0(out, "pretrain", cfg, overwrite)
+    if run is None:  # a rank other than 0 trains its share and leaves the rest to rank 0
+        pretrain(cfg, train, None, quiet=True)
+        return
     # config.json keeps the paths as typed (a resume must match them); data.json records where
     # they pointed, so `seqrep probe` finds the files from any directory.
     run.write_json("data.json", {k: _absolute(getattr(cfg, k)) for k in ("data", "test_data")})
     console.print(
-        f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series)"
+        f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series"
+        + (f", {world_size()} processes" if world_size() > 1 else "")
+        + ")"
     )
     row = evaluate_cell(cfg, train, test, run=run, quiet=quiet)
     raw = evaluate_cell(dataclasses.replace(cfg, method="raw"), train, test)

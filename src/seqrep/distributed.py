@@ -1,20 +1,54 @@
-"""Contrastive losses across processes (torch.distributed): every rank's keys as negatives.
+"""Data parallelism for contrastive objectives (torch.distributed): every rank's keys as negatives.
 
 Data parallelism goes wrong for contrastive losses when a rank sees only its own keys (fewer
 negatives than the global batch) or when the keys are gathered without autograd (the other
 ranks' queries then never push gradient back into this rank's keys). :func:`gather_with_grad`
-uses ``torch.distributed.nn.functional.all_gather``, whose backward sums each rank's gradient
-into the owner of every key; with DistributedDataParallel averaging parameter gradients, W
-ranks at per-rank batch B then train on exactly the loss of one process at batch W * B.
+uses ``torch.distributed.nn.functional.all_gather``, whose backward sums every rank's gradient
+into the owner of each row.
+
+seqrep's methods use one convention: each rank encodes its own part of the global batch, gathers
+the embeddings with :func:`gather_with_grad`, and computes the *global* loss (identical on every
+rank). The gather's backward then hands each rank W times the global loss's gradient for its rows,
+and DistributedDataParallel's average over the W ranks leaves exactly the gradient of one process
+on the whole batch. Randomness inside a loss (query sampling, crops, noise) is drawn for the
+global batch from a generator that has the same state on every rank (:func:`draw_for_batch`), so
+a run on W ranks at per-rank batch B draws what one process at batch W * B would.
+
+In one process every helper is the identity: the Python API needs no change.
 """
 
 from __future__ import annotations
+
+import datetime
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["gather_with_grad", "is_distributed", "rank", "world_size"]
+__all__ = [
+    "all_gather_rows",
+    "broadcast_object",
+    "data_parallel_loss",
+    "draw_for_batch",
+    "gather_objects",
+    "gather_with_grad",
+    "init_from_env",
+    "is_distributed",
+    "rank",
+    "rank_rows",
+    "shutdown",
+    "world_size",
+]
+
+T = TypeVar("T")
+
+# A rank stuck in a collective (its peer died outside torchrun) fails after this long instead
+# of hanging for gloo's default 30 minutes.
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("SEQREP_COLLECTIVE_TIMEOUT", "300"))
 
 
 def is_distributed() -> bool:
@@ -30,27 +64,135 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
+def init_from_env(device: str = "cpu") -> bool:
+    """Join the process group that a launcher (torchrun) describes in the environment.
+
+    Backend nccl for ``device="cuda"`` (each process on GPU ``LOCAL_RANK``), gloo otherwise.
+    Returns whether this process is one of several; without ``WORLD_SIZE`` > 1 (a plain
+    ``python``/``seqrep`` call) nothing happens.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        cuda = device.startswith("cuda")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(
+            "nccl" if cuda else "gloo",
+            timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+        )
+    return is_distributed()
+
+
+def shutdown() -> None:
+    """Leave the process group (a no-op in one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _pad_to(x: Tensor, rows: int) -> Tensor:
+    if x.shape[0] == rows:
+        return x
+    return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))])
+
+
+def _row_counts(x: Tensor) -> list[int]:
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
+    return [int(s) for s in sizes]
+
+
 def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """Every rank's rows, in rank order, with gradients flowing back to their owners.
 
     Args:
-        x: [B, ...] this rank's rows (B equal on every rank).
+        x: [B_r, ...] this rank's rows (B_r may differ between ranks).
 
     Returns:
-        ([W * B, ...] all rows, offset of this rank's first row): (x, 0) in one process.
-
-    Raises:
-        ValueError: ranks hold different numbers of rows.
+        ([sum_r B_r, ...] all rows, offset of this rank's first row): (x, 0) in one process.
     """
     if not is_distributed():
         return x, 0
-    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world_size())]
-    dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
-    if len({int(s) for s in sizes}) != 1:
-        raise ValueError(
-            f"every rank must hold the same batch size to gather keys; got {[int(s) for s in sizes]}"
-            " (drop the last, smaller batch: a distributed sampler with drop_last)"
-        )
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0), rank() * x.shape[0]
+    counts = _row_counts(x)
+    with warnings.catch_warnings():
+        # Deprecated in favour of functional collectives whose backward is a reduce-scatter,
+        # which gloo (CPU) lacks; this one's backward works on gloo and nccl alike.
+        warnings.simplefilter("ignore", FutureWarning)
+        parts = all_gather(_pad_to(x, max(counts)))  # equal shapes on the wire
+    rows = torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)])
+    return rows, sum(counts[: rank()])
+
+
+def all_gather_rows(x: Tensor) -> Tensor:
+    """Every rank's rows of a tensor that needs no gradient (lengths, labels): [sum_r B_r, ...]."""
+    if not is_distributed():
+        return x
+    counts = _row_counts(x)
+    parts = [torch.empty_like(_pad_to(x, max(counts))) for _ in counts]
+    dist.all_gather(parts, _pad_to(x, max(counts)))
+    return torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)])
+
+
+def rank_rows(x: Tensor) -> Tensor:
+    """This rank's equal share of a global batch [W * B, ...] -> [B, ...] (ranks in order)."""
+    w = world_size()
+    if x.shape[0] % w:
+        raise ValueError(f"a global batch of {x.shape[0]} rows does not split over {w} ranks")
+    b = x.shape[0] // w
+    return x[rank() * b : (rank() + 1) * b]
+
+
+def draw_for_batch(draw: Callable[[int], Tensor], rows: int) -> Tensor:
+    """Random values for this rank's ``rows`` drawn as one process would for the global batch.
+
+    ``draw(n)`` must return [n, ...] from a generator with the same state on every rank; each rank
+    keeps its share, so the draws of W ranks at batch B equal one process's at batch W * B and the
+    generators stay in step.
+    """
+    return rank_rows(draw(rows * world_size())) if is_distributed() else draw(rows)
+
+
+def broadcast_object(obj: T) -> T:
+    """Rank 0's ``obj`` on every rank (e.g. the checkpoint that only rank 0 reads)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]  # type: ignore[return-value]
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` in rank order (e.g. each rank's RNG state for a checkpoint)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+class _Objective(torch.nn.Module):
+    """``method.loss`` as a module's forward, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, method: torch.nn.Module) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, *args: Any) -> Any:
+        return self.method.loss(*args)  # type: ignore[operator]
+
+
+def data_parallel_loss(method: torch.nn.Module) -> Callable[..., Any]:
+    """``method.loss`` through DistributedDataParallel under torch.distributed (parameters
+    broadcast from rank 0, gradients averaged in backward); ``method.loss`` itself in one
+    process. A method whose ``may_skip_parameters`` is true (a head unused on some batches) gets
+    DDP's search for unused parameters; the others skip that extra graph traversal."""
+    if not is_distributed():
+        return method.loss  # type: ignore[return-value]
+    device = next(method.parameters()).device
+    return torch.nn.parallel.DistributedDataParallel(
+        _Objective(method),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=bool(getattr(method, "may_skip_parameters", False)),
+    )

@@ -41,15 +41,18 @@ class ProbeResult:
 
 @torch.no_grad()
 def encode_dataset(method: nn.Module, data: SeriesDataset, batch_size: int = 64) -> np.ndarray:
-    """Frozen instance vectors of every series: [N, D] (``method.represent`` in eval mode)."""
+    """Frozen instance vectors of every series: [N, D] (``method.represent`` in eval mode, on
+    the method's device)."""
     was_training = method.training
     method.eval()
+    device = next(method.parameters()).device
     out = []
     for i in range(0, len(data), batch_size):
         sl = slice(i, i + batch_size)
         lengths = torch.from_numpy(data.lengths[sl])
         x = torch.from_numpy(data.values[sl, : int(lengths.max())])
-        out.append(method.represent(x, lengths).numpy())  # type: ignore[operator]
+        z = method.represent(x.to(device), lengths.to(device))  # type: ignore[operator]
+        out.append(z.cpu().numpy())
     method.train(was_training)
     return np.concatenate(out)
 

@@ -42,6 +42,7 @@ from rich.progress import (
 from rich.text import Text
 
 __all__ = [
+    "DEVICES",
     "RunDir",
     "RunDirError",
     "atomic_write_bytes",
@@ -55,6 +56,7 @@ __all__ = [
     "load_training_state",
     "progress_bar",
     "release_lock",
+    "resolve_device",
     "training_state",
 ]
 
@@ -390,6 +392,16 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def check_options(
     cfg: Any,
     *,
@@ -405,6 +417,9 @@ def check_options(
         non_negative: must be >= 0.
         unit: must lie in (0, 1] (update rates, fractions).
         choices: option -> allowed values.
+
+    A config with a ``device`` option also has it checked: one of :data:`DEVICES`, and ``cuda``
+    only where a GPU is visible.
 
     Raises:
         ValueError: the first option out of range, with what it must be.
@@ -425,6 +440,12 @@ def check_options(
         value = getattr(cfg, name)
         if value not in allowed:
             raise ValueError(f"unknown {_flag(name)} {value!r}; choose {', '.join(allowed)}")
+    device = getattr(cfg, "device", None)
+    if device is not None:
+        if device not in DEVICES:
+            raise ValueError(f"unknown --device {device!r}; choose {', '.join(DEVICES)}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is visible; use --device cpu or auto")
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

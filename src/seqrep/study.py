@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.distributed import data_parallel_loss, rank_rows, world_size
 from seqrep.evaluate import bootstrap_ci, interquartile_mean
 from seqrep.methods.states import (
     CONTRASTIVE_OBJECTIVES,
@@ -213,6 +214,9 @@ def pretrain_state_encoder(
     """Train ``objective`` on ``data`` with Adam; every objective sees the same batches
     (``batch_size`` windows of ``window`` steps drawn with the same seed).
 
+    Under torch.distributed (launched by torchrun), ``batch_size`` is per rank: every rank
+    draws the same global batch and trains on its share (see :mod:`seqrep.distributed`).
+
     Returns:
         The trained method (its ``encoder`` is phi) and the logged metrics (every
         ``log_every`` steps: step, seconds, loss, accuracy or prediction error).
@@ -234,11 +238,12 @@ def pretrain_state_encoder(
     data_gen = torch.Generator().manual_seed(seed)
     loss_gen = torch.Generator().manual_seed(seed + 1)
     history: list[dict[str, Any]] = []
+    loss_fn = data_parallel_loss(method)
     t0 = time.perf_counter()
     with progress_bar(f"pretrain {objective}", steps, disable=quiet) as advance:
         for step in range(1, steps + 1):
-            batch = data.sample_sequences(batch_size, window, data_gen)
-            out = method.loss(batch, loss_gen)
+            batch = data.sample_sequences(batch_size * world_size(), window, data_gen)
+            out = loss_fn({k: rank_rows(v) for k, v in batch.items()}, loss_gen)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()

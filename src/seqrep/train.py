@@ -16,11 +16,19 @@ import torch
 from torch import Tensor
 
 from seqrep.data.series import SeriesDataset
+from seqrep.distributed import (
+    broadcast_object,
+    data_parallel_loss,
+    gather_objects,
+    rank,
+    rank_rows,
+    world_size,
+)
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
 from seqrep.methods.cpc import NEGATIVE_SOURCES
-from seqrep.runs import RunDir, check_options, progress_bar
+from seqrep.runs import RunDir, check_options, progress_bar, resolve_device
 
-__all__ = ["PretrainConfig", "build_from_config", "crop_batch", "pretrain"]
+__all__ = ["PretrainConfig", "build_from_config", "crop_batch", "global_batch_size", "pretrain"]
 
 
 @dataclass
@@ -61,6 +69,7 @@ class PretrainConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
     log_every: int = field(default=10, metadata={"help": "log metrics every N steps"})
     checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
         check_options(
@@ -112,20 +121,36 @@ def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
 def crop_batch(
     values: Tensor, lengths: Tensor, window: int, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """A random crop of at most ``window`` valid steps per series: [B, T, C] -> [B, W, C]."""
-    b = values.shape[0]
+    """A random crop of at most ``window`` valid steps per series: [B, T, C] -> [B, W, C].
+
+    ``generator`` lives on the device of ``values``."""
+    b, dev = values.shape[0], values.device
     crop = lengths.clamp_max(window)
-    start = (torch.rand(b, generator=generator) * (lengths - crop + 1).float()).long()
+    start = (torch.rand(b, generator=generator, device=dev) * (lengths - crop + 1).float()).long()
     w = int(crop.max())
-    idx = (start[:, None] + torch.arange(w)[None, :]).clamp_max(values.shape[1] - 1)
+    steps = torch.arange(w, device=dev)[None, :]
+    idx = (start[:, None] + steps).clamp_max(values.shape[1] - 1)
     out = values.gather(1, idx[:, :, None].expand(-1, -1, values.shape[2]))
-    pad = torch.arange(w)[None, :] >= crop[:, None]
+    pad = steps >= crop[:, None]
     return out.masked_fill(pad[:, :, None], float("nan")), crop
 
 
 def _logs(it: int, cfg: PretrainConfig) -> bool:
     """Whether step ``it`` (0-based) writes a metrics record: every log_every, and the last."""
     return (it + 1) % cfg.log_every == 0 or it + 1 == cfg.iterations
+
+
+def global_batch_size(cfg: PretrainConfig, n_series: int) -> int:
+    """Series per optimiser step over all ranks: ``batch_size`` per rank, at most the data set,
+    a multiple of the number of ranks."""
+    ranks = world_size()
+    size = min(cfg.batch_size * ranks, n_series) // ranks * ranks
+    if size == 0:
+        raise ValueError(
+            f"{n_series} training series cannot give each of {ranks} processes a series; "
+            "use fewer processes"
+        )
+    return size
 
 
 def pretrain(
@@ -139,34 +164,50 @@ def pretrain(
 
     With a ``run`` folder: metrics go to metrics.jsonl, checkpoints to checkpoints/last.pt, and an
     existing checkpoint is resumed.
+
+    Under torch.distributed (``torchrun``), every rank calls this with the same config and data
+    and only rank 0 passes ``run``: the ranks draw the same global batch of W * batch_size series
+    from one generator seeded alike, each trains on its share through DistributedDataParallel,
+    and the losses see every rank's embeddings (see :mod:`seqrep.distributed`); rank 0 reads the
+    checkpoint for everyone and writes metrics and checkpoints, with every rank's RNG state.
     """
     cfg.validate()
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    method = build_from_config(cfg, train.num_channels)
+    method = build_from_config(cfg, train.num_channels).to(device)
     opt = torch.optim.Adam(method.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    values = torch.from_numpy(train.values)
-    lengths = torch.from_numpy(train.lengths)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    values = torch.from_numpy(train.values).to(device)
+    lengths = torch.from_numpy(train.lengths).to(device)
     start, seconds = 0, 0.0
-    state = run.load_checkpoint() if run is not None else None
+    state = broadcast_object(run.load_checkpoint() if run is not None else None)
     if state is not None:
+        ranks = state.get("processes", 1)
+        if ranks != world_size():
+            raise ValueError(
+                f"the checkpoint was written by {ranks} process(es) and this run has "
+                f"{world_size()}: the global batch would change. Resume with "
+                f"--nproc-per-node {ranks} (or --overwrite to start again)"
+            )
         method.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        rng = state["torch_rng"]
+        torch.set_rng_state(rng[rank()] if isinstance(rng, list) else rng)
         start, seconds = state["iteration"], state["seconds"]
     if run is not None:  # drop records logged after the checkpoint (all, without one): redone
         run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
-    batch = min(cfg.batch_size, len(train))
+    batch = global_batch_size(cfg, len(train))
+    loss_fn = data_parallel_loss(method)
     last: dict[str, float] = {}
     t0 = time.perf_counter() - seconds
     method.train()
     with progress_bar(f"pretrain {cfg.method}", cfg.iterations, disable=quiet) as advance:
         advance(start)
         for it in range(start, cfg.iterations):
-            idx = torch.randperm(len(train), generator=gen)[:batch]
+            idx = torch.randperm(len(train), generator=gen, device=device)[:batch]
             x, lens = crop_batch(values[idx], lengths[idx], cfg.window, gen)
-            out = method.loss(x, lens, gen)
+            out = loss_fn(rank_rows(x), rank_rows(lens), gen)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()
@@ -174,23 +215,25 @@ def pretrain(
             advance(1, loss=last["loss"], acc=last["accuracy"])
             if run is not None and _logs(it, cfg):
                 run.log({"step": it + 1, "seconds": time.perf_counter() - t0, **last})
-            if run is not None and (
-                (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations
-            ):
-                run.save_checkpoint(
-                    {
-                        "model": method.state_dict(),
-                        "optim": opt.state_dict(),
-                        "generator": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "iteration": it + 1,
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
+            if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
+                rngs = gather_objects(torch.get_rng_state())  # every rank takes part
+                if run is not None:
+                    run.save_checkpoint(
+                        {
+                            "model": method.state_dict(),
+                            "optim": opt.state_dict(),
+                            "generator": gen.get_state(),
+                            "torch_rng": rngs,
+                            "processes": world_size(),
+                            "iteration": it + 1,
+                            "seconds": time.perf_counter() - t0,
+                        }
+                    )
     method.eval()
     return method, {
         "seconds": time.perf_counter() - t0,
         "final": last,
         "iterations": cfg.iterations,
+        "processes": world_size(),
         "params": int(np.sum([p.numel() for p in method.parameters()])),
     }

@@ -22,7 +22,7 @@ import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import DMC_ACTION_REPEAT, DMCPixels, FrameReplay, FrameStacker
-from seqrep.runs import RunDir, check_options, progress_bar
+from seqrep.runs import RunDir, check_options, progress_bar, resolve_device
 from seqrep.train_rl import resume_online, save_online
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "evaluate_pixel_policy",
     "make_pixel_env",
     "published_dmc",
-    "resolve_device",
     "train_pixel_sac",
     "write_pixel_report",
 ]
@@ -78,12 +77,9 @@ class PixelRunConfig(PixelSACConfig):
                 "checkpoint_every",
             ),
             non_negative=("action_repeat", "init_steps"),
-            choices={"device": ("auto", "cpu", "cuda")},
         )
         if self.crop_size > self.image_size:
             raise ValueError(f"--crop-size {self.crop_size} exceeds --image-size {self.image_size}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is visible; use --device cpu or auto")
 
     def agent(self) -> PixelSACConfig:
         return PixelSACConfig(**{f.name: getattr(self, f.name) for f in fields(PixelSACConfig)})
@@ -93,13 +89,6 @@ class PixelRunConfig(PixelSACConfig):
         if self.action_repeat:
             return self.action_repeat
         return 1 if self.task == TOY_TASK else DMC_ACTION_REPEAT.get(self.task, 4)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class PointPixels:

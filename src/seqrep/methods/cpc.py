@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearPredictors
+from seqrep.distributed import all_gather_rows, gather_with_grad
 from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.nets import SequenceEncoder, masked_max_pool
@@ -154,8 +155,14 @@ class CPC(SeriesMethod):
     def loss(
         self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
     ) -> LossOutput:
-        """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B]."""
+        """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B].
+
+        Under torch.distributed, x is this rank's part of the global batch (T equal on every
+        rank): z and c are gathered with gradient and every rank computes the loss of the
+        global batch (see :mod:`seqrep.distributed`), with ``generator`` in step across ranks.
+        """
         z, c, out_len = self.encode(x, lengths)
+        z, c, out_len = gather_with_grad(z)[0], gather_with_grad(c)[0], all_gather_rows(out_len)
         b, t_max, _ = z.shape
         k_range = torch.arange(1, self.steps + 1, device=z.device)
         t_range = torch.arange(t_max, device=z.device)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearCritic
+from seqrep.distributed import draw_for_batch, gather_with_grad, rank_rows, world_size
 from seqrep.losses import Mining, batch_contrastive_margin, batch_triplet, info_nce_from_logits
 from seqrep.methods.base import LossOutput
 from seqrep.methods.cpc import CPC
@@ -75,8 +76,10 @@ class StateMethod(nn.Module):
 
 
 def _in_batch(query: Tensor, key: Tensor, critic: BilinearCritic) -> LossOutput:
-    """InfoNCE of query i [B, D] against key i among the B keys [B, D] (in-batch negatives)."""
-    res = info_nce_from_logits(critic.embed_query(query) @ key.T, torch.arange(len(query)))
+    """InfoNCE of query i [B, D] against key i among the B keys [B, D] (in-batch negatives);
+    under torch.distributed, of every rank's queries against every rank's keys."""
+    query, key = gather_with_grad(critic.embed_query(query))[0], gather_with_grad(key)[0]
+    res = info_nce_from_logits(query @ key.T, torch.arange(len(query), device=query.device))
     return LossOutput(
         res.loss,
         {
@@ -165,7 +168,10 @@ class GaussianCURL(StateMethod):
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         s = batch["obs"][:, 0]
         query = self.encoder(s)
-        eps = torch.randn(s.shape, generator=generator, device=s.device)
+        eps = draw_for_batch(
+            lambda n: torch.randn((n, *s.shape[1:]), generator=generator, device=s.device),
+            s.shape[0],
+        )
         key = self.key_encoder(s + self.noise_std * self.encoder.std * eps)  # no graph
         return _in_batch(query, key, self.critic)
 
@@ -177,6 +183,8 @@ class AttentiveContrastive(StateMethod):
     """ACL: a transformer over interleaved (phi(s_t), a_t, r_t) tokens with random masking; each
     masked state (action) token's output is scored against every masked state (action) token's
     input embedding in the batch (InfoNCE), so the context must identify the missing token."""
+
+    may_skip_parameters = True  # a batch with < 2 masked action tokens leaves out_action unused
 
     def __init__(
         self,
@@ -209,14 +217,18 @@ class AttentiveContrastive(StateMethod):
             [self.encoder(obs), self.action_embed(act), self.reward_embed(rew[..., None])], dim=2
         ).reshape(b, 3 * t, -1)  # s_0, a_0, r_0, s_1, ...
         kind = torch.arange(3 * t) % 3
-        mask = (torch.rand(b, 3 * t, generator=generator) < self.mask_prob) & (kind < 2)
-        mask[:, 0] |= ~mask.any(1)  # at least one masked state per sequence
+        # The mask of the global batch (see seqrep.distributed): every rank must agree on
+        # which token kinds have enough masked tokens to score.
+        every_mask = torch.rand(b * world_size(), 3 * t, generator=generator) < self.mask_prob
+        every_mask &= kind < 2
+        every_mask[:, 0] |= ~every_mask.any(1)  # at least one masked state per sequence
+        mask = rank_rows(every_mask)
         inputs = torch.where(mask[..., None], self.mask_token.expand_as(tokens), tokens)
         out = self.transformer(inputs + self.position)
         terms, acc = [], []
         for k, head in ((0, self.out_state), (1, self.out_action)):
             sel = mask & (kind == k)
-            if int(sel.sum()) < 2:
+            if int((every_mask & (kind == k)).sum()) < 2:
                 continue
             r = _in_batch(head(out[sel]), tokens[sel], self.critic)
             terms.append(r.loss)
@@ -250,9 +262,14 @@ class TemporalMetric(StateMethod):
             raise ValueError(f"{self.objective} needs windows of at least 2 steps, got {t}")
         # Positives come from this objective's own window, not the (longer) batch window that
         # the study samples for every objective.
-        j = torch.randint(1, min(t, self.window), (b,), generator=generator)
+        j = draw_for_batch(
+            lambda n: torch.randint(1, min(t, self.window), (n,), generator=generator), b
+        )
         pair = torch.cat([obs[:, 0], obs[torch.arange(b), j]])
-        emb = F.normalize(self.encoder(pair), dim=-1)
+        emb = F.normalize(self.encoder(pair), dim=-1).reshape(2, b, -1)
+        # Every rank's anchors, then every rank's positives (one process's layout at W * B).
+        emb = gather_with_grad(emb.transpose(0, 1))[0].transpose(0, 1).reshape(-1, emb.shape[-1])
+        b = emb.shape[0] // 2
         labels = torch.arange(b).repeat(2)
         if self.objective == "triplet":
             loss = batch_triplet(emb, labels, self.margin, mining=self.mining)
@@ -322,7 +339,9 @@ class Autoencoder(StateMethod):
         z, kl = mu, torch.zeros(())
         if self.log_var is not None:
             log_var = self.log_var(mu).clamp(-10.0, 5.0)
-            eps = torch.randn(mu.shape, generator=generator)
+            eps = draw_for_batch(
+                lambda n: torch.randn((n, *mu.shape[1:]), generator=generator), mu.shape[0]
+            )
             z = mu + (0.5 * log_var).exp() * eps
             kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).mean()
         recon = F.mse_loss(self.decoder(z), self.encoder.normalise(obs))

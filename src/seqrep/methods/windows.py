@@ -15,11 +15,51 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seqrep.distributed import (
+    all_gather_rows,
+    gather_with_grad,
+    rank_rows,
+    world_size,
+)
 from seqrep.losses import batch_contrastive_margin, batch_triplet
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.nets import SequenceEncoder, masked_max_pool
 
-__all__ = ["WindowMetricLearning", "crop_windows"]
+__all__ = ["WindowMetricLearning", "crop_windows", "take_windows", "window_bounds"]
+
+
+def window_bounds(
+    lengths: Tensor, min_len: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Random anchor windows inside each series and positive sub-windows inside the anchors.
+
+    Args:
+        lengths: [B] valid steps; min_len: shortest window (clipped to each series' length).
+
+    Returns:
+        anchor start, anchor length, positive start, positive length: [B] long each.
+    """
+    b = lengths.shape[0]
+
+    def randint_between(low: Tensor, high: Tensor) -> Tensor:  # inclusive, elementwise
+        u = torch.rand(b, generator=generator, device=lengths.device)
+        return low + (u * (high - low + 1).float()).long().clamp_max(high - low)
+
+    lo = torch.clamp(torch.full_like(lengths, min_len), max=lengths)
+    a_len = randint_between(lo, lengths)
+    a_start = randint_between(torch.zeros_like(lengths), lengths - a_len)
+    p_len = randint_between(torch.clamp(lo, max=a_len), a_len)
+    p_start = a_start + randint_between(torch.zeros_like(lengths), a_len - p_len)
+    return a_start, a_len, p_start, p_len
+
+
+def take_windows(x: Tensor, start: Tensor, length: Tensor) -> Tensor:
+    """Windows x[b, start_b : start_b + length_b], left-aligned and NaN-padded: [B, T, C]."""
+    t_max = x.shape[1]
+    steps = torch.arange(t_max, device=x.device)[None, :]
+    idx = (start[:, None] + steps).clamp_max(t_max - 1)
+    out = x.gather(1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+    return out.masked_fill((steps >= length[:, None])[:, :, None], float("nan"))
 
 
 def crop_windows(
@@ -34,26 +74,8 @@ def crop_windows(
     Returns:
         anchors [B, T, C], anchor lengths [B], positives [B, T, C], positive lengths [B].
     """
-    b, t_max, _ = x.shape
-
-    def randint_between(low: Tensor, high: Tensor) -> Tensor:  # inclusive, elementwise
-        u = torch.rand(b, generator=generator, device=x.device)
-        return low + (u * (high - low + 1).float()).long().clamp_max(high - low)
-
-    lo = torch.clamp(torch.full_like(lengths, min_len), max=lengths)
-    a_len = randint_between(lo, lengths)
-    a_start = randint_between(torch.zeros_like(lengths), lengths - a_len)
-    p_len = randint_between(torch.clamp(lo, max=a_len), a_len)
-    p_start = a_start + randint_between(torch.zeros_like(lengths), a_len - p_len)
-
-    steps = torch.arange(t_max, device=x.device)[None, :]
-
-    def take(start: Tensor, n: Tensor) -> Tensor:
-        idx = (start[:, None] + steps).clamp_max(t_max - 1)
-        out = x.gather(1, idx[:, :, None].expand(-1, -1, x.shape[2]))
-        return out.masked_fill((steps >= n[:, None])[:, :, None], float("nan"))
-
-    return take(a_start, a_len), a_len, take(p_start, p_len), p_len
+    a_start, a_len, p_start, p_len = window_bounds(lengths, min_len, generator)
+    return take_windows(x, a_start, a_len), a_len, take_windows(x, p_start, p_len), p_len
 
 
 class WindowMetricLearning(SeriesMethod):
@@ -90,21 +112,32 @@ class WindowMetricLearning(SeriesMethod):
     def loss(
         self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
     ) -> LossOutput:
-        if x.shape[0] < 2:
+        """The margin loss over the anchor and positive windows of a batch x [B, T, C].
+
+        Under torch.distributed, the windows are drawn for the global batch, the embeddings are
+        gathered with gradient and mined over the global batch (see :mod:`seqrep.distributed`).
+        """
+        b = x.shape[0]
+        if b * world_size() < 2:
             raise ValueError("window objectives need at least 2 series per batch (negatives)")
-        anc, anc_len, pos, pos_len = crop_windows(x, lengths, self.min_window, generator)
-        emb = F.normalize(
-            self.represent(torch.cat([anc, pos]), torch.cat([anc_len, pos_len])), dim=-1
+        a_start, a_len, p_start, p_len = (
+            rank_rows(v)
+            for v in window_bounds(all_gather_rows(lengths), self.min_window, generator)
         )
-        labels = torch.arange(x.shape[0], device=x.device).repeat(2)
+        windows = torch.cat([take_windows(x, a_start, a_len), take_windows(x, p_start, p_len)])
+        emb = F.normalize(self.represent(windows, torch.cat([a_len, p_len])), dim=-1)
+        # Gathered rank blocks [a_0; p_0; a_1; p_1 ...] -> [all anchors; all positives].
+        emb = gather_with_grad(emb)[0].reshape(-1, 2, b, emb.shape[-1]).transpose(0, 1)
+        emb = emb.reshape(-1, emb.shape[-1])
+        n = emb.shape[0] // 2
+        labels = torch.arange(n, device=x.device).repeat(2)
         if self.objective == "triplet":
             loss = batch_triplet(emb, labels, self.margin, mining=self.mining)
         else:
             loss = batch_contrastive_margin(emb, labels, self.margin)
         with torch.no_grad():
             # Retrieval accuracy: is each anchor's nearest window its own positive?
-            b = x.shape[0]
-            d = torch.cdist(emb[:b], emb)
-            d[torch.arange(b), torch.arange(b)] = float("inf")
-            acc = (d.argmin(1) == torch.arange(b, device=x.device) + b).float().mean()
+            d = torch.cdist(emb[:n], emb)
+            d[torch.arange(n), torch.arange(n)] = float("inf")
+            acc = (d.argmin(1) == torch.arange(n, device=x.device) + n).float().mean()
         return LossOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})

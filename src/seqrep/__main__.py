@@ -1,0 +1,5 @@
+"""``python -m seqrep`` (what ``torchrun -m seqrep`` launches): the ``seqrep`` command."""
+
+from seqrep.cli import main
+
+main()
