@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
@@ -103,6 +104,12 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     parallel = tmp_path / "parallel"
     subprocess.run([*_study(parallel), "--jobs", "2"], env=env, check=True, capture_output=True)
     assert _table(parallel)[0] == table
+    # Every pretraining and cell as a task on a local 2-worker Ray instance: the same table.
+    if importlib.util.find_spec("ray") is not None:
+        on_ray = tmp_path / "ray"
+        done = subprocess.run([*_study(on_ray), "--ray"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert _table(on_ray)[0] == table
 
 
 def test_bootstrap_ci_and_iqm_against_closed_forms():

@@ -19,6 +19,7 @@ from seqrep.rl.pixels import RenderError
 from seqrep.runs import (
     RunDir,
     RunDirError,
+    check_device,
     console,
     has_progress,
     interrupted_at,
@@ -40,6 +41,7 @@ from seqrep.study import (
     run_study,
     write_study_report,
 )
+from seqrep.sweep import LOCAL, connect
 from seqrep.train import PretrainConfig, build_from_config, pretrain
 from seqrep.train_curl import (
     PixelRunConfig,
@@ -194,17 +196,22 @@ def _open_on_rank0(out: str | None, kind: str, cfg: Any, overwrite: bool) -> Run
 def _pretrain_and_probe(cfg: PretrainConfig, out: str | None, overwrite: bool, quiet: bool) -> None:
     train, test = load_normalised(cfg.data, cfg.test_data)
     run = _open_on_rank0(out, "pretrain", cfg, overwrite)
-    if run is None:  # a rank other than 0 trains its share and leaves the rest to rank 0
-        pretrain(cfg, train, None, quiet=True)
+    if run is not None:
+        # config.json keeps the paths as typed (a resume must match them); data.json records
+        # where they pointed, so `seqrep probe` finds the files from any directory.
+        run.write_json("data.json", {k: _absolute(getattr(cfg, k)) for k in ("data", "test_data")})
+        processes = f", {world_size()} processes" if world_size() > 1 else ""
+        console.print(
+            f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series"
+            f"{processes})"
+        )
+    if world_size() > 1:
+        # Every rank trains its share; then the group is closed and rank 0 alone probes and
+        # reports (its evaluate_cell below loads the finished checkpoint).
+        pretrain(cfg, train, run, quiet=quiet or run is None)
+        shutdown()
+    if run is None:
         return
-    # config.json keeps the paths as typed (a resume must match them); data.json records where
-    # they pointed, so `seqrep probe` finds the files from any directory.
-    run.write_json("data.json", {k: _absolute(getattr(cfg, k)) for k in ("data", "test_data")})
-    console.print(
-        f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series"
-        + (f", {world_size()} processes" if world_size() > 1 else "")
-        + ")"
-    )
     row = evaluate_cell(cfg, train, test, run=run, quiet=quiet)
     raw = evaluate_cell(dataclasses.replace(cfg, method="raw"), train, test)
     rows = [row, raw]
@@ -226,10 +233,32 @@ def _names_a_file(source: str) -> bool:
     return Path(source).suffix != "" or Path(source).exists()
 
 
-def _load_encoder(run_dir: str, cfg: PretrainConfig, state: dict[str, Any], channels: int) -> Any:
-    """The run's trained method for data of ``channels`` channels, or one line saying why the
-    checkpoint does not fit."""
-    method = build_from_config(cfg, channels)
+RAY_OPTION = click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value=LOCAL,
+    default=None,
+    metavar="[ADDRESS]",
+    help="run the cells as Ray tasks: alone, on a fresh Ray instance on this machine; with an "
+    "address (auto, ray://host:10001), on that cluster (pip install 'seqrep[ray]')",
+)
+
+DEVICE_OPTION = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="where the encoder runs",
+)
+
+
+def _load_encoder(
+    run_dir: str, cfg: PretrainConfig, state: dict[str, Any], channels: int, device: str
+) -> Any:
+    """The run's trained method for data of ``channels`` channels on ``device``, or one line
+    saying why the checkpoint does not fit."""
+    method = build_from_config(cfg, channels).to(check_device(device))
     try:
         method.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -264,7 +293,8 @@ def _probe_data(run_dir: str, given: str, recorded: str, key: str) -> str:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data", default="", help="training data (default: the run's)")
 @click.option("--test-data", "test_data", default="", help="test data (default: the run's)")
-def probe_cmd(run_dir: str, data: str, test_data: str) -> None:
+@DEVICE_OPTION
+def probe_cmd(run_dir: str, data: str, test_data: str, device: str) -> None:
     """Encode train/test with RUN_DIR's checkpoint and print the probes' test accuracy."""
     from seqrep.evaluate import encode_dataset, logistic_probe, svm_probe
 
@@ -273,7 +303,7 @@ def probe_cmd(run_dir: str, data: str, test_data: str) -> None:
         _probe_data(run_dir, data, cfg.data, "data"),
         _probe_data(run_dir, test_data, cfg.test_data, "test_data"),
     )
-    method = _load_encoder(run_dir, cfg, state, train.num_channels)
+    method = _load_encoder(run_dir, cfg, state, train.num_channels, device)
     tr, te = encode_dataset(method, train), encode_dataset(method, test)
     svm = svm_probe(tr, train.labels, te, test.labels)
     lr = logistic_probe(tr, train.labels, te, test.labels)
@@ -300,7 +330,8 @@ def probe_cmd(run_dir: str, data: str, test_data: str) -> None:
     required=True,
     help="features.npy ([N, D] float32), or .csv / .parquet (split, label, f0..f{D-1})",
 )
-def encode_cmd(run_dir: str, data: str, split: str, out_file: str) -> None:
+@DEVICE_OPTION
+def encode_cmd(run_dir: str, data: str, split: str, out_file: str, device: str) -> None:
     """Encode series with RUN_DIR's frozen encoder (z-scored with the run's training data)."""
     import numpy as np
 
@@ -341,7 +372,7 @@ def encode_cmd(run_dir: str, data: str, split: str, out_file: str) -> None:
             f"{source} has another channel count than the run's data "
             f"({reference.num_channels}); the encoder cannot read it"
         )
-    method = _load_encoder(run_dir, cfg, state, reference.num_channels)
+    method = _load_encoder(run_dir, cfg, state, reference.num_channels, device)
     parts = {k: encode_dataset(method, scaler.transform(v)) for k, v in splits.items()}
     features = np.concatenate(list(parts.values())).astype(np.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -391,9 +422,16 @@ def bench_group() -> None:
 @click.option(
     "--threads", default=2, show_default=True, help="torch threads (1 beside other heavy jobs)"
 )
+@RAY_OPTION
 @config_options(PretrainConfig, exclude=("data", "test_data", "method", "seed"))
 def bench_series_cmd(
-    datasets: str, methods: str, seeds: str, out: str, threads: int, **kwargs: Any
+    datasets: str,
+    methods: str,
+    seeds: str,
+    out: str,
+    threads: int,
+    ray_address: str | None,
+    **kwargs: Any,
 ) -> None:
     """Every data set x method x seed: SVM accuracy and seconds, beside published numbers."""
     base = _config_from(PretrainConfig, kwargs)
@@ -405,6 +443,7 @@ def bench_series_cmd(
         tuple(int(s) for s in seeds.split(",") if s),
         base,
         threads=threads,
+        ray_address=ray_address,
     )
     table = summarise(rows, base)
     out_json.with_suffix(".md").write_text("# seqrep bench series\n\n" + table)
@@ -472,6 +511,7 @@ def curl_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> No
     is_flag=True,
     help="replace an existing data set of that id (once the new one is complete)",
 )
+@DEVICE_OPTION
 def collect_cmd(
     env_id: str,
     policy: str,
@@ -481,6 +521,7 @@ def collect_cmd(
     dataset_id: str,
     from_replay: bool,
     overwrite: bool,
+    device: str,
 ) -> None:
     """Collect episodes (no network) into MINARI_DATASETS_PATH (default ~/.minari/datasets).
 
@@ -501,6 +542,7 @@ def collect_cmd(
             "`seqrep sac` run folder"
         )
     require_writable_minari_id(dataset_id, overwrite)  # say so now, not after collecting
+    device = check_device(device)
 
     if from_replay:
         if policy in ZOO_LEVELS:
@@ -525,7 +567,7 @@ def collect_cmd(
         return
     rng = np.random.default_rng(seed)
     if policy not in ZOO_LEVELS:
-        run_env, act = load_sac_policy(policy)  # a run's policy acts in its own environment
+        run_env, act = load_sac_policy(policy, device)  # it acts in its own environment
         if _given_options("env_id") and env_id != run_env:
             raise click.UsageError(
                 f"--env {env_id} differs from the environment {policy} was trained on "
@@ -538,7 +580,7 @@ def collect_cmd(
     if policy == "random":  # any Box-action environment, zoo or not
         act = uniform_random_policy(act_dim, seed)
     elif policy in ZOO_LEVELS:
-        act = load_zoo_policy(env_id, policy, seed=seed)
+        act = load_zoo_policy(env_id, policy, seed=seed, device=device)
 
     def behaviour(obs: np.ndarray) -> np.ndarray:
         a = act(obs)
@@ -624,6 +666,7 @@ _offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari
 @click.option(
     "--jobs", default=1, show_default=True, help="worker processes (one core each); resumable"
 )
+@RAY_OPTION
 @click.option(
     "--report-only",
     is_flag=True,
@@ -636,6 +679,7 @@ def study_cmd(
     ctx: click.Context,
     profile: str,
     jobs: int,
+    ray_address: str | None,
     report_only: bool,
     out: str | None,
     overwrite: bool,
@@ -656,9 +700,15 @@ def study_cmd(
             f"--report-only: {out or '(no --out)'} holds no finished study cells to report; "
             "pass the --out of a study that has run (with the options it ran with)"
         )
+    if ray_address is not None and not report_only:
+        connect(ray_address)  # Ray missing or unreachable: say so before the folder is touched
     run = RunDir.open(out, "study", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
-    rows = finished_cells(cfg, run) if report_only else run_study(cfg, run, quiet=quiet, jobs=jobs)
+    rows = (
+        finished_cells(cfg, run)
+        if report_only
+        else run_study(cfg, run, quiet=quiet, jobs=jobs, ray_address=ray_address)
+    )
     click.echo(write_study_report(cfg, run, rows))
     click.echo(f"\nreport: {run.path / 'report.md'}\ncells:  {run.path / 'cells.csv'}")
 

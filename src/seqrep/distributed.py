@@ -3,14 +3,16 @@
 Data parallelism goes wrong for contrastive losses when a rank sees only its own keys (fewer
 negatives than the global batch) or when the keys are gathered without autograd (the other
 ranks' queries then never push gradient back into this rank's keys). :func:`gather_with_grad`
-uses ``torch.distributed.nn.functional.all_gather``, whose backward sums every rank's gradient
-into the owner of each row.
+is an all-gather whose backward sums every rank's gradient into the owner of each row.
 
-seqrep's methods use one convention: each rank encodes its own part of the global batch, gathers
-the embeddings with :func:`gather_with_grad`, and computes the *global* loss (identical on every
-rank). The gather's backward then hands each rank W times the global loss's gradient for its rows,
-and DistributedDataParallel's average over the W ranks leaves exactly the gradient of one process
-on the whole batch. Randomness inside a loss (query sampling, crops, noise) is drawn for the
+seqrep's methods keep one invariant: each rank encodes its own part of the global batch, gathers
+the embeddings with :func:`gather_with_grad`, and returns a loss whose mean over the ranks is the
+loss of one process on the whole batch. Either every rank computes the global loss (the margin
+losses, whose mining needs every pair; the state objectives' in-batch InfoNCE), or each rank
+scores only its own queries against every rank's keys and returns W times its share (CPC,
+``info_nce``), which does not repeat the scoring on every rank. The gather's backward sums every
+rank's gradient into the owner of each row, and DistributedDataParallel's average over the W
+ranks then leaves exactly the gradient of one process on the whole batch. Randomness inside a loss (query sampling, crops, noise) is drawn for the
 global batch from a generator that has the same state on every rank (:func:`draw_for_batch`), so
 a run on W ranks at per-rank batch B draws what one process at batch W * B would.
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ from torch import Tensor
 
 __all__ = [
     "all_gather_rows",
+    "all_reduce_sum",
     "broadcast_object",
     "data_parallel_loss",
     "draw_for_batch",
@@ -85,8 +87,11 @@ def init_from_env(device: str = "cpu") -> bool:
 
 
 def shutdown() -> None:
-    """Leave the process group (a no-op in one process)."""
+    """Leave the process group together (a no-op in one process). The barrier first matters:
+    a gloo rank that tears down its connections while a peer still holds them can abort."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -102,6 +107,24 @@ def _row_counts(x: Tensor) -> list[int]:
     return [int(s) for s in sizes]
 
 
+class _AllGather(torch.autograd.Function):
+    """Equal-size all-gather whose backward sums every rank's gradient of the gathered rows
+    (one all-reduce, which gloo and nccl both run as a ring) and keeps this rank's rows."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[rank() * ctx.rows : (rank() + 1) * ctx.rows]
+
+
 def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """Every rank's rows, in rank order, with gradients flowing back to their owners.
 
@@ -113,15 +136,10 @@ def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """
     if not is_distributed():
         return x, 0
-    from torch.distributed.nn.functional import all_gather
-
     counts = _row_counts(x)
-    with warnings.catch_warnings():
-        # Deprecated in favour of functional collectives whose backward is a reduce-scatter,
-        # which gloo (CPU) lacks; this one's backward works on gloo and nccl alike.
-        warnings.simplefilter("ignore", FutureWarning)
-        parts = all_gather(_pad_to(x, max(counts)))  # equal shapes on the wire
-    rows = torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)])
+    width = max(counts)
+    gathered = _AllGather.apply(_pad_to(x, width))  # equal shapes on the wire
+    rows = torch.cat([gathered[r * width : r * width + n] for r, n in enumerate(counts)])
     return rows, sum(counts[: rank()])
 
 
@@ -133,6 +151,15 @@ def all_gather_rows(x: Tensor) -> Tensor:
     parts = [torch.empty_like(_pad_to(x, max(counts))) for _ in counts]
     dist.all_gather(parts, _pad_to(x, max(counts)))
     return torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)])
+
+
+def all_reduce_sum(x: Tensor) -> Tensor:
+    """The sum of ``x`` over ranks (no gradient; e.g. metric counts): ``x`` in one process."""
+    if not is_distributed():
+        return x
+    x = x.clone()
+    dist.all_reduce(x)
+    return x
 
 
 def rank_rows(x: Tensor) -> Tensor:

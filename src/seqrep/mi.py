@@ -53,11 +53,13 @@ def correlated_gaussian(
     """Samples (x, y) with known MI.
 
     Returns:
-        x [batch, dim], y [batch, dim] (float32) and the true MI in nats.
+        x [batch, dim], y [batch, dim] (float32, on the generator's device) and the true MI
+        in nats.
     """
     rho = rho_for_mi(mi, dim)
-    x = torch.randn(batch, dim, generator=generator)
-    eps = torch.randn(batch, dim, generator=generator)
+    device = generator.device if generator is not None else None
+    x = torch.randn(batch, dim, generator=generator, device=device)
+    eps = torch.randn(batch, dim, generator=generator, device=device)
     y = rho * x + math.sqrt(1.0 - rho * rho) * eps
     return x, y, gaussian_mi(rho, dim)
 

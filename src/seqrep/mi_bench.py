@@ -29,7 +29,7 @@ from seqrep.mi import (
     rho_for_mi,
 )
 from seqrep.nets import mlp
-from seqrep.runs import RunDir, check_options, progress_bar
+from seqrep.runs import RunDir, check_options, progress_bar, resolve_device
 
 __all__ = ["ESTIMATORS", "MIBenchConfig", "build_critic", "run_mi_bench"]
 
@@ -64,6 +64,7 @@ class MIBenchConfig:
     lr: float = field(default=5e-4, metadata={"help": "Adam learning rate"})
     ema_span: int = field(default=200, metadata={"help": "EMA span of the plotted curves"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
         unknown = set(self.critics) - {"separable", "concat"}
@@ -134,6 +135,7 @@ def run_mi_bench(cfg: MIBenchConfig, run: RunDir, *, quiet: bool = False) -> dic
     Returns the summary dict also written to ``results.json``.
     """
     cfg.validate()
+    device = resolve_device(cfg.device)
     state = run.load_checkpoint() or {"traces": {}, "seconds": {}}
     combos = [(c, e) for c in cfg.critics for e in cfg.estimators]
     n_levels = len(cfg.mi_levels)
@@ -147,9 +149,9 @@ def run_mi_bench(cfg: MIBenchConfig, run: RunDir, *, quiet: bool = False) -> dic
             if len(trace) == n_levels * cfg.steps_per_level:
                 continue
             torch.manual_seed(cfg.seed * 1000 + ci)
-            critic = build_critic(critic_kind, cfg.dim, cfg.hidden, cfg.embed_dim)
+            critic = build_critic(critic_kind, cfg.dim, cfg.hidden, cfg.embed_dim).to(device)
             opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + ci)
+            gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + ci)
             if state.get("current") == key:  # resume mid-combo at a level boundary
                 critic.load_state_dict(state["model"])
                 opt.load_state_dict(state["optim"])

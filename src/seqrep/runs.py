@@ -40,6 +40,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from torch import Tensor
 
 __all__ = [
     "DEVICES",
@@ -47,6 +48,8 @@ __all__ = [
     "RunDirError",
     "atomic_write_bytes",
     "atomic_write_text",
+    "batch_to",
+    "check_device",
     "check_options",
     "console",
     "has_progress",
@@ -402,6 +405,23 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def check_device(device: str) -> str:
+    """``device`` resolved, or a one-line error: not one of :data:`DEVICES`, or ``cuda`` where
+    no GPU is visible."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown --device {device!r}; choose {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    return resolve_device(device)
+
+
+def batch_to(batch: dict[str, Tensor], device: str | torch.device) -> dict[str, Tensor]:
+    """Every tensor of a sampled batch on ``device``. Data sets and replay buffers stay in host
+    memory and draw their indices with a CPU generator, so one seed samples the same batches on
+    every device; the models, their losses and their generators live on the device."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def check_options(
     cfg: Any,
     *,
@@ -440,12 +460,8 @@ def check_options(
         value = getattr(cfg, name)
         if value not in allowed:
             raise ValueError(f"unknown {_flag(name)} {value!r}; choose {', '.join(allowed)}")
-    device = getattr(cfg, "device", None)
-    if device is not None:
-        if device not in DEVICES:
-            raise ValueError(f"unknown --device {device!r}; choose {', '.join(DEVICES)}")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    if hasattr(cfg, "device"):
+        check_device(cfg.device)
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -23,7 +23,8 @@ import torch
 
 from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, Standardizer, load_train_test
 from seqrep.evaluate import encode_dataset, logistic_probe, raw_features, svm_probe
-from seqrep.runs import RunDir, atomic_write_text, console
+from seqrep.runs import RunDir, atomic_write_text, console, resolve_device
+from seqrep.sweep import connect, stream
 from seqrep.train import PretrainConfig, build_from_config, pretrain
 
 __all__ = [
@@ -102,7 +103,8 @@ def evaluate_cell(
 def bench_config(base: PretrainConfig) -> dict[str, Any]:
     """The options of a series benchmark that change its numbers (not the per-row data set,
     method and seed, nor logging)."""
-    skip = ("data", "test_data", "seed", "method", "log_every", "checkpoint_every")
+    # The device is where it runs, like --threads: the same configuration on another device.
+    skip = ("data", "test_data", "seed", "method", "log_every", "checkpoint_every", "device")
     return {k: v for k, v in asdict(base).items() if k not in skip}
 
 
@@ -113,16 +115,29 @@ def run_series_bench(
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
     base: PretrainConfig | None = None,
     threads: int = 2,
+    ray_address: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every data set x method x seed; one JSON row each, appended as it finishes (resumable)."""
+    """Every data set x method x seed; one JSON row each, appended as it finishes (resumable).
+
+    ``ray_address``: each cell a Ray task of ``threads`` CPUs (see :mod:`seqrep.sweep`)."""
     base = base or PretrainConfig()
     base.validate()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_series_bench(out_json, datasets, methods, seeds, base)
+        return _run_series_bench(out_json, datasets, methods, seeds, base, threads, ray_address)
     finally:  # callers (a test session, a notebook) keep their own thread count
         torch.set_num_threads(previous_threads)
+
+
+def series_row(cfg: PretrainConfig, threads: int | None = None) -> dict[str, Any]:
+    """One benchmark row: ``cfg.data`` loaded, ``cfg.method`` pretrained (or a baseline) and
+    probed. ``threads`` sets torch's threads first (a Ray task's share of a machine)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    train, test = load_normalised(cfg.data)
+    row = evaluate_cell(cfg, train, test)
+    return {"dataset": cfg.data, **{k: v for k, v in row.items() if not k.startswith("_")}}
 
 
 def _run_series_bench(
@@ -131,6 +146,8 @@ def _run_series_bench(
     methods: tuple[str, ...],
     seeds: tuple[int, ...],
     base: PretrainConfig,
+    threads: int,
+    ray_address: str | None,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else []
     # Rows measured with another configuration must never be mixed into one table: the
@@ -154,25 +171,28 @@ def _run_series_bench(
     out_json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sidecar, json.dumps(config, indent=2) + "\n")
     done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
-    for name in datasets:
-        train, test = load_normalised(name)
-        for method in methods:
-            for seed in seeds if method != "raw" else seeds[:1]:
-                if (name, method, seed) in done:
-                    continue
-                cfg = replace(base, data=name, method=method, seed=seed)
-                row = evaluate_cell(cfg, train, test)
-                row = {k: v for k, v in row.items() if not k.startswith("_")}
-                row = {"dataset": name, **row}
-                rows.append(row)
-                out_json.parent.mkdir(parents=True, exist_ok=True)
-                tmp = out_json.with_suffix(".tmp")
-                tmp.write_text(json.dumps(rows, indent=1) + "\n")
-                tmp.replace(out_json)
-                console.print(
-                    f"{name:22s} {method:12s} seed {seed}  acc {row['accuracy']:.3f}  "
-                    f"logreg {row['logistic_accuracy']:.3f}  {row['seconds']:.1f} s"
-                )
+    todo = [
+        replace(base, data=name, method=method, seed=seed)
+        for name in datasets
+        for method in methods
+        for seed in (seeds if method != "raw" else seeds[:1])
+        if (name, method, seed) not in done
+    ]
+    if ray_address is not None:
+        ray = connect(ray_address)
+        task = ray.remote(num_cpus=threads, num_gpus=int(resolve_device(base.device) == "cuda"))
+        finished = stream(ray, {task(series_row).remote(cfg, threads): cfg for cfg in todo})
+    else:
+        finished = ((cfg, series_row(cfg)) for cfg in todo)
+    for cfg, row in finished:
+        rows.append(row)
+        tmp = out_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=1) + "\n")
+        tmp.replace(out_json)
+        console.print(
+            f"{cfg.data:22s} {cfg.method:12s} seed {cfg.seed}  acc {row['accuracy']:.3f}  "
+            f"logreg {row['logistic_accuracy']:.3f}  {row['seconds']:.1f} s"
+        )
     return rows
 
 

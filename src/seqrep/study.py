@@ -45,7 +45,8 @@ from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.offline import TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_reference
-from seqrep.runs import RunDir, check_options, progress_bar
+from seqrep.runs import RunDir, batch_to, check_options, progress_bar, resolve_device
+from seqrep.sweep import connect, stream
 from seqrep.train_rl import SACRunConfig, train_sac, zoo_dataset
 
 __all__ = [
@@ -113,6 +114,7 @@ class StudyConfig:
         default=("finetune",), metadata={"help": "encoder modes with SAC"}
     )
     eval_episodes: int = field(default=10, metadata={"help": "evaluation episodes per cell"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
         unknown = set(self.objectives + self.offline_objectives + self.online_objectives) - {
@@ -210,6 +212,7 @@ def pretrain_state_encoder(
     seed: int = 0,
     log_every: int = 100,
     quiet: bool = True,
+    device: str = "cpu",
 ) -> tuple[StateMethod, list[dict[str, float]]]:
     """Train ``objective`` on ``data`` with Adam; every objective sees the same batches
     (``batch_size`` windows of ``window`` steps drawn with the same seed).
@@ -232,18 +235,18 @@ def pretrain_state_encoder(
         window=window,
         obs_mean=obs.mean(0),
         obs_std=obs.std(0),
-    )
+    ).to(device)
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     data_gen = torch.Generator().manual_seed(seed)
-    loss_gen = torch.Generator().manual_seed(seed + 1)
+    loss_gen = torch.Generator(device=device).manual_seed(seed + 1)
     history: list[dict[str, Any]] = []
     loss_fn = data_parallel_loss(method)
     t0 = time.perf_counter()
     with progress_bar(f"pretrain {objective}", steps, disable=quiet) as advance:
         for step in range(1, steps + 1):
             batch = data.sample_sequences(batch_size * world_size(), window, data_gen)
-            out = loss_fn({k: rank_rows(v) for k, v in batch.items()}, loss_gen)
+            out = loss_fn(batch_to({k: rank_rows(v) for k, v in batch.items()}, device), loss_gen)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()
@@ -274,37 +277,50 @@ def _encoder_checkpoint(env_id: str, objective: str, seed: int) -> str:
     return f"encoder-{env_id}-{objective}-s{seed}.pt"
 
 
+def pretrained_encoder_state(
+    cfg: StudyConfig, objective: str, seed: int, data: TrajectoryDataset
+) -> dict[str, Any]:
+    """Pretrain ``objective`` on ``data``: the encoder's weights, the logged history, seconds."""
+    method, history = pretrain_state_encoder(
+        objective,
+        data,
+        steps=cfg.pretrain_steps,
+        batch_size=cfg.batch_size,
+        window=cfg.window,
+        feature_dim=cfg.feature_dim,
+        hidden=cfg.hidden,
+        lr=cfg.lr,
+        seed=seed,
+        device=resolve_device(cfg.device),
+    )
+    encoder = {k: v.cpu() for k, v in method.encoder.state_dict().items()}
+    return {"encoder": encoder, "history": history, "seconds": history[-1]["seconds"]}
+
+
 def _encoder_for(
-    cfg: StudyConfig, env_id: str, objective: str, seed: int, data: TrajectoryDataset, run: RunDir
+    cfg: StudyConfig,
+    env_id: str,
+    objective: str,
+    seed: int,
+    data: TrajectoryDataset,
+    run: RunDir,
+    state: dict[str, Any] | None = None,
 ) -> tuple[StateEncoder, dict[str, Any]]:
-    """The pretrained encoder of (env, objective, seed), trained once and cached in ``run``'s
-    checkpoints; ``none`` is a fresh encoder with the data's input statistics."""
+    """The pretrained encoder of (env, objective, seed): from ``state`` when given, else trained
+    once and cached in ``run``'s checkpoints; ``none`` is a fresh encoder with the data's input
+    statistics."""
     if objective == "none":
         torch.manual_seed(seed)
         enc = StateEncoder(data.obs_dim, cfg.feature_dim, cfg.hidden)
         obs = torch.from_numpy(data.observations)
         enc.set_statistics(obs.mean(0), obs.std(0))
         return enc, {"seconds": 0.0, "history": []}
-    name = _encoder_checkpoint(env_id, objective, seed)
-    state = run.load_checkpoint(name)
     if state is None:
-        method, history = pretrain_state_encoder(
-            objective,
-            data,
-            steps=cfg.pretrain_steps,
-            batch_size=cfg.batch_size,
-            window=cfg.window,
-            feature_dim=cfg.feature_dim,
-            hidden=cfg.hidden,
-            lr=cfg.lr,
-            seed=seed,
-        )
-        state = {
-            "encoder": method.encoder.state_dict(),
-            "history": history,
-            "seconds": history[-1]["seconds"],
-        }
-        run.save_checkpoint(state, name)
+        name = _encoder_checkpoint(env_id, objective, seed)
+        state = run.load_checkpoint(name)
+        if state is None:
+            state = pretrained_encoder_state(cfg, objective, seed, data)
+            run.save_checkpoint(state, name)
     enc = StateEncoder(data.obs_dim, cfg.feature_dim, cfg.hidden)
     enc.load_state_dict(state["encoder"])
     return enc, {"seconds": state["seconds"], "history": state["history"]}
@@ -320,11 +336,15 @@ def _run_cell(
     cell: dict[str, Any],
     data: dict[str, TrajectoryDataset],
     folder: Path,
+    encoder_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     env_id, objective, setting, mode, seed = (
         cell[k] for k in ("env", "objective", "setting", "mode", "seed")
     )
-    encoder, pre = _encoder_for(cfg, env_id, objective, seed, data["pretrain"], RunDir(folder))
+    encoder, pre = _encoder_for(
+        cfg, env_id, objective, seed, data["pretrain"], RunDir(folder), encoder_state
+    )
+    device = resolve_device(cfg.device)
     frozen = mode == "frozen"
     obs_dim, act_dim = data["expert"].obs_dim, data["expert"].act_dim
     hook = {"encoder": encoder, "feature_dim": cfg.feature_dim, "freeze_encoder": frozen}
@@ -335,13 +355,13 @@ def _run_cell(
     curve: list[dict[str, float]] = []
     agent: Any
     if setting == "imitation":
-        agent = BehaviourCloning(obs_dim, act_dim, **hook)
+        agent = BehaviourCloning(obs_dim, act_dim, **hook).to(device)
         for _ in range(cfg.bc_steps):
-            agent.update(data["expert"].sample_transitions(256, gen))
+            agent.update(batch_to(data["expert"].sample_transitions(256, gen), device))
     elif setting == "offline":
-        agent = TD3BC(obs_dim, act_dim, **hook)
+        agent = TD3BC(obs_dim, act_dim, **hook).to(device)
         for _ in range(cfg.offline_steps):
-            agent.update(data["offline"].sample_transitions(256, gen))
+            agent.update(batch_to(data["offline"].sample_transitions(256, gen), device))
     else:
         from seqrep.rl.sac import SAC
 
@@ -353,6 +373,7 @@ def _run_cell(
             eval_episodes=cfg.eval_episodes,
             checkpoint_every=10**9,
             seed=seed,
+            device=cfg.device,
         )
         agent = SAC(obs_dim, act_dim, run_cfg.sac(), **hook)
         name = f"{env_id}-{objective}-{mode}-s{seed}"
@@ -362,7 +383,7 @@ def _run_cell(
             {"step": e["step"], "return": e["eval_return_mean"]} for e in summary["evaluations"]
         ]
     seconds = time.perf_counter() - t0
-    unchanged = all(torch.equal(v, encoder.state_dict()[k]) for k, v in before.items())
+    unchanged = all(torch.equal(v, encoder.state_dict()[k].cpu()) for k, v in before.items())
     if frozen and not unchanged:
         raise RuntimeError(f"{cell}: a frozen encoder changed during downstream training")
     returns = _evaluate(agent, env_id, cfg.eval_episodes, seed)
@@ -430,6 +451,12 @@ def _read_rows(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
+def _append_row(folder: Path, row: dict[str, Any]) -> None:
+    # One write per finished cell, in append mode: workers never interleave lines.
+    with (folder / "cells.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def _run_worker(cfg: StudyConfig, folder: Path, worker: int, jobs: int, quiet: bool) -> None:
     """Run this worker's unfinished cells, appending each finished row to cells.jsonl."""
     if jobs > 1:
@@ -444,25 +471,30 @@ def _run_worker(cfg: StudyConfig, folder: Path, worker: int, jobs: int, quiet: b
             env_id = cell["env"]
             if env_id not in data_cache:
                 data_cache[env_id] = _study_data(cfg, env_id, folder / "data")
-            row = _run_cell(cfg, cell, data_cache[env_id], folder)
-            # One write per finished cell, in append mode: workers never interleave lines.
-            with (folder / "cells.jsonl").open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            _append_row(folder, _run_cell(cfg, cell, data_cache[env_id], folder))
             advance(1)
 
 
 def run_study(
-    cfg: StudyConfig, run: RunDir, *, quiet: bool = False, jobs: int = 1
+    cfg: StudyConfig,
+    run: RunDir,
+    *,
+    quiet: bool = False,
+    jobs: int = 1,
+    ray_address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell of ``cfg`` into ``run``; returns all finished cell rows.
 
     ``jobs`` > 1 runs that many worker processes (one core each) after collecting the data sets
-    once; each cell's result depends only on its seed, not on the worker that ran it.
+    once; ``ray_address`` runs every pretraining and every cell as a Ray task instead (see
+    :mod:`seqrep.sweep`). Each cell's result depends only on its seed, not on who ran it.
     """
     cfg.validate()
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if jobs == 1:
+    if ray_address is not None:
+        _run_on_ray(cfg, run, ray_address, quiet)
+    elif jobs == 1:
         _run_worker(cfg, run.path, 0, 1, quiet)
     else:
         import multiprocessing
@@ -479,6 +511,60 @@ def run_study(
             for future in futures:
                 future.result()  # re-raises a worker's error
     return finished_cells(cfg, run)
+
+
+def _ray_cell(
+    cfg: StudyConfig,
+    cell: dict[str, Any],
+    data: dict[str, TrajectoryDataset],
+    folder: str,
+    encoder_state: dict[str, Any] | None,
+) -> dict[str, Any]:
+    torch.set_num_threads(1)  # one core per task, as Ray reserved
+    return _run_cell(cfg, cell, data, Path(folder), encoder_state)
+
+
+def _ray_pretrain(
+    cfg: StudyConfig, objective: str, seed: int, data: dict[str, TrajectoryDataset]
+) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return pretrained_encoder_state(cfg, objective, seed, data["pretrain"])
+
+
+def _run_on_ray(cfg: StudyConfig, run: RunDir, address: str, quiet: bool) -> None:
+    """Every unfinished cell as a Ray task, fed the data sets (collected once, here) and its
+    encoder (from the cache, or from a pretraining task); the driver caches each encoder and
+    appends each row as it arrives."""
+    ray = connect(address)
+    gpus = 1 if resolve_device(cfg.device) == "cuda" else 0
+    pretrain_task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_pretrain)
+    cell_task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_cell)
+    done = {_cell_key(r) for r in _read_rows(run.path)}
+    todo = [c for c in _cells(cfg) if _cell_key(c) not in done]
+    data = {
+        env: ray.put(_study_data(cfg, env, run.path / "data"))
+        for env in dict.fromkeys(c["env"] for c in todo)
+    }
+    encoders: dict[tuple[Any, ...], Any] = {}
+    tasks: dict[Any, tuple[str, Any]] = {}
+    for cell in todo:
+        key = (cell["env"], cell["objective"], cell["seed"])
+        if cell["objective"] != "none" and key not in encoders:
+            cached = run.load_checkpoint(_encoder_checkpoint(*key))
+            if cached is not None:
+                encoders[key] = ray.put(cached)
+            else:
+                encoders[key] = pretrain_task.remote(cfg, key[1], key[2], data[key[0]])
+                tasks[encoders[key]] = ("encoder", key)
+        ref = cell_task.remote(cfg, cell, data[cell["env"]], str(run.path), encoders.get(key))
+        tasks[ref] = ("cell", cell)
+    with progress_bar("study cells (ray)", len(todo), disable=quiet) as advance:
+        for (kind, what), result in stream(ray, tasks):
+            if kind == "encoder":
+                run.save_checkpoint(result, _encoder_checkpoint(*what))
+            else:
+                _append_row(run.path, result)
+                advance(1)
 
 
 def finished_cells(cfg: StudyConfig, run: RunDir) -> list[dict[str, Any]]:

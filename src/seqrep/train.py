@@ -170,6 +170,7 @@ def pretrain(
     from one generator seeded alike, each trains on its share through DistributedDataParallel,
     and the losses see every rank's embeddings (see :mod:`seqrep.distributed`); rank 0 reads the
     checkpoint for everyone and writes metrics and checkpoints, with every rank's RNG state.
+    A finished run loads in any number of processes.
     """
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -183,7 +184,7 @@ def pretrain(
     state = broadcast_object(run.load_checkpoint() if run is not None else None)
     if state is not None:
         ranks = state.get("processes", 1)
-        if ranks != world_size():
+        if ranks != world_size() and state["iteration"] < cfg.iterations:
             raise ValueError(
                 f"the checkpoint was written by {ranks} process(es) and this run has "
                 f"{world_size()}: the global batch would change. Resume with "

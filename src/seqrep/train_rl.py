@@ -25,10 +25,12 @@ from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
 from seqrep.runs import (
     RunDir,
+    batch_to,
     check_options,
     load_run,
     load_training_state,
     progress_bar,
+    resolve_device,
     training_state,
 )
 
@@ -63,6 +65,7 @@ class SACRunConfig(SACConfig):
     eval_episodes: int = field(default=5, metadata={"help": "episodes per evaluation"})
     checkpoint_every: int = field(default=10_000, metadata={"help": "checkpoint (at episode end)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
         check_options(
@@ -178,7 +181,7 @@ def train_sac(
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
     torch.manual_seed(cfg.seed)
-    agent = agent or SAC(obs_dim, act_dim, cfg.sac())
+    agent = (agent or SAC(obs_dim, act_dim, cfg.sac())).to(resolve_device(cfg.device))
     buffer = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps), obs_dim, act_dim)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -199,7 +202,7 @@ def train_sac(
             obs, step = next_obs, step + 1
             ep_return, ep_len = ep_return + float(reward), ep_len + 1
             if step > cfg.learning_starts:
-                agent.update(buffer.sample(cfg.batch_size, gen))
+                agent.update(batch_to(buffer.sample(cfg.batch_size, gen), agent.device))
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 returns = evaluate_policy(
                     cfg.env, greedy, cfg.eval_episodes, seed=10_000 + cfg.seed
@@ -438,7 +441,7 @@ def train_offline(
     with progress_bar(type(agent).__name__, steps, disable=quiet) as advance:
         advance(step)
         while step < steps:
-            metrics = agent.update(data.sample_transitions(batch_size, gen))
+            metrics = agent.update(batch_to(data.sample_transitions(batch_size, gen), agent.device))
             step += 1
             advance(1)
             if log_every and (step % log_every == 0 or step == steps):
@@ -477,8 +480,10 @@ def train_offline(
     return evaluations
 
 
-def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """The environment id and deterministic policy of a ``seqrep sac`` run folder."""
+def load_sac_policy(
+    run_dir: str, device: str = "cpu"
+) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """The environment id and deterministic policy (on ``device``) of a ``seqrep sac`` run."""
     cfg, state = load_run(run_dir, "sac", SACRunConfig)
     env = make_env(cfg.env)
     agent = SAC(
@@ -486,7 +491,7 @@ def load_sac_policy(run_dir: str) -> tuple[str, Callable[[np.ndarray], np.ndarra
     )
     env.close()
     load_training_state(agent, state["agent"])
-    return cfg.env, agent.numpy_policy()
+    return cfg.env, agent.to(resolve_device(device)).numpy_policy()
 
 
 def replay_buffer_dataset(
@@ -556,6 +561,7 @@ class OfflineRunConfig:
     log_every: int = field(default=500, metadata={"help": "log losses every N steps"})
     checkpoint_every: int = field(default=5_000, metadata={"help": "checkpoint every N steps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
         check_options(
@@ -645,7 +651,7 @@ def run_offline(
 
     data, env_id = prepared if prepared is not None else prepare_offline(cfg)
     torch.manual_seed(cfg.seed)
-    agent = offline_agent(kind, data, bc_loss=cfg.bc_loss)
+    agent = offline_agent(kind, data, bc_loss=cfg.bc_loss).to(resolve_device(cfg.device))
     evals = train_offline(
         agent,
         data,

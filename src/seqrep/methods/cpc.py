@@ -20,10 +20,11 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearPredictors
-from seqrep.distributed import all_gather_rows, gather_with_grad
+from seqrep.distributed import all_gather_rows, all_reduce_sum, gather_with_grad, world_size
 from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.nets import SequenceEncoder, masked_max_pool
@@ -158,11 +159,15 @@ class CPC(SeriesMethod):
         """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B].
 
         Under torch.distributed, x is this rank's part of the global batch (T equal on every
-        rank): z and c are gathered with gradient and every rank computes the loss of the
-        global batch (see :mod:`seqrep.distributed`), with ``generator`` in step across ranks.
+        rank): z is gathered with gradient, every rank draws the queries and negatives of the
+        global batch alike (``generator`` in step across ranks), and each scores only the
+        queries whose context it holds, against every rank's z. Its loss is W times its share
+        of the global mean, so that DDP's average of the ranks' gradients is the gradient of
+        one process on the whole batch (see :mod:`seqrep.distributed`).
         """
-        z, c, out_len = self.encode(x, lengths)
-        z, c, out_len = gather_with_grad(z)[0], gather_with_grad(c)[0], all_gather_rows(out_len)
+        z, c, own_len = self.encode(x, lengths)
+        z, first = gather_with_grad(z)
+        out_len = all_gather_rows(own_len)
         b, t_max, _ = z.shape
         k_range = torch.arange(1, self.steps + 1, device=z.device)
         t_range = torch.arange(t_max, device=z.device)
@@ -180,8 +185,11 @@ class CPC(SeriesMethod):
         neg_flat = sample_negatives(
             pos_flat, bi, out_len, t_max, self.num_negatives, self.negatives, generator
         )
+        queries = bi.numel()
+        mine = (bi >= first) & (bi < first + c.shape[0])  # every query in one process
+        bi, ti, ki, pos_flat, neg_flat = (v[mine] for v in (bi, ti, ki, pos_flat, neg_flat))
         z_flat = z.reshape(b * t_max, -1)
-        pred = self.predictors(c[bi, ti])[torch.arange(bi.numel(), device=z.device), ki]
+        pred = self.predictors(c[bi - first, ti])[torch.arange(bi.numel(), device=z.device), ki]
         pred = pred / self.temperature
         candidates = torch.cat([pos_flat[:, None], neg_flat], dim=1)  # [Q, 1 + M], positive first
         if pred.shape[0] * z_flat.shape[0] <= FULL_SCORE_LIMIT:
@@ -189,17 +197,25 @@ class CPC(SeriesMethod):
         else:
             logits = torch.bmm(z_flat[candidates], pred[:, :, None]).squeeze(-1)
         res = info_nce_from_logits(logits, reduction="none")
-        loss = res.loss.mean()
-        metrics = {"loss": loss.item(), "accuracy": res.accuracy.item()}
+        loss = res.loss.sum() * (world_size() / queries)
         with torch.no_grad():
-            correct = (res.logits.argmax(1) == 0).float()
-            log_n = math.log(self.num_negatives + 1)
-            for k in range(self.steps):
-                sel = ki == k
-                if bool(sel.any()):
-                    lk = res.loss[sel].mean().item()
-                    metrics[f"loss_k{k + 1}"] = lk
-                    metrics[f"acc_k{k + 1}"] = correct[sel].mean().item()
-                    metrics[f"mi_bound_k{k + 1}"] = log_n - lk
+            # Per k: loss sum, correct count, query count; summed over ranks for the metrics.
+            onehot = F.one_hot(ki, self.steps).to(res.loss.dtype)  # [Q, K]
+            correct = (res.logits.argmax(1) == 0).to(onehot.dtype)
+            stats = all_reduce_sum(
+                torch.stack([res.loss.detach() @ onehot, correct @ onehot, onehot.sum(0)])
+            ).tolist()
+        per_k_loss, per_k_correct, per_k_count = stats
+        metrics = {
+            "loss": sum(per_k_loss) / queries,
+            "accuracy": sum(per_k_correct) / queries,
+        }
+        log_n = math.log(self.num_negatives + 1)
+        for k in range(self.steps):
+            if per_k_count[k] > 0:
+                lk = per_k_loss[k] / per_k_count[k]
+                metrics[f"loss_k{k + 1}"] = lk
+                metrics[f"acc_k{k + 1}"] = per_k_correct[k] / per_k_count[k]
+                metrics[f"mi_bound_k{k + 1}"] = log_n - lk
         metrics["chance"] = 1.0 / (self.num_negatives + 1)
         return LossOutput(loss, metrics)

@@ -102,7 +102,7 @@ class StateCPC(StateMethod):
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         obs = batch["obs"]
-        lengths = torch.full((obs.shape[0],), obs.shape[1], dtype=torch.long)
+        lengths = torch.full((obs.shape[0],), obs.shape[1], dtype=torch.long, device=obs.device)
         return self.cpc.loss(obs, lengths, generator)
 
 
@@ -216,10 +216,11 @@ class AttentiveContrastive(StateMethod):
         tokens = torch.stack(
             [self.encoder(obs), self.action_embed(act), self.reward_embed(rew[..., None])], dim=2
         ).reshape(b, 3 * t, -1)  # s_0, a_0, r_0, s_1, ...
-        kind = torch.arange(3 * t) % 3
+        kind = torch.arange(3 * t, device=obs.device) % 3
         # The mask of the global batch (see seqrep.distributed): every rank must agree on
         # which token kinds have enough masked tokens to score.
-        every_mask = torch.rand(b * world_size(), 3 * t, generator=generator) < self.mask_prob
+        u = torch.rand(b * world_size(), 3 * t, generator=generator, device=obs.device)
+        every_mask = u < self.mask_prob
         every_mask &= kind < 2
         every_mask[:, 0] |= ~every_mask.any(1)  # at least one masked state per sequence
         mask = rank_rows(every_mask)
@@ -263,14 +264,17 @@ class TemporalMetric(StateMethod):
         # Positives come from this objective's own window, not the (longer) batch window that
         # the study samples for every objective.
         j = draw_for_batch(
-            lambda n: torch.randint(1, min(t, self.window), (n,), generator=generator), b
+            lambda n: torch.randint(
+                1, min(t, self.window), (n,), generator=generator, device=obs.device
+            ),
+            b,
         )
-        pair = torch.cat([obs[:, 0], obs[torch.arange(b), j]])
+        pair = torch.cat([obs[:, 0], obs[torch.arange(b, device=obs.device), j]])
         emb = F.normalize(self.encoder(pair), dim=-1).reshape(2, b, -1)
         # Every rank's anchors, then every rank's positives (one process's layout at W * B).
         emb = gather_with_grad(emb.transpose(0, 1))[0].transpose(0, 1).reshape(-1, emb.shape[-1])
         b = emb.shape[0] // 2
-        labels = torch.arange(b).repeat(2)
+        labels = torch.arange(b, device=obs.device).repeat(2)
         if self.objective == "triplet":
             loss = batch_triplet(emb, labels, self.margin, mining=self.mining)
         else:
@@ -282,7 +286,7 @@ class TemporalMetric(StateMethod):
             loss = 0.5 * (per_pair[same].mean() + per_pair[~same].mean())
         with torch.no_grad():
             d = torch.cdist(emb[:b], emb[b:])
-            acc = (d.argmin(1) == torch.arange(b)).float().mean()
+            acc = (d.argmin(1) == torch.arange(b, device=obs.device)).float().mean()
         return LossOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})
 
 
@@ -336,11 +340,12 @@ class Autoencoder(StateMethod):
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         obs = batch["obs"][:, 0]
         mu = self.encoder(obs)
-        z, kl = mu, torch.zeros(())
+        z, kl = mu, torch.zeros((), device=mu.device)
         if self.log_var is not None:
             log_var = self.log_var(mu).clamp(-10.0, 5.0)
             eps = draw_for_batch(
-                lambda n: torch.randn((n, *mu.shape[1:]), generator=generator), mu.shape[0]
+                lambda n: torch.randn((n, *mu.shape[1:]), generator=generator, device=mu.device),
+                mu.shape[0],
             )
             z = mu + (0.5 * log_var).exp() * eps
             kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).mean()

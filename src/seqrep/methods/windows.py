@@ -138,6 +138,7 @@ class WindowMetricLearning(SeriesMethod):
         with torch.no_grad():
             # Retrieval accuracy: is each anchor's nearest window its own positive?
             d = torch.cdist(emb[:n], emb)
-            d[torch.arange(n), torch.arange(n)] = float("inf")
+            eye = torch.arange(n, device=x.device)
+            d[eye, eye] = float("inf")
             acc = (d.argmin(1) == torch.arange(n, device=x.device) + n).float().mean()
         return LossOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})

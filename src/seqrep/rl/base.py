@@ -42,6 +42,11 @@ class EncodedAgent(nn.Module):
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the agent's tensors live (move it with ``.to(device)``)."""
+        return self.obs_mean.device
+
     def set_obs_normaliser(self, mean: Tensor, std: Tensor) -> None:
         """z-score observations with these statistics (e.g. of an offline data set)."""
         self.obs_mean.copy_(mean)
@@ -72,8 +77,8 @@ class EncodedAgent(nn.Module):
         """The agent as an environment policy: one observation [O] -> one action [A] (numpy)."""
 
         def policy(obs: np.ndarray) -> np.ndarray:
-            x = torch.as_tensor(obs, dtype=torch.float32)[None]
-            return self.act(x, deterministic=deterministic)[0].numpy()
+            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None]
+            return self.act(x, deterministic=deterministic)[0].cpu().numpy()
 
         return policy
 

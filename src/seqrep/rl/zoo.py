@@ -77,24 +77,32 @@ class ZooPolicy:
         state: an actor snapshot (``train_rl.actor_snapshot`` layout).
         deterministic: act with the mean action; otherwise sample (as the data sets do).
         seed: seeds the action noise, so a collection is reproducible.
+        device: where the actor runs (its noise generator too).
     """
 
     def __init__(
-        self, state: dict[str, Any], obs_dim: int, act_dim: int, *, deterministic: bool, seed: int
+        self,
+        state: dict[str, Any],
+        obs_dim: int,
+        act_dim: int,
+        *,
+        deterministic: bool,
+        seed: int,
+        device: str = "cpu",
     ) -> None:
         self.actor = SquashedGaussianActor(obs_dim, act_dim, int(state["hidden"]))
         self.actor.load_state_dict({k: v.float() for k, v in state["actor"].items()})
-        self.actor.eval()
-        self.obs_mean = state["obs_mean"].float()
-        self.obs_std = state["obs_std"].float()
-        self.deterministic = deterministic
-        self.generator = torch.Generator().manual_seed(seed)
+        self.actor.eval().to(device)
+        self.obs_mean = state["obs_mean"].float().to(device)
+        self.obs_std = state["obs_std"].float().to(device)
+        self.deterministic, self.device = deterministic, device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = (torch.as_tensor(obs, dtype=torch.float32)[None] - self.obs_mean) / self.obs_std
-        sample, _, mean = self.actor(x, self.generator)
-        return (mean if self.deterministic else sample)[0].numpy()
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None]
+        sample, _, mean = self.actor((x - self.obs_mean) / self.obs_std, self.generator)
+        return (mean if self.deterministic else sample)[0].cpu().numpy()
 
 
 def uniform_random_policy(act_dim: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -125,6 +133,7 @@ def load_zoo_policy(
     seed: int = 0,
     deterministic: bool = False,
     root: Path | None = None,
+    device: str = "cpu",
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The zoo's behaviour policy ``level`` (random, medium, expert, medium-replay) for
     ``env_id``. A medium-replay policy has ``start_episode(e)``: call it at every reset."""
@@ -142,7 +151,9 @@ def load_zoo_policy(
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ValueError(f"zoo file {path} cannot be read ({e}); reinstall seqrep") from e
-        return ZooPolicy(state, obs_dim, act_dim, deterministic=deterministic, seed=seed + offset)
+        return ZooPolicy(
+            state, obs_dim, act_dim, deterministic=deterministic, seed=seed + offset, device=device
+        )
 
     if level != "medium-replay":
         return load(level, 0)
