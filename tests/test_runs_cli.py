@@ -162,6 +162,7 @@ LAYERS = {
     "series_bench": 1,
     "build_zoo": 1,
     "study": 1,
+    "sweep": 1,
     "data": 2,
     "train_curl": 1,
     "transform": 1,
