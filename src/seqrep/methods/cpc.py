@@ -197,18 +197,18 @@ class CPC(SeriesMethod):
         else:
             logits = torch.bmm(z_flat[candidates], pred[:, :, None]).squeeze(-1)
         res = info_nce_from_logits(logits, reduction="none")
-        loss = res.loss.sum() * (world_size() / queries)
+        loss = res.loss.sum() * (world_size() / queries)  # the mean in one process
         with torch.no_grad():
             # Per k: loss sum, correct count, query count; summed over ranks for the metrics.
             onehot = F.one_hot(ki, self.steps).to(res.loss.dtype)  # [Q, K]
             correct = (res.logits.argmax(1) == 0).to(onehot.dtype)
-            stats = all_reduce_sum(
-                torch.stack([res.loss.detach() @ onehot, correct @ onehot, onehot.sum(0)])
-            ).tolist()
-        per_k_loss, per_k_correct, per_k_count = stats
+            per_k = torch.stack([res.loss.detach() @ onehot, correct @ onehot, onehot.sum(0)])
+            total = res.loss.detach().sum()  # summed as the loss is: the logged value is it
+            stats = all_reduce_sum(torch.cat([per_k.flatten(), total[None], correct.sum()[None]]))
+        per_k_loss, per_k_correct, per_k_count = stats[:-2].view(3, -1).tolist()
         metrics = {
-            "loss": sum(per_k_loss) / queries,
-            "accuracy": sum(per_k_correct) / queries,
+            "loss": (stats[-2] * (1 / queries)).item(),
+            "accuracy": stats[-1].item() / queries,
         }
         log_n = math.log(self.num_negatives + 1)
         for k in range(self.steps):
