@@ -57,10 +57,9 @@ def _worker(rank: int, world: int, init: str, args: dict[str, Any], out: str) ->
         device=args["device"],
     )
     times = []
-    for iterations in (args["warmup"], args["iterations"]):
+    for phase, iterations in enumerate((args["warmup"], args["iterations"])):
         cfg.iterations = iterations
-        if grouped:
-            dist.barrier()
+        _file_barrier(Path(init).with_suffix(f".phase{phase}"), rank, world)
         t0 = time.perf_counter()
         pretrain(cfg, train, None, quiet=True)
         if args["device"] == "cuda":
@@ -71,6 +70,14 @@ def _worker(rank: int, world: int, init: str, args: dict[str, Any], out: str) ->
     from seqrep.distributed import shutdown
 
     shutdown()
+
+
+def _file_barrier(folder: Path, rank: int, world: int) -> None:
+    """Wait until every process arrives (connected or not), so that the timed runs overlap."""
+    folder.mkdir(exist_ok=True)
+    (folder / str(rank)).touch()
+    while len(list(folder.iterdir())) < world:
+        time.sleep(0.001)
 
 
 def measure(world: int, args: dict[str, Any], independent: bool = False) -> float:
