@@ -295,3 +295,28 @@ def test_torchrun_pretraining_killed_and_resumed_continues_the_same_metrics(tmp_
     pretrain(cfg, train, run, quiet=True)
     single = [v for _, v in _losses(tmp_path / "single")]
     assert single == pytest.approx([v for _, v in want[:3]], rel=1e-5)
+
+
+def test_torchrun_state_pretraining_equals_one_process_at_twice_the_batch(tmp_path):
+    """`pretrain-states` under torchrun: 2 ranks at batch 16 give one process's curve at 32
+    (state CPC: its queries, negatives and windows drawn for the global batch)."""
+    pytest.importorskip("minari")
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path / "m"), "OMP_NUM_THREADS": "1"}
+    seqrep = [sys.executable, "-m", "seqrep"]
+    collect = ["collect", "--steps", "1000", "--dataset-id", "t/pend/random-v0"]
+    subprocess.run([*seqrep, *collect], env=env, check=True, capture_output=True)
+    args = ["pretrain-states", "--data", "t/pend/random-v0", "--objective", "cpc", "--quiet"]
+    args += ["--steps", "40", "--log-every", "10", "--hidden", "32", "--feature-dim", "8"]
+    ranks = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    two = subprocess.run(
+        [*ranks, "-m", "seqrep", *args, "--batch-size", "16", "--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-2000:]
+    one = [*seqrep, *args, "--batch-size", "32", "--out", str(tmp_path / "one")]
+    subprocess.run(one, env=env, check=True, capture_output=True)
+    assert [v for _, v in _losses(tmp_path / "two")] == pytest.approx(
+        [v for _, v in _losses(tmp_path / "one")], rel=1e-5
+    )

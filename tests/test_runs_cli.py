@@ -165,6 +165,7 @@ LAYERS = {
     "sweep": 1,
     "data": 2,
     "train_curl": 1,
+    "train_states": 1,
     "transform": 1,
     "rl": 3,
     "methods": 4,

@@ -21,7 +21,7 @@ from seqrep.methods.states import (
     build_state_method,
 )
 from seqrep.nets import StateEncoder
-from seqrep.study import pretrain_state_encoder
+from seqrep.train_states import pretrain_state_encoder
 
 
 @pytest.fixture(scope="module")

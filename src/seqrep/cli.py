@@ -54,11 +54,18 @@ from seqrep.train_rl import (
     SACRunConfig,
     collect_episodes,
     load_sac_policy,
+    load_trajectories,
     prepare_offline,
     replay_buffer_dataset,
     run_offline,
     train_sac,
     write_sac_report,
+)
+from seqrep.train_states import (
+    StatePretrainConfig,
+    pretrain_state_encoder,
+    save_state_encoder,
+    write_state_report,
 )
 
 __all__ = ["main"]
@@ -221,6 +228,52 @@ def _pretrain_and_probe(cfg: PretrainConfig, out: str | None, overwrite: bool, q
     table = write_pretrain_report(run, cfg, rows, test, row["_features"][1])
     click.echo(table)
     click.echo(f"\nreport: {run.path / 'report.md'}")
+
+
+@cli.command(
+    "pretrain-states",
+    short_help="Pretrain a state encoder on offline trajectories (Minari id or .hdf5).",
+)
+@config_options(StatePretrainConfig)
+@_out_options
+def pretrain_states_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    """Pretrain phi(s) with one objective (CPC, temporal InfoNCE, ATC, ACL, Gaussian CURL,
+    triplet, pairwise margin, forward, inverse, autoencoder, VAE) on a data set's windows; the
+    run folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
+
+    Data-parallel when launched by torchrun (--batch-size is per process)."""
+    cfg = _config_from(StatePretrainConfig, kwargs)  # validated
+    init_from_env(resolve_device(cfg.device))
+    try:
+        data, _ = load_trajectories(cfg.data)
+        run = _open_on_rank0(out, "pretrain-states", cfg, overwrite)
+        if run is not None:
+            console.print(
+                f"run folder: [bold]{run.path}[/]  ({data.num_episodes} episodes, {len(data)} "
+                f"transitions{f', {world_size()} processes' if world_size() > 1 else ''})"
+            )
+        method, history = pretrain_state_encoder(
+            cfg.objective,
+            data,
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            window=cfg.window,
+            feature_dim=cfg.feature_dim,
+            hidden=cfg.hidden,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            log_every=cfg.log_every,
+            quiet=quiet or run is None,
+            device=resolve_device(cfg.device),
+            run=run,
+            checkpoint_every=cfg.checkpoint_every,
+        )
+    finally:
+        shutdown()
+    if run is not None:
+        save_state_encoder(run, method.encoder, cfg.objective)
+        click.echo(write_state_report(cfg, run, history, data))
+        click.echo(f"\nreport: {run.path / 'report.md'}")
 
 
 def _absolute(path: str) -> str:

@@ -230,7 +230,7 @@ class StateEncoder(nn.Module):
 
     def __init__(self, obs_dim: int, feature_dim: int = 64, hidden: int = 256) -> None:
         super().__init__()
-        self.obs_dim, self.feature_dim = obs_dim, feature_dim
+        self.obs_dim, self.feature_dim, self.hidden = obs_dim, feature_dim, hidden
         self.net = nn.Sequential(
             mlp(obs_dim, [hidden, hidden], feature_dim), nn.LayerNorm(feature_dim)
         )

@@ -32,13 +32,10 @@ import numpy as np
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
-from seqrep.distributed import data_parallel_loss, rank_rows, world_size
 from seqrep.evaluate import bootstrap_ci, interquartile_mean
 from seqrep.methods.states import (
     CONTRASTIVE_OBJECTIVES,
     STATE_OBJECTIVES,
-    StateMethod,
-    build_state_method,
 )
 from seqrep.nets import StateEncoder
 from seqrep.rl.envs import evaluate_policy
@@ -48,13 +45,13 @@ from seqrep.rl.zoo import zoo_reference
 from seqrep.runs import RunDir, batch_to, check_options, progress_bar, resolve_device
 from seqrep.sweep import connect, stream
 from seqrep.train_rl import SACRunConfig, train_sac, zoo_dataset
+from seqrep.train_states import pretrain_state_encoder
 
 __all__ = [
     "PROFILES",
     "StudyConfig",
     "finished_cells",
     "headline",
-    "pretrain_state_encoder",
     "profile_config",
     "run_study",
     "summarise_study",
@@ -196,65 +193,6 @@ PROFILES: dict[str, StudyConfig] = {
         eval_episodes=5,
     ),
 }
-
-
-# ----------------------------------------------------------------------------- pretraining
-def pretrain_state_encoder(
-    objective: str,
-    data: TrajectoryDataset,
-    *,
-    steps: int = 2000,
-    batch_size: int = 64,
-    window: int = 8,
-    feature_dim: int = 64,
-    hidden: int = 256,
-    lr: float = 3e-4,
-    seed: int = 0,
-    log_every: int = 100,
-    quiet: bool = True,
-    device: str = "cpu",
-) -> tuple[StateMethod, list[dict[str, float]]]:
-    """Train ``objective`` on ``data`` with Adam; every objective sees the same batches
-    (``batch_size`` windows of ``window`` steps drawn with the same seed).
-
-    Under torch.distributed (launched by torchrun), ``batch_size`` is per rank: every rank
-    draws the same global batch and trains on its share (see :mod:`seqrep.distributed`).
-
-    Returns:
-        The trained method (its ``encoder`` is phi) and the logged metrics (every
-        ``log_every`` steps: step, seconds, loss, accuracy or prediction error).
-    """
-    torch.manual_seed(seed)
-    obs = torch.from_numpy(data.observations)
-    method = build_state_method(
-        objective,
-        data.obs_dim,
-        data.act_dim,
-        feature_dim=feature_dim,
-        hidden=hidden,
-        window=window,
-        obs_mean=obs.mean(0),
-        obs_std=obs.std(0),
-    ).to(device)
-    params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    data_gen = torch.Generator().manual_seed(seed)
-    loss_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: list[dict[str, Any]] = []
-    loss_fn = data_parallel_loss(method)
-    t0 = time.perf_counter()
-    with progress_bar(f"pretrain {objective}", steps, disable=quiet) as advance:
-        for step in range(1, steps + 1):
-            batch = data.sample_sequences(batch_size * world_size(), window, data_gen)
-            out = loss_fn(batch_to({k: rank_rows(v) for k, v in batch.items()}, device), loss_gen)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            opt.step()
-            method.update_targets()
-            advance(1)
-            if step % log_every == 0 or step == steps:
-                history.append({"step": step, "seconds": time.perf_counter() - t0, **out.metrics})
-    return method, history
 
 
 # ----------------------------------------------------------------------------- data

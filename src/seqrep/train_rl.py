@@ -33,6 +33,7 @@ from seqrep.runs import (
     resolve_device,
     training_state,
 )
+from seqrep.train_states import load_state_encoder
 
 __all__ = [
     "OfflineRunConfig",
@@ -66,6 +67,12 @@ class SACRunConfig(SACConfig):
     checkpoint_every: int = field(default=10_000, metadata={"help": "checkpoint (at episode end)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    encoder: str = field(
+        default="", metadata={"help": "a `seqrep pretrain-states` run folder: its encoder first"}
+    )
+    freeze_encoder: bool = field(
+        default=False, metadata={"help": "keep --encoder fixed (else the learner fine-tunes it)"}
+    )
 
     def validate(self) -> None:
         check_options(
@@ -181,7 +188,8 @@ def train_sac(
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
     torch.manual_seed(cfg.seed)
-    agent = (agent or SAC(obs_dim, act_dim, cfg.sac())).to(resolve_device(cfg.device))
+    hook = encoder_hook(cfg.encoder, obs_dim, cfg.freeze_encoder)
+    agent = (agent or SAC(obs_dim, act_dim, cfg.sac(), **hook)).to(resolve_device(cfg.device))
     buffer = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps), obs_dim, act_dim)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -562,6 +570,12 @@ class OfflineRunConfig:
     checkpoint_every: int = field(default=5_000, metadata={"help": "checkpoint every N steps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    encoder: str = field(
+        default="", metadata={"help": "a `seqrep pretrain-states` run folder: its encoder first"}
+    )
+    freeze_encoder: bool = field(
+        default=False, metadata={"help": "keep --encoder fixed (else the learner fine-tunes it)"}
+    )
 
     def validate(self) -> None:
         check_options(
@@ -597,20 +611,43 @@ def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
     return load_minari(ds), getattr(env_spec, "id", None)
 
 
-def offline_agent(kind: str, data: TrajectoryDataset, bc_loss: str = "mse") -> EncodedAgent:
-    """A fresh ``kind`` ("bc" or "td3bc") agent for ``data``, its observations z-scored with the
-    data set's statistics (seed torch first for a reproducible initialisation)."""
+def encoder_hook(run_dir: str, obs_dim: int, freeze: bool) -> dict[str, Any]:
+    """An agent's encoder arguments from a ``seqrep pretrain-states`` run (none for "").
+
+    Raises:
+        ValueError: the encoder reads observations of another size.
+    """
+    if not run_dir:
+        return {}
+    encoder, objective = load_state_encoder(run_dir)
+    if encoder.obs_dim != obs_dim:
+        raise ValueError(
+            f"--encoder {run_dir} ({objective}) reads observations of size {encoder.obs_dim}, "
+            f"but this task's have size {obs_dim}: pretrain on data of this environment"
+        )
+    return {"encoder": encoder, "feature_dim": encoder.feature_dim, "freeze_encoder": freeze}
+
+
+def offline_agent(
+    kind: str, data: TrajectoryDataset, bc_loss: str = "mse", hook: dict[str, Any] | None = None
+) -> EncodedAgent:
+    """A fresh ``kind`` ("bc" or "td3bc") agent for ``data`` (seed torch first for a
+    reproducible initialisation). Without an encoder (``hook``: :func:`encoder_hook`), its
+    observations are z-scored with the data set's statistics; a pretrained encoder carries its
+    own."""
     from seqrep.rl.offline import TD3BC, BehaviourCloning
 
     if kind not in ("bc", "td3bc"):
         raise ValueError(f"unknown offline agent {kind!r}; choose bc or td3bc")
+    hook = hook or {}
     agent: EncodedAgent = (
-        BehaviourCloning(data.obs_dim, data.act_dim, loss=bc_loss)
+        BehaviourCloning(data.obs_dim, data.act_dim, loss=bc_loss, **hook)
         if kind == "bc"
-        else TD3BC(data.obs_dim, data.act_dim)
+        else TD3BC(data.obs_dim, data.act_dim, **hook)
     )
-    obs = torch.from_numpy(data.observations)
-    agent.set_obs_normaliser(obs.mean(0), obs.std(0))
+    if not hook:
+        obs = torch.from_numpy(data.observations)
+        agent.set_obs_normaliser(obs.mean(0), obs.std(0))
     return agent
 
 
@@ -633,6 +670,7 @@ def prepare_offline(cfg: OfflineRunConfig) -> tuple[TrajectoryDataset, str]:
             f"{data.act_dim}, but {env_id} has {obs_dim} and {act_dim}: the data were not "
             "collected in that environment; pass the --env they came from"
         )
+    encoder_hook(cfg.encoder, data.obs_dim, cfg.freeze_encoder)  # a wrong encoder fails now
     return data, env_id
 
 
@@ -651,7 +689,8 @@ def run_offline(
 
     data, env_id = prepared if prepared is not None else prepare_offline(cfg)
     torch.manual_seed(cfg.seed)
-    agent = offline_agent(kind, data, bc_loss=cfg.bc_loss).to(resolve_device(cfg.device))
+    hook = encoder_hook(cfg.encoder, data.obs_dim, cfg.freeze_encoder)
+    agent = offline_agent(kind, data, cfg.bc_loss, hook).to(resolve_device(cfg.device))
     evals = train_offline(
         agent,
         data,

@@ -1,0 +1,247 @@
+"""Pretraining a state representation on offline trajectories ("Representation Matters").
+
+:func:`pretrain_state_encoder` trains one objective of :mod:`seqrep.methods.states` on windows of
+a :class:`TrajectoryDataset` (the study calls it for every cell's encoder); ``seqrep
+pretrain-states`` wraps it in a run folder (config, metrics, checkpoints with exact resume,
+``encoder.pt``, report) for a user's own data, and ``--encoder RUN`` on ``bc``, ``offline-rl``
+and ``sac`` puts the result under an agent (:func:`load_state_encoder`).
+
+Under torch.distributed (``torchrun -m seqrep pretrain-states``), ``batch_size`` is per rank:
+every rank draws the same global batch and trains on its share (see :mod:`seqrep.distributed`);
+rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.distributed import (
+    broadcast_object,
+    data_parallel_loss,
+    gather_objects,
+    rank,
+    rank_rows,
+    world_size,
+)
+from seqrep.methods.states import STATE_OBJECTIVES, StateMethod, build_state_method
+from seqrep.nets import StateEncoder
+from seqrep.runs import (
+    RunDir,
+    RunDirError,
+    batch_to,
+    check_options,
+    progress_bar,
+)
+
+__all__ = [
+    "StatePretrainConfig",
+    "load_state_encoder",
+    "pretrain_state_encoder",
+    "save_state_encoder",
+    "write_state_report",
+]
+
+ENCODER_FILE = "encoder.pt"
+
+
+@dataclass
+class StatePretrainConfig:
+    """Pretrain a state encoder phi(s) on offline trajectories with one objective."""
+
+    data: str = field(
+        default="", metadata={"help": "Minari data set id, or a D4RL-layout .hdf5 path"}
+    )
+    objective: str = field(default="cpc", metadata={"help": ", ".join(STATE_OBJECTIVES)})
+    steps: int = field(default=3000, metadata={"help": "gradient steps"})
+    batch_size: int = field(default=64, metadata={"help": "windows per batch (per process)"})
+    window: int = field(default=8, metadata={"help": "steps per window"})
+    feature_dim: int = field(default=64, metadata={"help": "representation size"})
+    hidden: int = field(default=256, metadata={"help": "encoder hidden units"})
+    lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    log_every: int = field(default=100, metadata={"help": "log metrics every N steps"})
+    checkpoint_every: int = field(default=500, metadata={"help": "checkpoint every N steps"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+
+    def validate(self) -> None:
+        check_options(
+            self,
+            positive=(
+                "steps",
+                "batch_size",
+                "window",
+                "feature_dim",
+                "hidden",
+                "lr",
+                "log_every",
+                "checkpoint_every",
+            ),
+            choices={"objective": STATE_OBJECTIVES},
+        )
+        if not self.data:
+            raise ValueError("--data is required: a Minari data set id or a .hdf5 path")
+
+
+def pretrain_state_encoder(
+    objective: str,
+    data: TrajectoryDataset,
+    *,
+    steps: int = 2000,
+    batch_size: int = 64,
+    window: int = 8,
+    feature_dim: int = 64,
+    hidden: int = 256,
+    lr: float = 3e-4,
+    seed: int = 0,
+    log_every: int = 100,
+    quiet: bool = True,
+    device: str = "cpu",
+    run: RunDir | None = None,
+    checkpoint_every: int = 0,
+) -> tuple[StateMethod, list[dict[str, float]]]:
+    """Train ``objective`` on ``data`` with Adam; every objective sees the same batches
+    (``batch_size`` windows of ``window`` steps drawn with the same seed).
+
+    With ``run`` (rank 0's, under torch.distributed), metrics go to its metrics.jsonl and every
+    ``checkpoint_every`` steps (and after the last) a checkpoint holds the method, optimiser,
+    both generators and every rank's torch RNG: a killed run resumes the same curve.
+
+    Returns:
+        The trained method (its ``encoder`` is phi) and the logged metrics (every
+        ``log_every`` steps: step, seconds, loss, accuracy or prediction error).
+    """
+    torch.manual_seed(seed)
+    obs = torch.from_numpy(data.observations)
+    method = build_state_method(
+        objective,
+        data.obs_dim,
+        data.act_dim,
+        feature_dim=feature_dim,
+        hidden=hidden,
+        window=window,
+        obs_mean=obs.mean(0),
+        obs_std=obs.std(0),
+    ).to(device)
+    params = [p for p in method.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    data_gen = torch.Generator().manual_seed(seed)
+    loss_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    history: list[dict[str, Any]] = []
+    start, seconds = 0, 0.0
+    state = broadcast_object(run.load_checkpoint() if run is not None else None)
+    if state is not None:
+        if state["processes"] != world_size() and state["step"] < steps:
+            raise ValueError(
+                f"the checkpoint was written by {state['processes']} process(es) and this run "
+                f"has {world_size()}: resume with --nproc-per-node {state['processes']}"
+            )
+        method.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        data_gen.set_state(state["data_generator"])
+        loss_gen.set_state(state["loss_generator"])
+        rngs = state["torch_rng"]
+        torch.set_rng_state(rngs[rank()] if len(rngs) == world_size() else rngs[0])
+        start, seconds, history = state["step"], state["seconds"], state["history"]
+    if run is not None:  # records after the checkpoint are logged again
+        run.truncate_metrics(len(history))
+    loss_fn = data_parallel_loss(method)
+    t0 = time.perf_counter() - seconds
+    with progress_bar(f"pretrain {objective}", steps, disable=quiet) as advance:
+        advance(start)
+        for step in range(start + 1, steps + 1):
+            batch = data.sample_sequences(batch_size * world_size(), window, data_gen)
+            out = loss_fn(batch_to({k: rank_rows(v) for k, v in batch.items()}, device), loss_gen)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            method.update_targets()
+            advance(1, loss=out.metrics["loss"])
+            if step % log_every == 0 or step == steps:
+                history.append({"step": step, "seconds": time.perf_counter() - t0, **out.metrics})
+                if run is not None:
+                    run.log(history[-1])
+            if checkpoint_every and (step % checkpoint_every == 0 or step == steps):
+                rngs = gather_objects(torch.get_rng_state())  # every rank takes part
+                if run is not None:
+                    run.save_checkpoint(
+                        {
+                            "model": method.state_dict(),
+                            "optim": opt.state_dict(),
+                            "data_generator": data_gen.get_state(),
+                            "loss_generator": loss_gen.get_state(),
+                            "torch_rng": rngs,
+                            "processes": world_size(),
+                            "step": step,
+                            "seconds": time.perf_counter() - t0,
+                            "history": history,
+                        }
+                    )
+    return method, history
+
+
+def save_state_encoder(run: RunDir, encoder: StateEncoder, objective: str) -> Path:
+    """``encoder.pt`` in the run folder: what ``--encoder RUN`` loads (CPU tensors)."""
+    return run.save_checkpoint(
+        {
+            "encoder": {k: v.cpu() for k, v in encoder.state_dict().items()},
+            "obs_dim": encoder.obs_dim,
+            "feature_dim": encoder.feature_dim,
+            "hidden": encoder.hidden,
+            "objective": objective,
+        },
+        ENCODER_FILE,
+    )
+
+
+def load_state_encoder(run_dir: str | Path) -> tuple[StateEncoder, str]:
+    """The encoder a ``seqrep pretrain-states`` run saved, and its objective.
+
+    Raises:
+        RunDirError: the folder holds no finished state pretraining.
+    """
+    state = RunDir(Path(run_dir)).load_checkpoint(ENCODER_FILE)
+    if state is None:
+        raise RunDirError(
+            f"{run_dir} holds no {ENCODER_FILE}: pass the folder of a finished "
+            "`seqrep pretrain-states` run"
+        )
+    encoder = StateEncoder(state["obs_dim"], state["feature_dim"], state["hidden"])
+    encoder.load_state_dict(state["encoder"])
+    return encoder, state["objective"]
+
+
+def write_state_report(
+    cfg: StatePretrainConfig, run: RunDir, history: list[dict[str, Any]], data: TrajectoryDataset
+) -> str:
+    """report.md (and pretraining.png): the data, the objective's curve, how to use the encoder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history])
+    ax.set(xlabel="gradient step", ylabel=f"{cfg.objective} loss", title="pretraining")
+    fig.tight_layout()
+    fig.savefig(run.path / "pretraining.png", dpi=100)
+    plt.close(fig)
+    last = history[-1]
+    extra = ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "seconds"))
+    text = (
+        f"# State pretraining: {cfg.objective} on {cfg.data}\n\n"
+        f"{data.num_episodes} episodes, {len(data)} transitions, observations of size "
+        f"{data.obs_dim}. {cfg.steps} steps of {cfg.batch_size} windows of {cfg.window} steps, "
+        f"{last['seconds']:.0f} s.\n\nLast logged step {last['step']}: {extra}.\n\n"
+        "![pretraining](pretraining.png)\n\n"
+        f"The encoder (features of size {cfg.feature_dim}) is `{ENCODER_FILE}`; use it with "
+        f"`seqrep bc --encoder {run.path}` (add `--freeze-encoder` to keep it fixed), "
+        "`seqrep offline-rl` or `seqrep sac`.\n"
+    )
+    run.write_text("report.md", text)
+    return text
