@@ -320,3 +320,32 @@ def test_torchrun_state_pretraining_equals_one_process_at_twice_the_batch(tmp_pa
     assert [v for _, v in _losses(tmp_path / "two")] == pytest.approx(
         [v for _, v in _losses(tmp_path / "one")], rel=1e-5
     )
+
+
+# --------------------------------------------------------------------------- Ray
+def test_ray_missing_says_how_to_install(monkeypatch):
+    from seqrep.sweep import connect
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
+    with pytest.raises(ImportError, match=r"pip install 'seqrep\[ray\]'"):
+        connect("local")
+
+
+def test_bench_series_on_ray_appends_the_same_rows_as_in_process(tmp_path):
+    """Each (data set, method, seed) a Ray task; the driver writes the same rows, resumably."""
+    pytest.importorskip("ray")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "seqrep", "bench", "series", "--datasets", "ItalyPowerDemand"]
+    base += ["--methods", "raw,random", "--seeds", "0,1", "--threads", "1"]
+    local, on_ray = tmp_path / "local.json", tmp_path / "ray.json"
+    subprocess.run([*base, "--out", str(local)], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [*base, "--out", str(on_ray), "--ray"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def key(rows: list[dict]) -> list[tuple]:
+        return sorted((r["dataset"], r["method"], r["seed"], r["accuracy"]) for r in rows)
+
+    assert key(json.loads(on_ray.read_text())) == key(json.loads(local.read_text()))
+    assert len(json.loads(on_ray.read_text())) == 3  # raw once, random for both seeds
