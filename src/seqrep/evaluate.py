@@ -57,13 +57,18 @@ def encode_dataset(method: nn.Module, data: SeriesDataset, batch_size: int = 64)
     return np.concatenate(out)
 
 
-def raw_features(data: SeriesDataset, length: int) -> np.ndarray:
-    """The baseline's input: the normalised series, NaN padding set to 0, cut or padded to
-    ``length`` steps, flattened: [N, length * C]."""
+def zero_padded(data: SeriesDataset, length: int) -> np.ndarray:
+    """The normalised series with NaN padding set to 0, cut or padded to ``length`` steps:
+    [N, length, C] (what the raw and MiniRocket baselines read)."""
     x = np.nan_to_num(data.values[:, :length])
     if x.shape[1] < length:
         x = np.pad(x, ((0, 0), (0, length - x.shape[1]), (0, 0)))
-    return x.reshape(len(data), -1)
+    return x
+
+
+def raw_features(data: SeriesDataset, length: int) -> np.ndarray:
+    """The raw baseline's input: :func:`zero_padded`, flattened: [N, length * C]."""
+    return zero_padded(data, length).reshape(len(data), -1)
 
 
 def uses_fixed_c(train_labels: np.ndarray) -> bool:
