@@ -396,3 +396,22 @@ def test_cpc_loss_matches_a_loop_over_queries():
         m = max(scores)
         total += m + math.log(sum(math.exp(s - m) for s in scores)) - scores[0]
     assert math.isclose(out.loss.item(), total / bi.numel(), rel_tol=1e-4)
+
+
+def test_minirocket_row_equals_aeon_on_aeons_own_arrays():
+    """The benchmark's MiniRocket row (seqrep's loader, normalisation, padding and layout) equals
+    aeon's MiniRocketClassifier fitted on aeon's own GunPoint arrays with the same seed."""
+    from aeon.classification.convolution_based import MiniRocketClassifier
+    from aeon.datasets import load_classification
+
+    from seqrep.series_bench import evaluate_cell, load_normalised
+    from seqrep.train import PretrainConfig
+
+    train, test = load_normalised("GunPoint", "")
+    row = evaluate_cell(PretrainConfig(method="minirocket", seed=3), train, test)
+    x_train, y_train = load_classification("GunPoint", split="train")
+    x_test, y_test = load_classification("GunPoint", split="test")
+    clf = MiniRocketClassifier(random_state=3, n_jobs=1).fit(x_train, y_train)
+    direct = float((clf.predict(x_test) == y_test).mean())
+    assert row["accuracy"] == pytest.approx(direct, abs=0.014)  # at most 2 of 150 test series
+    assert row["accuracy"] > 0.95 and "MiniRocket" in row["svm"]
