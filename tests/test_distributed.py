@@ -142,7 +142,16 @@ def _rows(inputs: tuple, part: slice) -> tuple:
     )
 
 
-METHOD_CASES = ("cpc", "triplet_batch_hard", "temporal", "curl", "acl", "triplet")
+METHOD_CASES = (
+    "cpc",
+    "triplet_batch_hard",
+    "temporal",
+    "curl",
+    "acl",
+    "triplet",
+    "deepmdp",
+    "bisimulation",
+)
 PLAIN_GATHER_CASES = ("cpc", "triplet_batch_hard", "temporal")
 
 

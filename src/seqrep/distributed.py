@@ -33,6 +33,7 @@ from torch import Tensor
 __all__ = [
     "all_gather_rows",
     "all_reduce_sum",
+    "average_over_ranks",
     "broadcast_object",
     "data_parallel_loss",
     "draw_for_batch",
@@ -160,6 +161,15 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     x = x.clone()
     dist.all_reduce(x)
     return x
+
+
+def average_over_ranks(metrics: dict[str, float]) -> dict[str, float]:
+    """Logged values averaged over ranks (a loss that is a per-rank mean logs the global mean
+    on every rank); ``metrics`` itself in one process."""
+    if not is_distributed():
+        return metrics
+    values = all_reduce_sum(torch.tensor(list(metrics.values()), dtype=torch.float64))
+    return dict(zip(metrics, (values / world_size()).tolist(), strict=True))
 
 
 def rank_rows(x: Tensor) -> Tensor:

@@ -17,6 +17,11 @@ action [B, L, A], reward [B, L]), so that only the objective differs:
   standardised state space, scored q^T W k (W ~ U[0, 1)) against the batch's keys.
 * ``triplet`` / ``contrastive`` - margin losses; positives are two states of one window
   (temporally close), negatives the other windows' states.
+* ``deepmdp`` - DeepMDP (Gelada et al. 2019): regress r_t and fit a Gaussian latent forward
+  model of phi(s_{t+1}) (target without gradient) from (phi(s_t), a_t);
+* ``bisimulation`` - DBC (Zhang et al. 2021): the L1 distance of phi between random pairs of the
+  batch regresses |r_i - r_j| + gamma W2 of their latent forward models (trained as in
+  ``deepmdp``), so phi keeps what reward and dynamics can tell apart;
 * ``forward`` - predict s_{t+1} (z-scored) from (phi(s_t), a_t); ``inverse`` - predict a_t from
   (phi(s_t), phi(s_{t+1})); ``autoencoder`` - reconstruct s_t from phi(s_t); ``vae`` - the
   same through a Gaussian posterior with mean phi(s_t) and a KL term.
@@ -31,7 +36,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearCritic
-from seqrep.distributed import draw_for_batch, gather_with_grad, rank_rows, world_size
+from seqrep.distributed import (
+    average_over_ranks,
+    draw_for_batch,
+    gather_with_grad,
+    rank_rows,
+    world_size,
+)
 from seqrep.losses import Mining, batch_contrastive_margin, batch_triplet, info_nce_from_logits
 from seqrep.methods.base import LossOutput
 from seqrep.methods.cpc import CPC
@@ -42,6 +53,8 @@ __all__ = [
     "STATE_OBJECTIVES",
     "AttentiveContrastive",
     "Autoencoder",
+    "Bisimulation",
+    "DeepMDP",
     "ForwardModel",
     "GaussianCURL",
     "InverseModel",
@@ -53,7 +66,15 @@ __all__ = [
 ]
 
 CONTRASTIVE_OBJECTIVES = ("cpc", "temporal", "atc", "acl", "curl", "triplet", "contrastive")
-STATE_OBJECTIVES = (*CONTRASTIVE_OBJECTIVES, "forward", "inverse", "autoencoder", "vae")
+DYNAMICS_OBJECTIVES = ("deepmdp", "bisimulation")
+STATE_OBJECTIVES = (
+    *CONTRASTIVE_OBJECTIVES,
+    *DYNAMICS_OBJECTIVES,
+    "forward",
+    "inverse",
+    "autoencoder",
+    "vae",
+)
 
 Batch = dict[str, Tensor]
 
@@ -290,6 +311,90 @@ class TemporalMetric(StateMethod):
         return LossOutput(loss, {"loss": loss.item(), "accuracy": acc.item()})
 
 
+class LatentDynamics(nn.Module):
+    """Reward head r(z, a) and a Gaussian latent forward model N(mu(z, a), sigma(z, a)^2) of
+    the next state's features (DeepMDP's and DBC's models): [B, F], [B, A] -> [B], [B, F] x 2."""
+
+    def __init__(self, feature_dim: int, act_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.reward = mlp(feature_dim + act_dim, [hidden], 1)
+        self.forward_model = mlp(feature_dim + act_dim, [hidden], 2 * feature_dim)
+
+    def forward(self, z: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        za = torch.cat([z, action], dim=-1)
+        mu, log_std = self.forward_model(za).chunk(2, dim=-1)
+        return self.reward(za).squeeze(-1), mu, log_std.clamp(-5.0, 2.0).exp()
+
+    def losses(
+        self, z: Tensor, action: Tensor, reward: Tensor, next_z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Reward MSE and the forward model's Gaussian NLL of ``next_z`` (no gradient into
+        it: the target must not collapse to please the model), with mu and sigma [B, F]."""
+        r_hat, mu, std = self(z, action)
+        nll = (0.5 * ((next_z.detach() - mu) / std) ** 2 + std.log()).mean()
+        return F.mse_loss(r_hat, reward), nll, mu, std
+
+
+class DeepMDP(StateMethod):
+    """DeepMDP: phi must predict the reward and (through a latent Gaussian model) phi(s')."""
+
+    def __init__(self, encoder: StateEncoder, act_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.encoder, self.window = encoder, 2
+        self.dynamics = LatentDynamics(encoder.feature_dim, act_dim, hidden)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs = batch["obs"]
+        z = self.encoder(obs[:, :2])
+        r_loss, nll, _, _ = self.dynamics.losses(
+            z[:, 0], batch["action"][:, 0], batch["reward"][:, 0], z[:, 1]
+        )
+        loss = r_loss + nll
+        metrics = {
+            "loss": loss.item(),
+            "prediction_error": r_loss.item(),
+            "forward_nll": nll.item(),
+        }
+        return LossOutput(loss, average_over_ranks(metrics))
+
+
+class Bisimulation(StateMethod):
+    """DBC's bisimulation metric loss: for pairs (i, j) of the batch, ||phi_i - phi_j||_1 (mean
+    over features) regresses |r_i - r_j| + gamma * W2(N(mu_i, sigma_i), N(mu_j, sigma_j)) / sqrt(F)
+    (the 2-Wasserstein distance of the forward models, per feature like the L1 side; targets
+    without gradient), plus the reward and forward-model losses that define them. Under
+    torch.distributed the pairs are drawn over the global batch."""
+
+    def __init__(
+        self, encoder: StateEncoder, act_dim: int, hidden: int = 256, gamma: float = 0.99
+    ) -> None:
+        super().__init__()
+        self.encoder, self.window, self.gamma = encoder, 2, gamma
+        self.dynamics = LatentDynamics(encoder.feature_dim, act_dim, hidden)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs, reward = batch["obs"], batch["reward"][:, 0]
+        z = self.encoder(obs[:, :2])
+        r_loss, nll, mu, std = self.dynamics.losses(z[:, 0], batch["action"][:, 0], reward, z[:, 1])
+        # Every rank's rows (one process's batch at W * B), then a random pairing of them.
+        z0, mu, std = (gather_with_grad(t)[0] for t in (z[:, 0], mu, std))
+        reward = gather_with_grad(reward)[0]
+        pair = torch.randperm(len(z0), generator=generator, device=z0.device)
+        distance = (z0 - z0[pair]).abs().mean(-1)
+        with torch.no_grad():
+            w2 = ((mu - mu[pair]).pow(2) + (std - std[pair]).pow(2)).sum(-1).sqrt()
+            target = (reward - reward[pair]).abs() + self.gamma * w2 / math.sqrt(mu.shape[-1])
+        bisim = F.mse_loss(distance, target)
+        loss = bisim + r_loss + nll
+        metrics = {
+            "loss": loss.item(),
+            "bisimulation_loss": bisim.item(),
+            "prediction_error": r_loss.item(),
+            "forward_nll": nll.item(),
+        }
+        return LossOutput(loss, average_over_ranks(metrics))
+
+
 class ForwardModel(StateMethod):
     """Predict the z-scored s_{t+1} from (phi(s_t), a_t); MSE per dimension."""
 
@@ -302,7 +407,8 @@ class ForwardModel(StateMethod):
         obs = batch["obs"]
         pred = self.head(torch.cat([self.encoder(obs[:, 0]), batch["action"][:, 0]], dim=-1))
         loss = F.mse_loss(pred, self.encoder.normalise(obs[:, 1]))
-        return LossOutput(loss, {"loss": loss.item(), "prediction_error": loss.item()})
+        metrics = {"loss": loss.item(), "prediction_error": loss.item()}
+        return LossOutput(loss, average_over_ranks(metrics))
 
 
 class InverseModel(StateMethod):
@@ -318,7 +424,8 @@ class InverseModel(StateMethod):
         z = self.encoder(obs[:, :2])
         pred = torch.tanh(self.head(z.flatten(1)))
         loss = F.mse_loss(pred, batch["action"][:, 0])
-        return LossOutput(loss, {"loss": loss.item(), "prediction_error": loss.item()})
+        metrics = {"loss": loss.item(), "prediction_error": loss.item()}
+        return LossOutput(loss, average_over_ranks(metrics))
 
 
 class Autoencoder(StateMethod):
@@ -351,9 +458,8 @@ class Autoencoder(StateMethod):
             kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).mean()
         recon = F.mse_loss(self.decoder(z), self.encoder.normalise(obs))
         loss = recon + self.beta * kl
-        return LossOutput(
-            loss, {"loss": loss.item(), "prediction_error": recon.item(), "kl": kl.item()}
-        )
+        metrics = {"loss": loss.item(), "prediction_error": recon.item(), "kl": kl.item()}
+        return LossOutput(loss, average_over_ranks(metrics))
 
 
 def build_state_method(
@@ -388,6 +494,10 @@ def build_state_method(
         return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
     if name in ("triplet", "contrastive"):
         return TemporalMetric(enc, name, window=min(4, window))
+    if name == "deepmdp":
+        return DeepMDP(enc, act_dim, hidden)
+    if name == "bisimulation":
+        return Bisimulation(enc, act_dim, hidden)
     if name == "forward":
         return ForwardModel(enc, act_dim, hidden)
     if name == "inverse":
