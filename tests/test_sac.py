@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -313,3 +314,27 @@ def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeyp
     with pytest.raises(SystemExit):  # a run's policy only acts in the run's environment
         main(["collect", "--policy", run, "--env", "Hopper-v5", "--dataset-id", "x/y-v0"])
     assert "differs from the environment" in capsys.readouterr().err
+
+
+def test_hidden_dimensions_are_zero_and_redrawn_every_step_reproducibly():
+    """--hide-dims 1: exactly one coordinate reads 0 at each step, not always the same one,
+    the rest is the true observation, and a seeded reset replays the same draws."""
+    from seqrep.rl.envs import make_env
+
+    def rollout(hide: int) -> np.ndarray:
+        env = make_env("Pendulum-v1", hide_dims=hide)
+        obs, _ = env.reset(seed=3)
+        out = [obs]
+        for _ in range(30):
+            obs, *_ = env.step(np.zeros(1, np.float32))
+            out.append(obs)
+        return np.asarray(out)
+
+    full, hidden, again = rollout(0), rollout(1), rollout(1)
+    zeroed = hidden == 0
+    assert (zeroed.sum(1) == 1).all()
+    assert len({int(np.flatnonzero(z)[0]) for z in zeroed}) > 1  # redrawn, not fixed
+    assert np.array_equal(hidden[~zeroed], full[~zeroed])
+    assert np.array_equal(hidden, again)
+    with pytest.raises(ValueError, match="hide between 1 and 2"):
+        make_env("Pendulum-v1", hide_dims=3)

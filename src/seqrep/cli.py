@@ -511,7 +511,7 @@ def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> Non
     from seqrep.rl.envs import make_env
 
     cfg = _config_from(SACRunConfig, kwargs)
-    make_env(cfg.env).close()  # an unknown id fails here, before the run folder is touched
+    make_env(cfg.env, hide_dims=cfg.hide_dims).close()  # a bad id or --hide-dims fails here
     run = RunDir.open(out, "sac", cfg, overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
     _, summary = train_sac(cfg, run, quiet=quiet)

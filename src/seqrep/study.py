@@ -110,6 +110,13 @@ class StudyConfig:
     online_modes: tuple[str, ...] = field(
         default=("finetune",), metadata={"help": "encoder modes with SAC"}
     )
+    online_hide_dims: int = field(
+        default=0,
+        metadata={
+            "help": "online: zero N random state dimensions every step, also in evaluation "
+            "(the paper's partial observability: 1)"
+        },
+    )
     eval_episodes: int = field(default=10, metadata={"help": "evaluation episodes per cell"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
@@ -264,9 +271,9 @@ def _encoder_for(
     return enc, {"seconds": state["seconds"], "history": state["history"]}
 
 
-def _evaluate(agent: Any, env_id: str, episodes: int, seed: int) -> np.ndarray:
+def _evaluate(agent: Any, env_id: str, episodes: int, seed: int, hide_dims: int = 0) -> np.ndarray:
     """Returns of the deterministic policy (SAC's mean action; BC / TD3+BC are deterministic)."""
-    return evaluate_policy(env_id, agent.numpy_policy(), episodes, seed=10_000 + seed)
+    return evaluate_policy(env_id, agent.numpy_policy(), episodes, 10_000 + seed, hide_dims)
 
 
 def _run_cell(
@@ -312,6 +319,7 @@ def _run_cell(
             checkpoint_every=10**9,
             seed=seed,
             device=cfg.device,
+            hide_dims=cfg.online_hide_dims,
         )
         agent = SAC(obs_dim, act_dim, run_cfg.sac(), **hook)
         name = f"{env_id}-{objective}-{mode}-s{seed}"
@@ -324,7 +332,8 @@ def _run_cell(
     unchanged = all(torch.equal(v, encoder.state_dict()[k].cpu()) for k, v in before.items())
     if frozen and not unchanged:
         raise RuntimeError(f"{cell}: a frozen encoder changed during downstream training")
-    returns = _evaluate(agent, env_id, cfg.eval_episodes, seed)
+    hidden = cfg.online_hide_dims if setting == "online" else 0
+    returns = _evaluate(agent, env_id, cfg.eval_episodes, seed, hidden)
     ref = zoo_reference(env_id)
     return {
         **cell,

@@ -73,6 +73,10 @@ class SACRunConfig(SACConfig):
     freeze_encoder: bool = field(
         default=False, metadata={"help": "keep --encoder fixed (else the learner fine-tunes it)"}
     )
+    hide_dims: int = field(
+        default=0,
+        metadata={"help": "zero N random observation dimensions every step, also in evaluation"},
+    )
 
     def validate(self) -> None:
         check_options(
@@ -90,7 +94,7 @@ class SACRunConfig(SACConfig):
                 "q_lr",
                 "init_alpha",
             ),
-            non_negative=("learning_starts",),
+            non_negative=("learning_starts", "hide_dims"),
             unit=("tau",),
         )
         if not 0 <= self.gamma <= 1:
@@ -184,7 +188,7 @@ def train_sac(
     ``agent`` may be given (e.g. with a pretrained encoder); by default a plain state-based SAC.
     """
     cfg.validate()
-    env = make_env(cfg.env)
+    env = make_env(cfg.env, hide_dims=cfg.hide_dims)
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
     torch.manual_seed(cfg.seed)
@@ -213,7 +217,7 @@ def train_sac(
                 agent.update(batch_to(buffer.sample(cfg.batch_size, gen), agent.device))
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 returns = evaluate_policy(
-                    cfg.env, greedy, cfg.eval_episodes, seed=10_000 + cfg.seed
+                    cfg.env, greedy, cfg.eval_episodes, 10_000 + cfg.seed, cfg.hide_dims
                 )
                 run.log(
                     {

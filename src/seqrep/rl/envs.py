@@ -11,9 +11,34 @@ import numpy as np
 __all__ = ["evaluate_policy", "make_env"]
 
 
-def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-def]
+def _hide_dims(env, count: int):  # type: ignore[no-untyped-def]
+    """Partial observability as in Representation Matters' online setting: ``count`` observation
+    dimensions, drawn afresh at every step, read 0. The draws are seeded by ``reset(seed=...)``,
+    so an evaluation is reproducible."""
+    import gymnasium as gym
+
+    class HideRandomDimensions(gym.ObservationWrapper):  # type: ignore[type-arg]
+        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(inner)
+            self.rng = np.random.default_rng()
+
+        def reset(self, *, seed=None, options=None):  # type: ignore[no-untyped-def]
+            if seed is not None:
+                self.rng = np.random.default_rng(seed)
+            return super().reset(seed=seed, options=options)
+
+        def observation(self, observation):  # type: ignore[no-untyped-def]
+            out = np.array(observation, dtype=np.float32, copy=True)
+            out[self.rng.choice(out.shape[-1], count, replace=False)] = 0.0
+            return out
+
+    return HideRandomDimensions(env)
+
+
+def make_env(env_id: str, seed: int | None = None, hide_dims: int = 0):  # type: ignore[no-untyped-def]
     """``gymnasium.make(env_id)`` with actions rescaled to [-1, 1] (``RescaleAction``) and
     episode return/length statistics (``RecordEpisodeStatistics``); seeded on first reset.
+    ``hide_dims`` > 0 zeroes that many random observation dimensions at every step.
 
     MuJoCo tasks (HalfCheetah-v5, Hopper-v5, Walker2d-v5) need ``pip install gymnasium[mujoco]``.
     """
@@ -50,6 +75,14 @@ def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-d
     env = gym.wrappers.RescaleAction(env, -ones, ones)
     if isinstance(env.observation_space, gym.spaces.Dict):  # e.g. dm_control's named states
         env = gym.wrappers.FlattenObservation(env)  # type: ignore[assignment]
+    if hide_dims:
+        size = int(np.prod(env.observation_space.shape or (0,)))
+        if not 0 < hide_dims < size:
+            raise ValueError(
+                f"--hide-dims {hide_dims}: {env_id} observations have {size} dimensions; hide "
+                f"between 1 and {size - 1}"
+            )
+        env = _hide_dims(env, hide_dims)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if seed is not None:
         env.reset(seed=seed)
@@ -58,10 +91,15 @@ def make_env(env_id: str, seed: int | None = None):  # type: ignore[no-untyped-d
 
 
 def evaluate_policy(
-    env_id: str, policy: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int
+    env_id: str,
+    policy: Callable[[np.ndarray], np.ndarray],
+    episodes: int,
+    seed: int,
+    hide_dims: int = 0,
 ) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` episodes (seeds seed, seed+1, ...): [episodes]."""
-    env = make_env(env_id)
+    """Undiscounted returns of ``episodes`` episodes (seeds seed, seed+1, ...): [episodes],
+    with ``hide_dims`` as in :func:`make_env`."""
+    env = make_env(env_id, hide_dims=hide_dims)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
