@@ -256,3 +256,43 @@ def test_rerun_without_checkpoint_starts_the_metrics_afresh(tmp_path):
     steps = [r["step"] for r in run.read_metrics()]
     assert steps == [10, 20]
     assert run.read_metrics()[0]["bc_loss"] != 1.0
+
+
+def test_tanh_gaussian_log_prob_matches_torch_distributions():
+    """SAC's squashed Gaussian log-density of given actions equals torch.distributions'
+    TanhTransform of a Normal (an independent implementation), float64."""
+    from torch.distributions import Normal, TransformedDistribution
+    from torch.distributions.transforms import TanhTransform
+
+    from seqrep.rl.sac import SquashedGaussianActor
+
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(5, 3, 16).double()
+    feats = torch.randn(7, 5, dtype=torch.float64)
+    action = torch.rand(7, 3, dtype=torch.float64) * 1.8 - 0.9
+    mean, log_std = actor.gaussian(feats)
+    reference = TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform()])
+    want = reference.log_prob(action).sum(-1)
+    assert torch.allclose(actor.log_prob(feats, action), want, atol=1e-9)
+
+
+def test_tanh_gaussian_bc_fits_the_expert_and_tunes_its_entropy():
+    """BC with the tanh-Gaussian likelihood and learned entropy bonus: the mean action moves to
+    the expert's (a fixed, deterministic policy, whose likelihood alone would shrink sigma
+    without bound), and the learned weight holds the entropy near the target -|A|."""
+    from seqrep.rl.offline import BehaviourCloning
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(4, 2, generator=g) * 0.5
+    bc = BehaviourCloning(4, 2, loss="tanh_gaussian", lr=3e-3)
+    before = None
+    for step in range(600):
+        obs = torch.randn(128, 4, generator=g)
+        metrics = bc.update({"obs": obs, "action": torch.tanh(obs @ w)})
+        before = before or metrics
+    obs = torch.randn(512, 4, generator=g)
+    error = (bc.act(obs) - torch.tanh(obs @ w)).abs().mean().item()
+    assert error < 0.1, error
+    assert metrics["bc_loss"] < before["bc_loss"] - 2.0
+    assert abs(metrics["entropy"] - (-2.0)) < 0.75, metrics

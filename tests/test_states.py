@@ -253,3 +253,27 @@ def test_bisimulation_loss_matches_a_loop():
                 nll += (0.5 * diff**2 + math.log(float(std[i, f]))) / 24
     assert out.loss.item() == pytest.approx(bisim + r_mse + nll, rel=1e-9)
     assert out.metrics["bisimulation_loss"] == pytest.approx(bisim, rel=1e-9)
+
+
+def test_pretraining_batches_mix_in_the_requested_share_of_the_other_set():
+    from seqrep.data.trajectories import TrajectoryDataset
+    from seqrep.train_states import _sample
+
+    def constant(value: float, episodes: int) -> TrajectoryDataset:
+        eps = [
+            {
+                "observations": np.full((20, 2), value, np.float32),
+                "next_observations": np.full((20, 2), value, np.float32),
+                "actions": np.zeros((20, 1), np.float32),
+                "rewards": np.zeros(20, np.float32),
+                "terminals": np.zeros(20, bool),
+                "timeouts": np.r_[np.zeros(19, bool), True],
+            }
+            for _ in range(episodes)
+        ]
+        return TrajectoryDataset.from_episodes(eps)
+
+    batch = _sample(constant(0.0, 5), (constant(1.0, 2), 0.1), 60, 4, torch.Generator())
+    from_other = batch["obs"][:, 0, 0] == 1.0
+    assert int(from_other.sum()) == 6 and batch["obs"].shape == (60, 4, 2)
+    assert not from_other[-6:].all()  # shuffled into the batch, not appended

@@ -38,6 +38,11 @@ TINY = [
     "--bc-steps", "30",
     "--offline-steps", "30",
     "--eval-episodes", "2",
+    # the paper's options: 10% expert windows in pretraining, tanh-Gaussian BC with its entropy
+    # bonus, and one hidden state dimension online
+    "--pretrain-expert-fraction", "0.1",
+    "--bc-loss", "tanh_gaussian",
+    "--online-hide-dims", "1",
     "--quiet",
 ]  # fmt: skip
 CELLS = (2 * (1 + 2 * 2) + (1 + 2)) * 2  # (offline settings + online) x modes x seeds

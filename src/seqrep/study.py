@@ -39,7 +39,7 @@ from seqrep.methods.states import (
 )
 from seqrep.nets import StateEncoder
 from seqrep.rl.envs import evaluate_policy
-from seqrep.rl.offline import TD3BC, BehaviourCloning
+from seqrep.rl.offline import BC_LOSSES, TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_reference
 from seqrep.runs import RunDir, batch_to, check_options, progress_bar, resolve_device
@@ -88,7 +88,20 @@ class StudyConfig:
     pretrain_steps: int = field(default=3000, metadata={"help": "pretraining gradient steps"})
     batch_size: int = field(default=64, metadata={"help": "pretraining windows per batch"})
     window: int = field(default=8, metadata={"help": "steps per pretraining window"})
-    feature_dim: int = field(default=64, metadata={"help": "representation size"})
+    feature_dim: int = field(
+        default=64, metadata={"help": "representation size (the paper's code: 256)"}
+    )
+    pretrain_expert_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of each pretraining batch drawn from the expert set (the paper's "
+            "code: about 0.1)"
+        },
+    )
+    bc_loss: str = field(
+        default="mse",
+        metadata={"help": "BC loss: mse, gaussian, or tanh_gaussian (the paper's, + entropy)"},
+    )
     hidden: int = field(default=256, metadata={"help": "encoder hidden units"})
     lr: float = field(default=3e-4, metadata={"help": "pretraining learning rate"})
     bc_steps: int = field(default=5000, metadata={"help": "behaviour-cloning steps"})
@@ -166,7 +179,14 @@ class StudyConfig:
                 "online_steps",
                 "eval_episodes",
             ),
+            non_negative=("online_hide_dims",),
+            choices={"bc_loss": BC_LOSSES},
         )
+        if not 0 <= self.pretrain_expert_fraction < 1:
+            raise ValueError(
+                "--pretrain-expert-fraction is the expert share of a pretraining batch, in "
+                f"[0, 1); got {self.pretrain_expert_fraction}"
+            )
         if not self.seeds:
             raise ValueError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
 
@@ -223,12 +243,16 @@ def _encoder_checkpoint(env_id: str, objective: str, seed: int) -> str:
 
 
 def pretrained_encoder_state(
-    cfg: StudyConfig, objective: str, seed: int, data: TrajectoryDataset
+    cfg: StudyConfig, objective: str, seed: int, data: dict[str, TrajectoryDataset]
 ) -> dict[str, Any]:
-    """Pretrain ``objective`` on ``data``: the encoder's weights, the logged history, seconds."""
+    """Pretrain ``objective`` on the study's pretraining set (with ``pretrain_expert_fraction``
+    of every batch from the expert set): the encoder's weights, the logged history, seconds."""
     method, history = pretrain_state_encoder(
         objective,
-        data,
+        data["pretrain"],
+        mix=(data["expert"], cfg.pretrain_expert_fraction)
+        if cfg.pretrain_expert_fraction
+        else None,
         steps=cfg.pretrain_steps,
         batch_size=cfg.batch_size,
         window=cfg.window,
@@ -247,17 +271,18 @@ def _encoder_for(
     env_id: str,
     objective: str,
     seed: int,
-    data: TrajectoryDataset,
+    data: dict[str, TrajectoryDataset],
     run: RunDir,
     state: dict[str, Any] | None = None,
 ) -> tuple[StateEncoder, dict[str, Any]]:
     """The pretrained encoder of (env, objective, seed): from ``state`` when given, else trained
-    once and cached in ``run``'s checkpoints; ``none`` is a fresh encoder with the data's input
-    statistics."""
+    once and cached in ``run``'s checkpoints; ``none`` is a fresh encoder with the pretraining
+    set's input statistics."""
+    obs_dim = data["pretrain"].obs_dim
     if objective == "none":
         torch.manual_seed(seed)
-        enc = StateEncoder(data.obs_dim, cfg.feature_dim, cfg.hidden)
-        obs = torch.from_numpy(data.observations)
+        enc = StateEncoder(obs_dim, cfg.feature_dim, cfg.hidden)
+        obs = torch.from_numpy(data["pretrain"].observations)
         enc.set_statistics(obs.mean(0), obs.std(0))
         return enc, {"seconds": 0.0, "history": []}
     if state is None:
@@ -266,7 +291,7 @@ def _encoder_for(
         if state is None:
             state = pretrained_encoder_state(cfg, objective, seed, data)
             run.save_checkpoint(state, name)
-    enc = StateEncoder(data.obs_dim, cfg.feature_dim, cfg.hidden)
+    enc = StateEncoder(obs_dim, cfg.feature_dim, cfg.hidden)
     enc.load_state_dict(state["encoder"])
     return enc, {"seconds": state["seconds"], "history": state["history"]}
 
@@ -286,9 +311,7 @@ def _run_cell(
     env_id, objective, setting, mode, seed = (
         cell[k] for k in ("env", "objective", "setting", "mode", "seed")
     )
-    encoder, pre = _encoder_for(
-        cfg, env_id, objective, seed, data["pretrain"], RunDir(folder), encoder_state
-    )
+    encoder, pre = _encoder_for(cfg, env_id, objective, seed, data, RunDir(folder), encoder_state)
     device = resolve_device(cfg.device)
     frozen = mode == "frozen"
     obs_dim, act_dim = data["expert"].obs_dim, data["expert"].act_dim
@@ -300,7 +323,7 @@ def _run_cell(
     curve: list[dict[str, float]] = []
     agent: Any
     if setting == "imitation":
-        agent = BehaviourCloning(obs_dim, act_dim, **hook).to(device)
+        agent = BehaviourCloning(obs_dim, act_dim, loss=cfg.bc_loss, **hook).to(device)
         for _ in range(cfg.bc_steps):
             agent.update(batch_to(data["expert"].sample_transitions(256, gen), device))
     elif setting == "offline":
@@ -475,7 +498,7 @@ def _ray_pretrain(
     cfg: StudyConfig, objective: str, seed: int, data: dict[str, TrajectoryDataset]
 ) -> dict[str, Any]:
     torch.set_num_threads(1)
-    return pretrained_encoder_state(cfg, objective, seed, data["pretrain"])
+    return pretrained_encoder_state(cfg, objective, seed, data)
 
 
 def _run_on_ray(cfg: StudyConfig, run: RunDir, address: str, quiet: bool) -> None:
@@ -786,7 +809,7 @@ def representation_diagnostics(cfg: StudyConfig, run: RunDir) -> list[dict[str, 
             cached = run.checkpoints / _encoder_checkpoint(env_id, objective, seed)
             if objective != "none" and not cached.exists():
                 continue  # not pretrained yet: the report shows what exists
-            encoder, _ = _encoder_for(cfg, env_id, objective, seed, data["pretrain"], run)
+            encoder, _ = _encoder_for(cfg, env_id, objective, seed, data, run)
             with torch.no_grad():
                 f = encoder(torch.from_numpy(states)).numpy()
             rows.append(

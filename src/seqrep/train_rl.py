@@ -20,6 +20,7 @@ import torch
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.base import EncodedAgent
 from seqrep.rl.envs import evaluate_policy, make_env
+from seqrep.rl.offline import BC_LOSSES
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
@@ -565,7 +566,9 @@ class OfflineRunConfig:
     )
     steps: int = field(default=10_000, metadata={"help": "gradient steps"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
-    bc_loss: str = field(default="mse", metadata={"help": "BC loss: mse or gaussian"})
+    bc_loss: str = field(
+        default="mse", metadata={"help": "BC loss: mse, gaussian or tanh_gaussian (+ entropy)"}
+    )
     eval_every: int = field(
         default=5_000, metadata={"help": "evaluate every N steps (and after the last)"}
     )
@@ -586,7 +589,7 @@ class OfflineRunConfig:
             self,
             positive=("steps", "batch_size", "eval_episodes", "log_every", "checkpoint_every"),
             non_negative=("eval_every",),
-            choices={"bc_loss": ("mse", "gaussian")},
+            choices={"bc_loss": BC_LOSSES},
         )
 
 

@@ -104,9 +104,14 @@ def pretrain_state_encoder(
     device: str = "cpu",
     run: RunDir | None = None,
     checkpoint_every: int = 0,
+    mix: tuple[TrajectoryDataset, float] | None = None,
 ) -> tuple[StateMethod, list[dict[str, float]]]:
     """Train ``objective`` on ``data`` with Adam; every objective sees the same batches
     (``batch_size`` windows of ``window`` steps drawn with the same seed).
+
+    ``mix`` = (other data set, fraction): that share of every batch's windows comes from the
+    other set (Representation Matters' code mixes about 10% of the downstream expert data into
+    pretraining), shuffled into the batch; the input statistics stay those of ``data``.
 
     With ``run`` (rank 0's, under torch.distributed), metrics go to its metrics.jsonl and every
     ``checkpoint_every`` steps (and after the last) a checkpoint holds the method, optimiser,
@@ -155,7 +160,7 @@ def pretrain_state_encoder(
     with progress_bar(f"pretrain {objective}", steps, disable=quiet) as advance:
         advance(start)
         for step in range(start + 1, steps + 1):
-            batch = data.sample_sequences(batch_size * world_size(), window, data_gen)
+            batch = _sample(data, mix, batch_size * world_size(), window, data_gen)
             out = loss_fn(batch_to({k: rank_rows(v) for k, v in batch.items()}, device), loss_gen)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -183,6 +188,26 @@ def pretrain_state_encoder(
                         }
                     )
     return method, history
+
+
+def _sample(
+    data: TrajectoryDataset,
+    mix: tuple[TrajectoryDataset, float] | None,
+    size: int,
+    window: int,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """``size`` windows of ``data``, or of both sets in the ``mix`` proportion, shuffled."""
+    if mix is None:
+        return data.sample_sequences(size, window, generator)
+    other, fraction = mix
+    extra = round(size * fraction)
+    parts = [
+        data.sample_sequences(size - extra, window, generator),
+        other.sample_sequences(extra, window, generator),
+    ]
+    order = torch.randperm(size, generator=generator)
+    return {k: torch.cat([p[k] for p in parts])[order] for k in parts[0]}
 
 
 def save_state_encoder(run: RunDir, encoder: StateEncoder, objective: str) -> Path:

@@ -18,17 +18,22 @@ from torch import Tensor, nn
 
 from seqrep.nets import MomentumEncoder, mlp
 from seqrep.rl.base import EncodedAgent
-from seqrep.rl.sac import LOG_STD_MAX, LOG_STD_MIN, TwinQ
+from seqrep.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ
 
-__all__ = ["TD3BC", "BehaviourCloning", "TD3BCConfig"]
+__all__ = ["BC_LOSSES", "TD3BC", "BehaviourCloning", "TD3BCConfig"]
+
+BC_LOSSES = ("mse", "gaussian", "tanh_gaussian")
 
 
 class BehaviourCloning(EncodedAgent):
     """pi(s) by supervised learning on (s, a) pairs; actions in [-1, 1].
 
     Args:
-        loss: ``"mse"`` (deterministic, ||tanh(mu(s)) - a||^2) or ``"gaussian"`` (negative
-            log-likelihood of a under N(tanh(mu(s)), sigma(s)^2), sigma learned per state).
+        loss: ``"mse"`` (deterministic, ||tanh(mu(s)) - a||^2), ``"gaussian"`` (negative
+            log-likelihood of a under N(tanh(mu(s)), sigma(s)^2), sigma learned per state), or
+            ``"tanh_gaussian"`` (Representation Matters' BC: the likelihood of a under SAC's
+            tanh-squashed Gaussian, plus an entropy bonus whose weight is learned towards a
+            target entropy of -|A|, as SAC's temperature).
     """
 
     def __init__(
@@ -44,16 +49,25 @@ class BehaviourCloning(EncodedAgent):
         freeze_encoder: bool = False,
     ) -> None:
         super().__init__(obs_dim, encoder, feature_dim, freeze_encoder)
-        if loss not in ("mse", "gaussian"):
-            raise ValueError(f"loss must be 'mse' or 'gaussian', got {loss!r}")
+        if loss not in BC_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(BC_LOSSES)}, got {loss!r}")
         self.kind = loss
-        out = act_dim if loss == "mse" else 2 * act_dim
-        self.policy = mlp(self.feature_dim, [hidden, hidden], out)
+        self.policy: nn.Module
+        if loss == "tanh_gaussian":
+            self.policy = SquashedGaussianActor(self.feature_dim, act_dim, hidden)
+            self.log_alpha = nn.Parameter(torch.zeros(()))
+            self.target_entropy = -float(act_dim)
+            self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=lr)
+        else:
+            out = act_dim if loss == "mse" else 2 * act_dim
+            self.policy = mlp(self.feature_dim, [hidden, hidden], out)
         self.opt = torch.optim.Adam(
             list(self.policy.parameters()) + self.encoder_parameters(), lr=lr
         )
 
     def _head(self, obs: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.kind == "tanh_gaussian":
+            return self.policy(self.features(obs))[2], None  # the mean action
         out = self.policy(self.features(obs))
         if self.kind == "mse":
             return torch.tanh(out), None
@@ -61,7 +75,10 @@ class BehaviourCloning(EncodedAgent):
         return torch.tanh(mean), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def loss(self, obs: Tensor, action: Tensor) -> Tensor:
-        """Mean over the batch of the per-sample loss; obs [B, O], action [B, A]."""
+        """Mean over the batch of the per-sample loss (the negative log-likelihood for the
+        tanh-Gaussian, without its entropy bonus); obs [B, O], action [B, A]."""
+        if isinstance(self.policy, SquashedGaussianActor):
+            return -self.policy.log_prob(self.features(obs), action).mean()
         mean, log_std = self._head(obs)
         if log_std is None:
             return (mean - action).pow(2).sum(-1).mean()
@@ -73,11 +90,33 @@ class BehaviourCloning(EncodedAgent):
         return self._head(obs)[0]
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        if self.kind == "tanh_gaussian":
+            return self._tanh_gaussian_update(batch["obs"], batch["action"])
         loss = self.loss(batch["obs"], batch["action"])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return {"bc_loss": loss.item()}
+
+    def _tanh_gaussian_update(self, obs: Tensor, action: Tensor) -> dict[str, float]:
+        """-E[log pi(a|s)] - alpha * H(pi(.|s)), H estimated by -log pi of a reparameterised
+        sample; then alpha towards the target entropy."""
+        policy = self.policy
+        assert isinstance(policy, SquashedGaussianActor)
+        feats = self.features(obs)
+        nll = -policy.log_prob(feats, action).mean()
+        _, sample_log_prob, _ = policy(feats)
+        entropy = -sample_log_prob.mean()
+        alpha = self.log_alpha.exp().detach()
+        loss = nll - alpha * entropy
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        alpha_loss = self.log_alpha * (entropy.detach() - self.target_entropy)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        return {"bc_loss": nll.item(), "entropy": entropy.item(), "alpha": alpha.item()}
 
 
 @dataclass

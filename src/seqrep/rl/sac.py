@@ -51,20 +51,34 @@ class SquashedGaussianActor(nn.Module):
         super().__init__()
         self.net = mlp(feature_dim, [hidden, hidden], 2 * act_dim)
 
+    def gaussian(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """The pre-tanh Gaussian's mean and log-std [B, A] (log-std squashed into bounds)."""
+        mean, log_std = self.net(features).chunk(2, dim=-1)
+        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+
+    @staticmethod
+    def _log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+        # log N(u; mean, std) minus the tanh change of variables, in a stable form: [B].
+        log_prob = (
+            -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+        ).sum(-1)
+        return log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+
     def forward(
         self, features: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns a sampled action [B, A], its log-probability [B], and the mean action [B, A]."""
-        mean, log_std = self.net(features).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
-        std = log_std.exp()
+        mean, log_std = self.gaussian(features)
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        u = mean + std * noise  # reparameterised
-        action = torch.tanh(u)
-        # log N(u; mean, std) minus the tanh change of variables, in a stable form.
-        log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        return action, log_prob, torch.tanh(mean)
+        u = mean + log_std.exp() * noise  # reparameterised
+        return torch.tanh(u), self._log_prob(u, mean, log_std), torch.tanh(mean)
+
+    def log_prob(self, features: Tensor, action: Tensor) -> Tensor:
+        """log pi(a|s) of given actions [B, A] in [-1, 1] (clipped just inside): [B]."""
+        mean, log_std = self.gaussian(features)
+        edge = 1.0 - 1e-6
+        u = torch.atanh(action.clamp(-edge, edge))
+        return self._log_prob(u, mean, log_std)
 
 
 class TwinQ(nn.Module):
