@@ -287,7 +287,7 @@ def test_tanh_gaussian_bc_fits_the_expert_and_tunes_its_entropy():
     w = torch.randn(4, 2, generator=g) * 0.5
     bc = BehaviourCloning(4, 2, loss="tanh_gaussian", lr=3e-3)
     before = None
-    for step in range(600):
+    for _ in range(600):
         obs = torch.randn(128, 4, generator=g)
         metrics = bc.update({"obs": obs, "action": torch.tanh(obs @ w)})
         before = before or metrics

@@ -13,7 +13,7 @@ from sklearn.linear_model import LinearRegression
 from latent_env import latent_control_dataset
 from seqrep.methods.states import (
     CONTRASTIVE_OBJECTIVES,
-    DYNAMICS_OBJECTIVES,
+    MODEL_OBJECTIVES,
     STATE_OBJECTIVES,
     AttentiveContrastive,
     GaussianCURL,
@@ -52,7 +52,9 @@ def autoencoder_r2(latent_data):
     return _probe_r2(method.encoder, latent_data)
 
 
-TEMPORAL_OBJECTIVES = [n for n in CONTRASTIVE_OBJECTIVES if n != "curl"] + list(DYNAMICS_OBJECTIVES)
+TEMPORAL_OBJECTIVES = [
+    n for n in (*CONTRASTIVE_OBJECTIVES, *MODEL_OBJECTIVES) if n not in ("curl", "bert")
+]
 
 
 @pytest.mark.parametrize("name", TEMPORAL_OBJECTIVES)
@@ -277,3 +279,14 @@ def test_pretraining_batches_mix_in_the_requested_share_of_the_other_set():
     from_other = batch["obs"][:, 0, 0] == 1.0
     assert int(from_other.sum()) == 6 and batch["obs"].shape == (60, 4, 2)
     assert not from_other[-6:].all()  # shuffled into the batch, not appended
+
+
+def test_masked_prediction_learns_a_little_more_than_reconstruction(latent_data, autoencoder_r2):
+    """BERT-style regression of masked tokens is a reconstruction objective: after z-scoring,
+    the 8 unpredictable distractors carry ~97% of the observation variance, so its loss barely
+    rewards the 2-d controllable state (R^2 0.17 after 500 steps, 0.11 after 3000, against
+    0.6-0.9 for the predictive and contrastive objectives); it still beats the autoencoder."""
+    method, history = _pretrain("bert", latent_data)
+    r2 = _probe_r2(method.encoder, latent_data)
+    assert autoencoder_r2 + 0.1 < r2 < 0.4, (r2, autoencoder_r2)
+    assert np.isfinite(history[-1]["loss"])

@@ -17,6 +17,8 @@ action [B, L, A], reward [B, L]), so that only the objective differs:
   standardised state space, scored q^T W k (W ~ U[0, 1)) against the batch's keys.
 * ``triplet`` / ``contrastive`` - margin losses; positives are two states of one window
   (temporally close), negatives the other windows' states.
+* ``bert`` - BERT-style masked prediction: ACL's transformer and masking, regressing the
+  masked states (z-scored) and actions;
 * ``deepmdp`` - DeepMDP (Gelada et al. 2019): regress r_t and fit a Gaussian latent forward
   model of phi(s_{t+1}) (target without gradient) from (phi(s_t), a_t);
 * ``bisimulation`` - DBC (Zhang et al. 2021): the L1 distance of phi between random pairs of the
@@ -58,6 +60,7 @@ __all__ = [
     "ForwardModel",
     "GaussianCURL",
     "InverseModel",
+    "MaskedPrediction",
     "StateCPC",
     "StateMethod",
     "TemporalContrastive",
@@ -66,10 +69,12 @@ __all__ = [
 ]
 
 CONTRASTIVE_OBJECTIVES = ("cpc", "temporal", "atc", "acl", "curl", "triplet", "contrastive")
-DYNAMICS_OBJECTIVES = ("deepmdp", "bisimulation")
+# Objectives that fit a model of the data (reward and dynamics, or masked tokens) rather than
+# a contrastive or margin criterion.
+MODEL_OBJECTIVES = ("deepmdp", "bisimulation", "bert")
 STATE_OBJECTIVES = (
     *CONTRASTIVE_OBJECTIVES,
-    *DYNAMICS_OBJECTIVES,
+    *MODEL_OBJECTIVES,
     "forward",
     "inverse",
     "autoencoder",
@@ -229,7 +234,11 @@ class AttentiveContrastive(StateMethod):
         self.out_state, self.out_action = nn.Linear(f, f), nn.Linear(f, f)
         self.critic = BilinearCritic(f, init="identity")
 
-    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+    def _masked(
+        self, batch: Batch, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Token inputs [B, 3L, F], transformer outputs [B, 3L, F], this rank's mask [B, 3L],
+        the global batch's mask [W * B, 3L] and each token's kind [3L] (0 s, 1 a, 2 r)."""
         obs, act, rew = batch["obs"], batch["action"], batch["reward"]
         b, t = obs.shape[:2]
         if t != self.window:
@@ -246,7 +255,10 @@ class AttentiveContrastive(StateMethod):
         every_mask[:, 0] |= ~every_mask.any(1)  # at least one masked state per sequence
         mask = rank_rows(every_mask)
         inputs = torch.where(mask[..., None], self.mask_token.expand_as(tokens), tokens)
-        out = self.transformer(inputs + self.position)
+        return tokens, self.transformer(inputs + self.position), mask, every_mask, kind
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        tokens, out, mask, every_mask, kind = self._masked(batch, generator)
         terms, acc = [], []
         for k, head in ((0, self.out_state), (1, self.out_action)):
             sel = mask & (kind == k)
@@ -257,6 +269,39 @@ class AttentiveContrastive(StateMethod):
             acc.append(r.metrics["accuracy"])
         loss = torch.stack(terms).mean()
         return LossOutput(loss, {"loss": loss.item(), "accuracy": sum(acc) / len(acc)})
+
+
+class MaskedPrediction(AttentiveContrastive):
+    """BERT-style masked prediction: ACL's tokens, masking and transformer, but each masked
+    state token regresses the z-scored state and each masked action token the action (MSE), in
+    place of ACL's contrastive identification. Reward tokens stay as unmasked context in both,
+    so that the two differ only in the target."""
+
+    may_skip_parameters = True
+
+    def __init__(self, encoder: StateEncoder, act_dim: int, window: int = 8) -> None:
+        super().__init__(encoder, act_dim, window)
+        f = encoder.feature_dim
+        self.out_state, self.out_action = nn.Linear(f, encoder.obs_dim), nn.Linear(f, act_dim)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        _, out, mask, every_mask, kind = self._masked(batch, generator)
+        targets = (self.encoder.normalise(batch["obs"]), batch["action"])
+        terms, errors = [], {}
+        for k, head, target in ((0, self.out_state, targets[0]), (1, self.out_action, targets[1])):
+            sel = mask & (kind == k)
+            count = int((every_mask & (kind == k)).sum())  # the global batch's masked tokens
+            if count == 0:
+                continue
+            # [B, 3L] token mask -> the steps whose token k is masked: [B, L]
+            steps = sel.view(sel.shape[0], -1, 3)[:, :, k]
+            squared = (head(out[sel]) - target[steps]).pow(2).mean(-1)
+            # W times this rank's share of the global mean (see seqrep.distributed)
+            terms.append(squared.sum() * (world_size() / count))
+            errors[("state" if k == 0 else "action") + "_error"] = squared.mean().item()
+        loss = torch.stack(terms).sum()
+        metrics = {"loss": loss.item(), "prediction_error": sum(errors.values()), **errors}
+        return LossOutput(loss, average_over_ranks(metrics))
 
 
 class TemporalMetric(StateMethod):
@@ -494,6 +539,8 @@ def build_state_method(
         return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
     if name in ("triplet", "contrastive"):
         return TemporalMetric(enc, name, window=min(4, window))
+    if name == "bert":
+        return MaskedPrediction(enc, act_dim, window=window)
     if name == "deepmdp":
         return DeepMDP(enc, act_dim, hidden)
     if name == "bisimulation":
