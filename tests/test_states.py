@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -290,3 +291,34 @@ def test_masked_prediction_learns_a_little_more_than_reconstruction(latent_data,
     r2 = _probe_r2(method.encoder, latent_data)
     assert autoencoder_r2 + 0.1 < r2 < 0.4, (r2, autoencoder_r2)
     assert np.isfinite(history[-1]["loss"])
+
+
+@pytest.mark.parametrize("name", ["cpc_momentum", "acl_momentum"])
+def test_momentum_variants_score_against_an_ema_copy_without_gradient(name):
+    """The keys of CPC's and ACL's momentum variants come from an EMA copy of phi (tau 0.05):
+    no gradient reaches it, the loss differs from the online-key objective's, and
+    update_targets moves it 5% of the way to phi."""
+    torch.manual_seed(0)
+    method = build_state_method(name, 3, 2, feature_dim=8, hidden=16, window=8)
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "obs": torch.randn(8, 8, 3, generator=g),
+        "action": torch.rand(8, 8, 2, generator=g),
+        "reward": torch.randn(8, 8, generator=g),
+    }
+    key = method.key_encoder.target
+    with torch.no_grad():  # a target that has drifted from phi, as it does during training
+        for p in key.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    out = method.loss(batch, torch.Generator().manual_seed(1))
+    out.loss.backward()
+    assert all(p.grad is None for p in key.parameters())
+    assert all(p.grad is not None for p in method.encoder.parameters())
+    online = copy.deepcopy(method)
+    online.key_encoder = None
+    plain = online.loss(batch, torch.Generator().manual_seed(1))
+    assert abs(plain.loss.item() - out.loss.item()) > 1e-4
+    before = [p.clone() for p in key.parameters()]
+    method.update_targets()
+    for b, k, o in zip(before, key.parameters(), method.encoder.parameters(), strict=True):
+        torch.testing.assert_close(k, 0.95 * b + 0.05 * o)

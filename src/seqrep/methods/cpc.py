@@ -154,9 +154,17 @@ class CPC(SeriesMethod):
         return masked_max_pool(torch.cat([z, c], dim=-1), out_len.clamp_min(1))
 
     def loss(
-        self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        lengths: Tensor,
+        generator: torch.Generator | None = None,
+        keys: Tensor | None = None,
     ) -> LossOutput:
         """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B].
+
+        ``keys`` [B, T', Dz]: the candidates (positives and negatives) to score in place of the
+        encoder's own z, e.g. a momentum (EMA) encoder's, without gradient; the context still
+        reads z.
 
         Under torch.distributed, x is this rank's part of the global batch (T equal on every
         rank): z is gathered with gradient, every rank draws the queries and negatives of the
@@ -166,7 +174,7 @@ class CPC(SeriesMethod):
         one process on the whole batch (see :mod:`seqrep.distributed`).
         """
         z, c, own_len = self.encode(x, lengths)
-        z, first = gather_with_grad(z)
+        z, first = gather_with_grad(z if keys is None else keys)
         out_len = all_gather_rows(own_len)
         b, t_max, _ = z.shape
         k_range = torch.arange(1, self.steps + 1, device=z.device)

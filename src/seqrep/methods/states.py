@@ -68,7 +68,17 @@ __all__ = [
     "build_state_method",
 ]
 
-CONTRASTIVE_OBJECTIVES = ("cpc", "temporal", "atc", "acl", "curl", "triplet", "contrastive")
+CONTRASTIVE_OBJECTIVES = (
+    "cpc",
+    "cpc_momentum",
+    "temporal",
+    "atc",
+    "acl",
+    "acl_momentum",
+    "curl",
+    "triplet",
+    "contrastive",
+)
 # Objectives that fit a model of the data (reward and dynamics, or masked tokens) rather than
 # a contrastive or margin criterion.
 MODEL_OBJECTIVES = ("deepmdp", "bisimulation", "bert")
@@ -118,18 +128,33 @@ def _in_batch(query: Tensor, key: Tensor, critic: BilinearCritic) -> LossOutput:
 
 
 class StateCPC(StateMethod):
-    """CPC over state sequences; phi is applied per step and the GRU reads phi(s_<=t)."""
+    """CPC over state sequences; phi is applied per step and the GRU reads phi(s_<=t).
 
-    def __init__(self, encoder: StateEncoder, steps: int = 4, context_dim: int = 128) -> None:
+    ``momentum``: the future states' features (positives and negatives) come from an EMA copy
+    of phi with this rate, without gradient (the momentum-target variant)."""
+
+    def __init__(
+        self,
+        encoder: StateEncoder,
+        steps: int = 4,
+        context_dim: int = 128,
+        momentum: float | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.window = steps + 4
         self.cpc = CPC(PerStep(encoder), encoder.feature_dim, context_dim, steps, "both", 32, 1024)
+        self.key_encoder = MomentumEncoder(encoder, momentum) if momentum is not None else None
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         obs = batch["obs"]
         lengths = torch.full((obs.shape[0],), obs.shape[1], dtype=torch.long, device=obs.device)
-        return self.cpc.loss(obs, lengths, generator)
+        keys = self.key_encoder(obs) if self.key_encoder is not None else None
+        return self.cpc.loss(obs, lengths, generator, keys)
+
+    def update_targets(self) -> None:
+        if self.key_encoder is not None:
+            self.key_encoder.update(self.encoder)
 
 
 class TemporalContrastive(StateMethod):
@@ -220,10 +245,13 @@ class AttentiveContrastive(StateMethod):
         mask_prob: float = 0.15,
         layers: int = 2,
         heads: int = 4,
+        momentum: float | None = None,
     ) -> None:
         super().__init__()
         f = encoder.feature_dim
         self.encoder, self.window, self.mask_prob = encoder, window, mask_prob
+        # momentum: masked state tokens are identified among an EMA copy's phi(s), no gradient
+        self.key_encoder = MomentumEncoder(encoder, momentum) if momentum is not None else None
         self.action_embed = nn.Linear(act_dim, f)
         self.reward_embed = nn.Linear(1, f)
         self.position = nn.Parameter(torch.zeros(3 * window, f))
@@ -259,6 +287,11 @@ class AttentiveContrastive(StateMethod):
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         tokens, out, mask, every_mask, kind = self._masked(batch, generator)
+        if self.key_encoder is not None:  # state keys from the EMA copy
+            t = batch["obs"].shape[1]
+            keys = tokens.view(tokens.shape[0], t, 3, -1).clone()
+            keys[:, :, 0] = self.key_encoder(batch["obs"])
+            tokens = keys.view_as(tokens)
         terms, acc = [], []
         for k, head in ((0, self.out_state), (1, self.out_action)):
             sel = mask & (kind == k)
@@ -269,6 +302,10 @@ class AttentiveContrastive(StateMethod):
             acc.append(r.metrics["accuracy"])
         loss = torch.stack(terms).mean()
         return LossOutput(loss, {"loss": loss.item(), "accuracy": sum(acc) / len(acc)})
+
+    def update_targets(self) -> None:
+        if self.key_encoder is not None:
+            self.key_encoder.update(self.encoder)
 
 
 class MaskedPrediction(AttentiveContrastive):
@@ -525,16 +562,17 @@ def build_state_method(
     enc = StateEncoder(obs_dim, feature_dim, hidden)
     if obs_mean is not None and obs_std is not None:
         enc.set_statistics(obs_mean, obs_std)
-    if name == "cpc":
-        return StateCPC(enc, steps=max(1, window // 2))
+    if name in ("cpc", "cpc_momentum"):
+        return StateCPC(enc, max(1, window // 2), momentum=0.05 if name == "cpc_momentum" else None)
     if name == "temporal":
         return TemporalContrastive(enc, act_dim, horizon=1, use_action=True)
     if name == "atc":
         return TemporalContrastive(
             enc, act_dim, horizon=min(3, window - 1), use_action=False, momentum=0.01
         )
-    if name == "acl":
-        return AttentiveContrastive(enc, act_dim, window=window)
+    if name in ("acl", "acl_momentum"):
+        momentum = 0.05 if name == "acl_momentum" else None
+        return AttentiveContrastive(enc, act_dim, window=window, momentum=momentum)
     if name == "curl":
         return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
     if name in ("triplet", "contrastive"):
