@@ -193,7 +193,8 @@ class StudyConfig:
 
 PROFILES: dict[str, StudyConfig] = {
     # About 10 CPU-hours measured with 11 objectives (5 hours on 2 cores with --jobs 2; resumable
-    # across sittings), before DeepMDP, bisimulation and BERT made it 14: imitation on every objective
+    # across sittings), before DeepMDP, bisimulation, BERT and two momentum variants made it 16:
+    # imitation on every objective
     # frozen and fine-tuned, TD3+BC on five objectives, SAC on Hopper-v5.
     "full": StudyConfig(),
     # Under 20 minutes on 2 CPU cores (about 6 with --jobs 2): one environment, imitation only,
