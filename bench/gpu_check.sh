@@ -18,18 +18,20 @@ export MUJOCO_GL=${MUJOCO_GL:-egl} MINARI_DATASETS_PATH="$OUT/minari"
 rm -rf "$OUT" && mkdir -p "$OUT" "$RESULTS"
 seqrep() { "$PY" -m seqrep "$@" --quiet; }
 
-for dev in cpu "$DEVICE"; do
-  d="$OUT/$dev"
-  seqrep pretrain --data GunPoint --iterations 100 --device "$dev" --out "$d/pretrain" > "$d.pretrain.txt"
-  "$PY" -m seqrep probe "$d/pretrain" --device "$dev" > "$d.probe.txt"
+# Two sides, each in its own folders: the CPU reference, then $DEVICE (cpu too in a self-check).
+for side in reference device; do
+  dev=cpu; [ "$side" = device ] && dev="$DEVICE"
+  d="$OUT/$side"
+  seqrep pretrain --data GunPoint --iterations 100 --device "$dev" --out "$d/pretrain" > "$OUT/$side.pretrain.txt"
+  "$PY" -m seqrep probe "$d/pretrain" --device "$dev" > "$OUT/$side.probe.txt"
   seqrep mi-bench --mi-levels 2,6 --steps-per-level 300 --device "$dev" --out "$d/mi"
   seqrep sac --env Pendulum-v1 --total-steps 3000 --learning-starts 500 --eval-every 3000 \
     --device "$dev" --out "$d/sac"
   "$PY" -m seqrep collect --env Pendulum-v1 --policy "$d/sac" --steps 2000 --device "$dev" \
-    --dataset-id "seqrep/gpu-check/$dev-v0" > /dev/null
-  seqrep bc --data "seqrep/gpu-check/$dev-v0" --steps 2000 --eval-every 2000 --device "$dev" \
+    --dataset-id "seqrep/gpu-check/$side-v0" > /dev/null
+  seqrep bc --data "seqrep/gpu-check/$side-v0" --steps 2000 --eval-every 2000 --device "$dev" \
     --out "$d/bc"
-  seqrep offline-rl --data "seqrep/gpu-check/$dev-v0" --steps 2000 --eval-every 2000 \
+  seqrep offline-rl --data "seqrep/gpu-check/$side-v0" --steps 2000 --eval-every 2000 \
     --device "$dev" --out "$d/td3bc"
   seqrep curl --task seqrep-dot --env-steps 1500 --init-steps 300 --batch-size 64 \
     --eval-every 1500 --eval-episodes 3 --device "$dev" --out "$d/curl"
@@ -50,9 +52,9 @@ def last(folder, key):
     return [r[key] for r in rows if key in r][-1]
 
 
-def numbers(dev):
-    d = out / dev
-    probe = (out / f"{dev}.probe.txt").read_text()
+def numbers(side):
+    d = out / side
+    probe = (out / f"{side}.probe.txt").read_text()
     mi = json.loads((d / "mi" / "results.json").read_text())
     with open(d / "study" / "cells.csv") as f:
         study = [float(r["score"]) for r in csv.DictReader(f)]
@@ -79,7 +81,7 @@ TOLERANCE = {
     "curl: seqrep-dot return at 1.5k steps": (0.0, 0.5),
     "study: mean normalised score": (25.0, 0.0),
 }
-cpu, dev = numbers("cpu"), numbers(device)
+cpu, dev = numbers("reference"), numbers("device")
 rows, lines = [], [f"# GPU check: every verb on cpu and {device}", "",
                    "`bash bench/gpu_check.sh`", "",
                    "| verb: number | cpu | " + device + " | tolerance | ok |", "|---|---|---|---|---|"]
