@@ -151,6 +151,10 @@ METHOD_CASES = (
     "triplet",
     "deepmdp",
     "bisimulation",
+    "vpn",
+    "bert",
+    "cpc_momentum",
+    "acl_momentum",
 )
 PLAIN_GATHER_CASES = ("cpc", "triplet_batch_hard", "temporal")
 

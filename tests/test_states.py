@@ -322,3 +322,33 @@ def test_momentum_variants_score_against_an_ema_copy_without_gradient(name):
     method.update_targets()
     for b, k, o in zip(before, key.parameters(), method.encoder.parameters(), strict=True):
         torch.testing.assert_close(k, 0.95 * b + 0.05 * o)
+
+
+def test_vpn_loss_matches_a_loop():
+    """VPN: a latent rollout from phi(s_0) along the window's actions, reward and value errors
+    at every step, value targets = discounted window rewards bootstrapped by the EMA copies at
+    the last state, all in (1 - gamma) V units; against a float64 loop."""
+    torch.manual_seed(0)
+    method = build_state_method("vpn", 3, 2, feature_dim=4, hidden=16, window=5).double()
+    g = torch.Generator().manual_seed(2)
+    batch = {
+        "obs": torch.randn(3, 5, 3, generator=g, dtype=torch.float64),
+        "action": torch.rand(3, 5, 2, generator=g, dtype=torch.float64) * 2 - 1,
+        "reward": torch.randn(3, 5, generator=g, dtype=torch.float64),
+    }
+    out = method.loss(batch)
+    gamma, reward_sq, value_sq = 0.99, 0.0, 0.0
+    with torch.no_grad():
+        for b in range(3):
+            obs, act, rew = (batch[k][b] for k in ("obs", "action", "reward"))
+            boot = float(method.target_value(method.target_encoder(obs[4]))) / (1 - gamma)
+            z = method.encoder(obs[0])
+            for j in range(4):
+                za = torch.cat([z, act[j]])
+                ret = sum(gamma ** (i - j) * float(rew[i]) for i in range(j, 4))
+                ret += gamma ** (4 - j) * boot
+                reward_sq += (float(method.reward(za)) - float(rew[j])) ** 2
+                value_sq += (float(method.value(z)) - (1 - gamma) * ret) ** 2
+                z = method.transition(za)
+    assert out.loss.item() == pytest.approx((reward_sq + value_sq) / 12, rel=1e-9)
+    assert out.metrics["value_error"] == pytest.approx(value_sq / 12, rel=1e-9)

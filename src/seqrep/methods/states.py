@@ -17,6 +17,8 @@ action [B, L, A], reward [B, L]), so that only the objective differs:
   standardised state space, scored q^T W k (W ~ U[0, 1)) against the batch's keys.
 * ``triplet`` / ``contrastive`` - margin losses; positives are two states of one window
   (temporally close), negatives the other windows' states.
+* ``vpn`` - value prediction network: an action-conditional latent rollout from phi(s_0)
+  predicts each step's reward and value (bootstrapped n-step targets);
 * ``bert`` - BERT-style masked prediction: ACL's transformer and masking, regressing the
   masked states (z-scored) and actions;
 * ``deepmdp`` - DeepMDP (Gelada et al. 2019): regress r_t and fit a Gaussian latent forward
@@ -65,6 +67,7 @@ __all__ = [
     "StateMethod",
     "TemporalContrastive",
     "TemporalMetric",
+    "ValuePrediction",
     "build_state_method",
 ]
 
@@ -81,7 +84,7 @@ CONTRASTIVE_OBJECTIVES = (
 )
 # Objectives that fit a model of the data (reward and dynamics, or masked tokens) rather than
 # a contrastive or margin criterion.
-MODEL_OBJECTIVES = ("deepmdp", "bisimulation", "bert")
+MODEL_OBJECTIVES = ("deepmdp", "bisimulation", "vpn", "bert")
 STATE_OBJECTIVES = (
     *CONTRASTIVE_OBJECTIVES,
     *MODEL_OBJECTIVES,
@@ -477,6 +480,63 @@ class Bisimulation(StateMethod):
         return LossOutput(loss, average_over_ranks(metrics))
 
 
+class ValuePrediction(StateMethod):
+    """VPN (Oh et al. 2017) as a pretraining objective: from z_0 = phi(s_0) an action-conditional
+    latent model z_{j+1} = T(z_j, a_j) is rolled along the window's actions, and at every step
+    predicts the reward r_j and the value V(z_j). Value targets are the window's discounted
+    rewards from step j, bootstrapped at its last state by EMA copies of phi and V (tau 0.05,
+    no gradient): V(s_j) ~ sum_{i=j}^{L-2} gamma^{i-j} r_i + gamma^{L-1-j} V'(phi'(s_{L-1})).
+    The value head predicts (1 - gamma) V, on the rewards' scale, so that the value error does
+    not drown the reward error by a factor 1 / (1 - gamma)^2. Only reward and value errors
+    train phi and T (no latent-matching term), as in VPN."""
+
+    def __init__(
+        self, encoder: StateEncoder, act_dim: int, window: int = 8, hidden: int = 256
+    ) -> None:
+        super().__init__()
+        if window < 2:
+            raise ValueError(f"VPN needs windows of at least 2 steps, got {window}")
+        f = encoder.feature_dim
+        self.encoder, self.window, self.gamma = encoder, window, 0.99
+        self.transition = mlp(f + act_dim, [hidden], f)
+        self.reward = mlp(f + act_dim, [hidden], 1)
+        self.value = mlp(f, [hidden], 1)
+        self.target_encoder = MomentumEncoder(encoder, 0.05)
+        self.target_value = MomentumEncoder(self.value, 0.05)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
+        obs, act, rew = batch["obs"], batch["action"], batch["reward"]
+        steps = obs.shape[1] - 1  # rollout depth: the window's transitions but the last
+        scale = 1.0 - self.gamma  # the value head's unit: (1 - gamma) V
+        with torch.no_grad():
+            g = self.target_value(self.target_encoder(obs[:, -1])).squeeze(-1) / scale
+            targets = []
+            for j in reversed(range(steps)):  # G_j = r_j + gamma G_{j+1}, G_{L-1} = V'(s_{L-1})
+                g = rew[:, j] + self.gamma * g
+                targets.append(scale * g)
+            value_target = torch.stack(targets[::-1], dim=1)  # [B, L-1], in (1 - gamma) V
+        z = self.encoder(obs[:, 0])
+        rewards, values = [], []
+        for j in range(steps):
+            za = torch.cat([z, act[:, j]], dim=-1)
+            rewards.append(self.reward(za).squeeze(-1))
+            values.append(self.value(z).squeeze(-1))
+            z = self.transition(za)
+        reward_loss = F.mse_loss(torch.stack(rewards, 1), rew[:, :steps])
+        value_loss = F.mse_loss(torch.stack(values, 1), value_target)
+        loss = reward_loss + value_loss
+        metrics = {
+            "loss": loss.item(),
+            "prediction_error": reward_loss.item(),
+            "value_error": value_loss.item(),
+        }
+        return LossOutput(loss, average_over_ranks(metrics))
+
+    def update_targets(self) -> None:
+        self.target_encoder.update(self.encoder)
+        self.target_value.update(self.value)
+
+
 class ForwardModel(StateMethod):
     """Predict the z-scored s_{t+1} from (phi(s_t), a_t); MSE per dimension."""
 
@@ -577,6 +637,8 @@ def build_state_method(
         return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
     if name in ("triplet", "contrastive"):
         return TemporalMetric(enc, name, window=min(4, window))
+    if name == "vpn":
+        return ValuePrediction(enc, act_dim, window=window, hidden=hidden)
     if name == "bert":
         return MaskedPrediction(enc, act_dim, window=window)
     if name == "deepmdp":
