@@ -193,9 +193,9 @@ class StudyConfig:
 
 PROFILES: dict[str, StudyConfig] = {
     # About 10 CPU-hours measured with 11 objectives (5 hours on 2 cores with --jobs 2;
-    # resumable across sittings), before DeepMDP, bisimulation, BERT, the two momentum
-    # variants and VPN made them 17: imitation on every objective frozen and fine-tuned, TD3+BC on five
-    # objectives, SAC on Hopper-v5.
+    # resumable across sittings), before DeepMDP, bisimulation, BERT, VPN and the two momentum
+    # variants made them 17: imitation on every objective frozen and fine-tuned, TD3+BC on
+    # five objectives, SAC on Hopper-v5.
     "full": StudyConfig(),
     # Under 20 minutes on 2 CPU cores (about 6 with --jobs 2): one environment, imitation only,
     # three seeds, and 2 expert episodes: with 10, BC from scratch already reaches the expert on
