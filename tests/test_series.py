@@ -415,3 +415,47 @@ def test_minirocket_row_equals_aeon_on_aeons_own_arrays():
     direct = float((clf.predict(x_test) == y_test).mean())
     assert row["accuracy"] == pytest.approx(direct, abs=0.014)  # at most 2 of 150 test series
     assert row["accuracy"] > 0.95 and "MiniRocket" in row["svm"]
+
+
+def test_reverse_valid_reverses_only_the_valid_steps():
+    from seqrep.methods.cpc import reverse_valid
+
+    x = torch.arange(10.0).view(2, 5, 1)
+    x[1, 3:] = float("nan")
+    out = reverse_valid(x, torch.tensor([5, 3]))
+    assert out[0, :, 0].tolist() == [4.0, 3.0, 2.0, 1.0, 0.0]
+    assert out[1, :3, 0].tolist() == [7.0, 6.0, 5.0] and torch.isnan(out[1, 3:]).all()
+
+
+def test_bidirectional_cpc_is_two_cpcs_on_the_series_and_its_reverse():
+    """Its loss is the forward model's loss on x plus the backward model's on x reversed (each
+    computed alone with the same generator draws), and its vector is both vectors."""
+    from seqrep.methods import build_series_method
+    from seqrep.methods.cpc import reverse_valid
+
+    torch.manual_seed(0)
+    method = build_series_method(
+        "cpc", 2, hidden=8, depth=2, z_dim=8, context_dim=8, steps=3, bidirectional=True
+    )
+    x = torch.randn(4, 20, 2)
+    lengths = torch.tensor([20, 18, 20, 16])
+    x[torch.arange(20)[None, :] >= lengths[:, None]] = float("nan")
+    gen = torch.Generator().manual_seed(1)
+    out = method.loss(x, lengths, gen)
+    gen = torch.Generator().manual_seed(1)
+    ahead = method.forward_cpc.loss(x, lengths, gen)
+    behind = method.backward_cpc.loss(reverse_valid(x, lengths), lengths, gen)
+    assert out.loss.item() == pytest.approx(ahead.loss.item() + behind.loss.item(), rel=1e-6)
+    assert out.metrics["backward_loss"] == pytest.approx(behind.metrics["loss"])
+    with torch.no_grad():
+        vec = method.represent(x, lengths)
+        want = torch.cat(
+            [
+                method.forward_cpc.represent(x, lengths),
+                method.backward_cpc.represent(reverse_valid(x, lengths), lengths),
+            ],
+            dim=-1,
+        )
+    assert torch.equal(vec, want) and vec.shape == (4, 32)
+    with pytest.raises(ValueError, match="CPC option"):
+        build_series_method("triplet", 2, bidirectional=True)

@@ -192,7 +192,8 @@ def _run_series_bench(
                 f"{out_json} holds {len(rows)} rows whose configuration was not recorded; "
                 "seqrep will not add rows of another run to them. Choose another --out."
             )
-        old = json.loads(sidecar.read_text())
+        # Options added since the rows were measured ran at their defaults then.
+        old = {**bench_config(PretrainConfig()), **json.loads(sidecar.read_text())}
         if old != config:
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             raise ValueError(

@@ -57,6 +57,10 @@ class PretrainConfig:
         },
     )
     num_negatives: int = field(default=32, metadata={"help": "CPC: negatives per query"})
+    bidirectional: bool = field(
+        default=False,
+        metadata={"help": "CPC: a second CPC on the reversed series, features side by side"},
+    )
     max_queries: int = field(default=512, metadata={"help": "CPC: (b, t, k) queries per batch"})
     margin: float = field(default=0.5, metadata={"help": "triplet/contrastive margin"})
     mining: str = field(
@@ -115,6 +119,7 @@ def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
         max_queries=cfg.max_queries,
         margin=cfg.margin,
         mining=cfg.mining,
+        bidirectional=cfg.bidirectional,
     )
 
 

@@ -7,13 +7,14 @@ Each sequence method exposes ``encoder``, ``loss(x, lengths, generator) -> (loss
 from __future__ import annotations
 
 from seqrep.methods.base import LossOutput, SeriesMethod
-from seqrep.methods.cpc import CPC, sample_negatives
+from seqrep.methods.cpc import CPC, BidirectionalCPC, sample_negatives
 from seqrep.methods.windows import WindowMetricLearning, crop_windows
 from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
 
 __all__ = [
     "CPC",
     "SERIES_METHODS",
+    "BidirectionalCPC",
     "LossOutput",
     "SeriesMethod",
     "WindowMetricLearning",
@@ -52,11 +53,20 @@ def build_series_method(
     max_queries: int = 512,
     margin: float = 0.5,
     mining: str = "all",
+    bidirectional: bool = False,
 ) -> SeriesMethod:
-    """A sequence pretraining method by name; all share the same encoder architecture."""
-    enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
-    if name == "cpc":
+    """A sequence pretraining method by name; all share the same encoder architecture.
+    ``bidirectional`` (CPC only): a second CPC on the reversed series (:class:`BidirectionalCPC`)."""
+
+    def cpc() -> CPC:
+        enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
         return CPC(enc, z_dim, context_dim, steps, negatives, num_negatives, max_queries)  # type: ignore[arg-type]
+
+    if bidirectional and name != "cpc":
+        raise ValueError(f"--bidirectional is a CPC option; {name!r} has no direction")
+    if name == "cpc":
+        return BidirectionalCPC(cpc(), cpc()) if bidirectional else cpc()
+    enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
     if name in ("triplet", "contrastive"):
         return WindowMetricLearning(enc, name, margin=margin, mining=mining)  # type: ignore[arg-type]
     raise ValueError(f"unknown method {name!r}; choose {', '.join(SERIES_METHODS)}")

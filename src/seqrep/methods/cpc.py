@@ -29,7 +29,14 @@ from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.nets import SequenceEncoder, masked_max_pool
 
-__all__ = ["CPC", "NEGATIVE_SOURCES", "NegativeSource", "sample_negatives"]
+__all__ = [
+    "CPC",
+    "NEGATIVE_SOURCES",
+    "BidirectionalCPC",
+    "NegativeSource",
+    "reverse_valid",
+    "sample_negatives",
+]
 
 # Up to this many query x position scores, score every query against every position in one
 # matmul and gather the candidates' scalar scores: far cheaper on CPU than gathering [Q, M, D]
@@ -227,3 +234,47 @@ class CPC(SeriesMethod):
                 metrics[f"mi_bound_k{k + 1}"] = log_n - lk
         metrics["chance"] = 1.0 / (self.num_negatives + 1)
         return LossOutput(loss, metrics)
+
+
+def reverse_valid(x: Tensor, lengths: Tensor) -> Tensor:
+    """Each series' valid steps in reverse order, still left-aligned and NaN-padded:
+    [B, T, C], [B] -> [B, T, C] with out[b, t] = x[b, len_b - 1 - t] for t < len_b."""
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
+    idx = (lengths[:, None] - 1 - steps).clamp_min(0)
+    out = x.gather(1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+    return out.masked_fill((steps >= lengths[:, None])[:, :, None], float("nan"))
+
+
+class BidirectionalCPC(SeriesMethod):
+    """Two CPC models, one on the series and one on the series reversed (each with its own
+    encoder, GRU and predictors), trained on the same batches; the instance vector is both
+    models' vectors side by side. One iteration trains both, so ``--iterations 100`` costs what
+    200 iterations of one CPC cost.
+
+    ``encoder`` is the forward model's (what a causal, streaming user reads)."""
+
+    def __init__(self, forward_cpc: CPC, backward_cpc: CPC) -> None:
+        super().__init__()
+        self.forward_cpc, self.backward_cpc = forward_cpc, backward_cpc
+        self.encoder = forward_cpc.encoder
+
+    def loss(
+        self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+    ) -> LossOutput:
+        """The sum of both directions' InfoNCE; metrics: their mean loss and accuracy, and each
+        direction's own (``forward_*``, ``backward_*``)."""
+        ahead = self.forward_cpc.loss(x, lengths, generator)
+        behind = self.backward_cpc.loss(reverse_valid(x, lengths), lengths, generator)
+        metrics = {
+            "loss": (ahead.metrics["loss"] + behind.metrics["loss"]) / 2,
+            "accuracy": (ahead.metrics["accuracy"] + behind.metrics["accuracy"]) / 2,
+            "chance": ahead.metrics["chance"],
+        }
+        for name, out in (("forward", ahead), ("backward", behind)):
+            metrics |= {f"{name}_{k}": v for k, v in out.metrics.items() if k != "chance"}
+        return LossOutput(ahead.loss + behind.loss, metrics)
+
+    def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """[forward vector, backward vector]: [B, 2 * (Dz + Dc)]."""
+        backward = self.backward_cpc.represent(reverse_valid(x, lengths), lengths)
+        return torch.cat([self.forward_cpc.represent(x, lengths), backward], dim=-1)
