@@ -42,6 +42,8 @@ from rich.progress import (
 from rich.text import Text
 from torch import Tensor
 
+from seqrep.distributed import broadcast_object, gather_objects, rank, world_size
+
 __all__ = [
     "DEVICES",
     "RunDir",
@@ -56,10 +58,13 @@ __all__ = [
     "interrupted_at",
     "is_run_folder",
     "load_run",
+    "load_shared_checkpoint",
     "load_training_state",
     "progress_bar",
+    "rank_states",
     "release_lock",
     "resolve_device",
+    "restore_rank_state",
     "training_state",
 ]
 
@@ -361,6 +366,38 @@ def load_training_state(module: torch.nn.Module, state: dict[str, Any]) -> None:
             value.set_state(state[name])
     if hasattr(module, "updates"):
         module.updates = state["updates"]
+
+
+def load_shared_checkpoint(run: RunDir | None) -> dict[str, Any] | None:
+    """The checkpoint rank 0 reads from its run folder, on every rank (torch.distributed; the
+    other ranks pass ``None``). In one process: ``run.load_checkpoint()``."""
+    return broadcast_object(run.load_checkpoint() if run is not None else None)
+
+
+def rank_states() -> dict[str, Any]:
+    """What a checkpoint keeps of every rank: each one's torch RNG state, and how many there
+    are. A collective: every rank calls it, rank 0 saves it."""
+    return {"torch_rng": gather_objects(torch.get_rng_state()), "processes": world_size()}
+
+
+def restore_rank_state(state: dict[str, Any], finished: bool) -> None:
+    """Restore this rank's torch RNG from :func:`rank_states`'s part of a checkpoint.
+
+    Raises:
+        ValueError: an unfinished run resumed with another number of processes (the global
+            batch would change).
+    """
+    ranks = state.get("processes", 1)
+    if ranks != world_size() and not finished:
+        raise ValueError(
+            f"the checkpoint was written by {ranks} process(es) and this run has "
+            f"{world_size()}: the global batch would change. Resume with --nproc-per-node "
+            f"{ranks} (or --overwrite to start again)"
+        )
+    rngs = state["torch_rng"]
+    if not isinstance(rngs, list):  # a checkpoint from before distributed runs
+        rngs = [rngs]
+    torch.set_rng_state(rngs[rank()] if len(rngs) == world_size() else rngs[0])
 
 
 def load_run(

@@ -17,16 +17,21 @@ from torch import Tensor
 
 from seqrep.data.series import SeriesDataset
 from seqrep.distributed import (
-    broadcast_object,
     data_parallel_loss,
-    gather_objects,
-    rank,
     rank_rows,
     world_size,
 )
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
 from seqrep.methods.cpc import NEGATIVE_SOURCES
-from seqrep.runs import RunDir, check_options, progress_bar, resolve_device
+from seqrep.runs import (
+    RunDir,
+    check_options,
+    load_shared_checkpoint,
+    progress_bar,
+    rank_states,
+    resolve_device,
+    restore_rank_state,
+)
 
 __all__ = ["PretrainConfig", "build_from_config", "crop_batch", "global_batch_size", "pretrain"]
 
@@ -186,20 +191,12 @@ def pretrain(
     values = torch.from_numpy(train.values).to(device)
     lengths = torch.from_numpy(train.lengths).to(device)
     start, seconds = 0, 0.0
-    state = broadcast_object(run.load_checkpoint() if run is not None else None)
+    state = load_shared_checkpoint(run)
     if state is not None:
-        ranks = state.get("processes", 1)
-        if ranks != world_size() and state["iteration"] < cfg.iterations:
-            raise ValueError(
-                f"the checkpoint was written by {ranks} process(es) and this run has "
-                f"{world_size()}: the global batch would change. Resume with "
-                f"--nproc-per-node {ranks} (or --overwrite to start again)"
-            )
+        restore_rank_state(state, finished=state["iteration"] >= cfg.iterations)
         method.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         gen.set_state(state["generator"])
-        rng = state["torch_rng"]
-        torch.set_rng_state(rng[rank()] if isinstance(rng, list) else rng)
         start, seconds = state["iteration"], state["seconds"]
     if run is not None:  # drop records logged after the checkpoint (all, without one): redone
         run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
@@ -222,15 +219,14 @@ def pretrain(
             if run is not None and _logs(it, cfg):
                 run.log({"step": it + 1, "seconds": time.perf_counter() - t0, **last})
             if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
-                rngs = gather_objects(torch.get_rng_state())  # every rank takes part
+                ranks = rank_states()  # a collective: every rank takes part
                 if run is not None:
                     run.save_checkpoint(
                         {
                             "model": method.state_dict(),
                             "optim": opt.state_dict(),
                             "generator": gen.get_state(),
-                            "torch_rng": rngs,
-                            "processes": world_size(),
+                            **ranks,
                             "iteration": it + 1,
                             "seconds": time.perf_counter() - t0,
                         }

@@ -22,10 +22,7 @@ import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.distributed import (
-    broadcast_object,
     data_parallel_loss,
-    gather_objects,
-    rank,
     rank_rows,
     world_size,
 )
@@ -36,7 +33,10 @@ from seqrep.runs import (
     RunDirError,
     batch_to,
     check_options,
+    load_shared_checkpoint,
     progress_bar,
+    rank_states,
+    restore_rank_state,
 )
 
 __all__ = [
@@ -139,19 +139,13 @@ def pretrain_state_encoder(
     loss_gen = torch.Generator(device=device).manual_seed(seed + 1)
     history: list[dict[str, Any]] = []
     start, seconds = 0, 0.0
-    state = broadcast_object(run.load_checkpoint() if run is not None else None)
+    state = load_shared_checkpoint(run)
     if state is not None:
-        if state["processes"] != world_size() and state["step"] < steps:
-            raise ValueError(
-                f"the checkpoint was written by {state['processes']} process(es) and this run "
-                f"has {world_size()}: resume with --nproc-per-node {state['processes']}"
-            )
+        restore_rank_state(state, finished=state["step"] >= steps)
         method.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         data_gen.set_state(state["data_generator"])
         loss_gen.set_state(state["loss_generator"])
-        rngs = state["torch_rng"]
-        torch.set_rng_state(rngs[rank()] if len(rngs) == world_size() else rngs[0])
         start, seconds, history = state["step"], state["seconds"], state["history"]
     if run is not None:  # records after the checkpoint are logged again
         run.truncate_metrics(len(history))
@@ -172,7 +166,7 @@ def pretrain_state_encoder(
                 if run is not None:
                     run.log(history[-1])
             if checkpoint_every and (step % checkpoint_every == 0 or step == steps):
-                rngs = gather_objects(torch.get_rng_state())  # every rank takes part
+                ranks = rank_states()  # a collective: every rank takes part
                 if run is not None:
                     run.save_checkpoint(
                         {
@@ -180,8 +174,7 @@ def pretrain_state_encoder(
                             "optim": opt.state_dict(),
                             "data_generator": data_gen.get_state(),
                             "loss_generator": loss_gen.get_state(),
-                            "torch_rng": rngs,
-                            "processes": world_size(),
+                            **ranks,
                             "step": step,
                             "seconds": time.perf_counter() - t0,
                             "history": history,
