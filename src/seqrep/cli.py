@@ -13,10 +13,11 @@ import click
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.data.trajectories import TrajectoryDataset
-from seqrep.distributed import broadcast_object, init_from_env, rank, shutdown, world_size
+from seqrep.distributed import broadcast_object, process_group, rank, shutdown, world_size
 from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
 from seqrep.rl.pixels import RenderError
 from seqrep.runs import (
+    DEVICES,
     RunDir,
     RunDirError,
     check_device,
@@ -178,11 +179,8 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
     Data-parallel on several processes when launched by torchrun, e.g.
     ``torchrun --nproc-per-node 2 -m seqrep pretrain ...`` (--batch-size is per process)."""
     cfg = _config_from(PretrainConfig, kwargs)  # validated
-    init_from_env(resolve_device(cfg.device))
-    try:
+    with process_group(resolve_device(cfg.device)):
         _pretrain_and_probe(cfg, out, overwrite, quiet)
-    finally:
-        shutdown()
 
 
 def _open_on_rank0(out: str | None, kind: str, cfg: Any, overwrite: bool) -> RunDir | None:
@@ -237,14 +235,12 @@ def _pretrain_and_probe(cfg: PretrainConfig, out: str | None, overwrite: bool, q
 @config_options(StatePretrainConfig)
 @_out_options
 def pretrain_states_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
-    """Pretrain phi(s) with one objective (CPC, temporal InfoNCE, ATC, ACL, Gaussian CURL,
-    triplet, pairwise margin, forward, inverse, autoencoder, VAE) on a data set's windows; the
-    run folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
+    """Pretrain phi(s) with one objective (see --objective) on a data set's windows; the run
+    folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
 
     Data-parallel when launched by torchrun (--batch-size is per process)."""
     cfg = _config_from(StatePretrainConfig, kwargs)  # validated
-    init_from_env(resolve_device(cfg.device))
-    try:
+    with process_group(resolve_device(cfg.device)):
         data, _ = load_trajectories(cfg.data)
         run = _open_on_rank0(out, "pretrain-states", cfg, overwrite)
         if run is not None:
@@ -268,8 +264,6 @@ def pretrain_states_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs:
             run=run,
             checkpoint_every=cfg.checkpoint_every,
         )
-    finally:
-        shutdown()
     if run is not None:
         save_state_encoder(run, method.encoder, cfg.objective)
         click.echo(write_state_report(cfg, run, history, data))
@@ -299,7 +293,7 @@ RAY_OPTION = click.option(
 
 DEVICE_OPTION = click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(DEVICES),
     default="auto",
     show_default=True,
     help="where the encoder runs",

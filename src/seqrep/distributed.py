@@ -12,9 +12,10 @@ losses, whose mining needs every pair; the state objectives' in-batch InfoNCE), 
 scores only its own queries against every rank's keys and returns W times its share (CPC,
 ``info_nce``), which does not repeat the scoring on every rank. The gather's backward sums every
 rank's gradient into the owner of each row, and DistributedDataParallel's average over the W
-ranks then leaves exactly the gradient of one process on the whole batch. Randomness inside a loss (query sampling, crops, noise) is drawn for the
-global batch from a generator that has the same state on every rank (:func:`draw_for_batch`), so
-a run on W ranks at per-rank batch B draws what one process at batch W * B would.
+ranks then leaves exactly the gradient of one process on the whole batch. Randomness inside a
+loss (query sampling, crops, noise) is drawn for the global batch from a generator that has the
+same state on every rank (:func:`draw_for_batch`), so a run on W ranks at per-rank batch B draws
+what one process at batch W * B would.
 
 In one process every helper is the identity: the Python API needs no change.
 """
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -41,6 +43,7 @@ __all__ = [
     "gather_with_grad",
     "init_from_env",
     "is_distributed",
+    "process_group",
     "rank",
     "rank_rows",
     "shutdown",
@@ -96,6 +99,16 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def process_group(device: str = "cpu") -> Iterator[bool]:
+    """:func:`init_from_env` on entry, :func:`shutdown` on exit (also on an error): what a
+    torchrun-launched verb wraps its work in. Yields whether this process is one of several."""
+    try:
+        yield init_from_env(device)
+    finally:
+        shutdown()
+
+
 def _pad_to(x: Tensor, rows: int) -> Tensor:
     if x.shape[0] == rows:
         return x
@@ -126,18 +139,28 @@ class _AllGather(torch.autograd.Function):
         return grad[rank() * ctx.rows : (rank() + 1) * ctx.rows]
 
 
-def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
+def gather_with_grad(x: Tensor, equal_rows: bool = False) -> tuple[Tensor, int]:
     """Every rank's rows, in rank order, with gradients flowing back to their owners.
 
     Args:
         x: [B_r, ...] this rank's rows (B_r may differ between ranks).
+        equal_rows: the caller needs the same B on every rank (a mean over its own rows, a
+            reshape by rank); every rank then raises alike when they differ.
 
     Returns:
         ([sum_r B_r, ...] all rows, offset of this rank's first row): (x, 0) in one process.
+
+    Raises:
+        ValueError: ``equal_rows`` and the ranks hold different numbers of rows.
     """
     if not is_distributed():
         return x, 0
     counts = _row_counts(x)
+    if equal_rows and len(set(counts)) != 1:
+        raise ValueError(
+            f"every rank must hold the same batch size here; got {counts} (drop the last, "
+            "smaller batch: a distributed sampler with drop_last)"
+        )
     width = max(counts)
     gathered = _AllGather.apply(_pad_to(x, width))  # equal shapes on the wire
     rows = torch.cat([gathered[r * width : r * width + n] for r, n in enumerate(counts)])
@@ -145,13 +168,9 @@ def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
 
 
 def all_gather_rows(x: Tensor) -> Tensor:
-    """Every rank's rows of a tensor that needs no gradient (lengths, labels): [sum_r B_r, ...]."""
-    if not is_distributed():
-        return x
-    counts = _row_counts(x)
-    parts = [torch.empty_like(_pad_to(x, max(counts))) for _ in counts]
-    dist.all_gather(parts, _pad_to(x, max(counts)))
-    return torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)])
+    """Every rank's rows of a tensor that needs no gradient (lengths, labels, rewards):
+    [sum_r B_r, ...]."""
+    return gather_with_grad(x.detach())[0]
 
 
 def all_reduce_sum(x: Tensor) -> Tensor:

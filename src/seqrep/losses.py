@@ -162,7 +162,9 @@ def _info_nce_logits(
     if negatives is None:
         # In-batch: row i scores every positive (every rank's, under torch.distributed); its
         # own positive is column offset + i.
-        keys, offset = gather_with_grad(positive) if cross_rank else (positive, 0)
+        # Each rank returns the mean over its own queries: their average is the global mean
+        # only when every rank holds as many.
+        keys, offset = gather_with_grad(positive, equal_rows=True) if cross_rank else (positive, 0)
         logits = pairwise(query, keys)
         target = offset + torch.arange(b, device=query.device)
     elif negatives.ndim == 2:

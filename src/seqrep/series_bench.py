@@ -162,12 +162,17 @@ def run_series_bench(
         torch.set_num_threads(previous_threads)
 
 
-def series_row(cfg: PretrainConfig, threads: int | None = None) -> dict[str, Any]:
-    """One benchmark row: ``cfg.data`` loaded, ``cfg.method`` pretrained (or a baseline) and
-    probed. ``threads`` sets torch's threads first (a Ray task's share of a machine)."""
+def series_row(
+    cfg: PretrainConfig,
+    threads: int | None = None,
+    data: tuple[SeriesDataset, SeriesDataset] | None = None,
+) -> dict[str, Any]:
+    """One benchmark row: ``cfg.data`` (loaded unless ``data`` holds its train and test
+    splits), ``cfg.method`` pretrained (or a baseline) and probed. ``threads`` sets torch's
+    threads first (a Ray task's share of a machine)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    train, test = load_normalised(cfg.data)
+    train, test = data if data is not None else load_normalised(cfg.data)
     row = evaluate_cell(cfg, train, test)
     return {"dataset": cfg.data, **{k: v for k, v in row.items() if not k.startswith("_")}}
 
@@ -215,8 +220,16 @@ def _run_series_bench(
         ray = connect(ray_address)
         task = ray.remote(num_cpus=threads, num_gpus=int(resolve_device(base.device) == "cuda"))
         finished = stream(ray, {task(series_row).remote(cfg, threads): cfg for cfg in todo})
-    else:
-        finished = ((cfg, series_row(cfg)) for cfg in todo)
+    else:  # the cells of one data set are consecutive: load each set once
+        loaded: dict[str, tuple[SeriesDataset, SeriesDataset]] = {}
+
+        def local(cfg: PretrainConfig) -> dict[str, Any]:
+            if cfg.data not in loaded:
+                loaded.clear()
+                loaded[cfg.data] = load_normalised(cfg.data)
+            return series_row(cfg, data=loaded[cfg.data])
+
+        finished = ((cfg, local(cfg)) for cfg in todo)
     for cfg, row in finished:
         rows.append(row)
         tmp = out_json.with_suffix(".tmp")

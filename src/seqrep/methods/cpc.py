@@ -142,7 +142,7 @@ class CPC(SeriesMethod):
     ) -> None:
         super().__init__()
         if negatives not in NEGATIVE_SOURCES:
-            raise ValueError(f"negatives must be 'batch', 'time' or 'both', got {negatives!r}")
+            raise ValueError(f"negatives must be one of {NEGATIVE_SOURCES}, got {negatives!r}")
         self.encoder = encoder
         self.gru = nn.GRU(z_dim, context_dim, batch_first=True)
         self.predictors = BilinearPredictors(context_dim, z_dim, steps)

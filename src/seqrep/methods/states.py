@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from seqrep.critics import BilinearCritic
 from seqrep.distributed import (
+    all_gather_rows,
     average_over_ranks,
     draw_for_batch,
     gather_with_grad,
@@ -317,12 +318,11 @@ class MaskedPrediction(AttentiveContrastive):
     place of ACL's contrastive identification. Reward tokens stay as unmasked context in both,
     so that the two differ only in the target."""
 
-    may_skip_parameters = True
-
     def __init__(self, encoder: StateEncoder, act_dim: int, window: int = 8) -> None:
         super().__init__(encoder, act_dim, window)
         f = encoder.feature_dim
         self.out_state, self.out_action = nn.Linear(f, encoder.obs_dim), nn.Linear(f, act_dim)
+        del self.critic  # ACL's contrastive critic: regression has no use for it
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> LossOutput:
         _, out, mask, every_mask, kind = self._masked(batch, generator)
@@ -378,7 +378,8 @@ class TemporalMetric(StateMethod):
         pair = torch.cat([obs[:, 0], obs[torch.arange(b, device=obs.device), j]])
         emb = F.normalize(self.encoder(pair), dim=-1).reshape(2, b, -1)
         # Every rank's anchors, then every rank's positives (one process's layout at W * B).
-        emb = gather_with_grad(emb.transpose(0, 1))[0].transpose(0, 1).reshape(-1, emb.shape[-1])
+        emb = gather_with_grad(emb.transpose(0, 1), equal_rows=True)[0]
+        emb = emb.transpose(0, 1).reshape(-1, emb.shape[-1])
         b = emb.shape[0] // 2
         labels = torch.arange(b, device=obs.device).repeat(2)
         if self.objective == "triplet":
@@ -463,7 +464,7 @@ class Bisimulation(StateMethod):
         r_loss, nll, mu, std = self.dynamics.losses(z[:, 0], batch["action"][:, 0], reward, z[:, 1])
         # Every rank's rows (one process's batch at W * B), then a random pairing of them.
         z0, mu, std = (gather_with_grad(t)[0] for t in (z[:, 0], mu, std))
-        reward = gather_with_grad(reward)[0]
+        reward = all_gather_rows(reward)
         pair = torch.randperm(len(z0), generator=generator, device=z0.device)
         distance = (z0 - z0[pair]).abs().mean(-1)
         with torch.no_grad():

@@ -127,7 +127,8 @@ class WindowMetricLearning(SeriesMethod):
         windows = torch.cat([take_windows(x, a_start, a_len), take_windows(x, p_start, p_len)])
         emb = F.normalize(self.represent(windows, torch.cat([a_len, p_len])), dim=-1)
         # Gathered rank blocks [a_0; p_0; a_1; p_1 ...] -> [all anchors; all positives].
-        emb = gather_with_grad(emb)[0].reshape(-1, 2, b, emb.shape[-1]).transpose(0, 1)
+        emb = gather_with_grad(emb, equal_rows=True)[0].reshape(-1, 2, b, emb.shape[-1])
+        emb = emb.transpose(0, 1)
         emb = emb.reshape(-1, emb.shape[-1])
         n = emb.shape[0] // 2
         labels = torch.arange(n, device=x.device).repeat(2)
