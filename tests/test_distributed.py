@@ -110,6 +110,9 @@ def _state_batch() -> dict[str, torch.Tensor]:
     }
 
 
+GEN = "generator"  # where a case's inputs take the loss's generator (else last)
+
+
 def _case(name: str):
     """(method, global inputs as a tuple, rows of the global batch per input)."""
     from seqrep.methods import build_series_method
@@ -130,6 +133,12 @@ def _case(name: str):
             mining="batch_hard",
         )
         inputs: tuple = _series_batch()
+    elif name == "bidirectional_cpc_context":  # crops read context the loss does not score
+        method = build_series_method(
+            "cpc", 2, hidden=8, depth=2, z_dim=8, context_dim=8, steps=3, bidirectional=True
+        )
+        margins = torch.tensor([[3, 2], [0, 4], [5, 0], [1, 1]])
+        inputs = (*_series_batch(), GEN, margins)
     else:
         method = build_state_method(name, 3, 2, feature_dim=8, hidden=16, window=8)
         inputs = (_state_batch(),)
@@ -138,8 +147,16 @@ def _case(name: str):
 
 def _rows(inputs: tuple, part: slice) -> tuple:
     return tuple(
-        {k: v[part] for k, v in x.items()} if isinstance(x, dict) else x[part] for x in inputs
+        {k: v[part] for k, v in x.items()} if isinstance(x, dict) else x if x is GEN else x[part]
+        for x in inputs
     )
+
+
+def _with_generator(inputs: tuple) -> tuple:
+    gen = torch.Generator().manual_seed(5)
+    if not any(x is GEN for x in inputs):
+        return (*inputs, gen)
+    return tuple(gen if x is GEN else x for x in inputs)
 
 
 METHOD_CASES = (
@@ -155,6 +172,7 @@ METHOD_CASES = (
     "bert",
     "cpc_momentum",
     "acl_momentum",
+    "bidirectional_cpc_context",
 )
 PLAIN_GATHER_CASES = ("cpc", "triplet_batch_hard", "temporal")
 
@@ -177,9 +195,7 @@ def _method_worker(rank: int, init_file: str, out: str, plain_gather: bool) -> N
     for name in PLAIN_GATHER_CASES if plain_gather else METHOD_CASES:
         method, inputs = _case(name)
         loss_fn = sd.data_parallel_loss(method)
-        res = loss_fn(
-            *_rows(inputs, slice(rank * 2, rank * 2 + 2)), torch.Generator().manual_seed(5)
-        )
+        res = loss_fn(*_with_generator(_rows(inputs, slice(rank * 2, rank * 2 + 2))))
         res.loss.backward()
         results[name] = {
             "loss": res.loss.detach(),
@@ -200,11 +216,13 @@ def _spawn_methods(tmp_path: Path, plain_gather: bool) -> list[dict]:
     return [torch.load(tmp_path / f"methods{r}.pt") for r in range(WORLD)]
 
 
-def _single_process(name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _single_process(name: str) -> tuple[torch.Tensor, float, dict[str, torch.Tensor]]:
+    """One process's loss, logged loss and gradients on the global batch."""
     method, inputs = _case(name)
-    res = method.loss(*inputs, torch.Generator().manual_seed(5))
+    res = method.loss(*_with_generator(inputs))
     res.loss.backward()
-    return res.loss.detach(), {n: p.grad for n, p in method.named_parameters() if p.requires_grad}
+    grads = {n: p.grad for n, p in method.named_parameters() if p.requires_grad}
+    return res.loss.detach(), res.metrics["loss"], grads
 
 
 def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -212,17 +230,17 @@ def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 
 
 def test_methods_on_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
-    """CPC, batch-hard triplet on series windows, and state objectives (temporal InfoNCE,
-    Gaussian CURL, ACL, semi-hard triplet): the loss and every parameter's gradient on each
+    """CPC (also bidirectional on crops with context), batch-hard triplet on series windows, and
+    the state objectives: the loss and every parameter's gradient on each
     rank equal one process on the concatenated batch (queries, crops and noise included)."""
     ranks = _spawn_methods(tmp_path, plain_gather=False)
     for name in METHOD_CASES:
-        loss, grads = _single_process(name)
+        loss, logged, grads = _single_process(name)
         # The ranks' losses average to the global one; each logs the global value.
         mean = torch.stack([r[name]["loss"] for r in ranks]).mean().item()
         assert mean == pytest.approx(loss.item(), abs=1e-9), name
         for r in ranks:
-            assert r[name]["logged"] == pytest.approx(loss.item(), abs=1e-9), name
+            assert r[name]["logged"] == pytest.approx(logged, abs=1e-9), name
             for n, want in grads.items():
                 got = r[name]["grads"][n]
                 want = _zero_if_none(want, got if got is not None else torch.zeros(1))
@@ -234,7 +252,7 @@ def test_a_gather_without_autograd_gives_other_gradients(tmp_path):
     then never reach this rank's encoder), the gradients differ from one process's."""
     ranks = _spawn_methods(tmp_path, plain_gather=True)
     for name in PLAIN_GATHER_CASES:
-        _, grads = _single_process(name)
+        _, _, grads = _single_process(name)
         enc = next(k for k in grads if k.startswith("encoder"))
         worst = max((r[name]["grads"][enc] - grads[enc]).abs().max().item() for r in ranks)
         assert worst > 1e-6, name

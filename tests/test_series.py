@@ -13,8 +13,9 @@ from seqrep.cli import main
 from seqrep.data.series import SeriesDataset, Standardizer, load_series, load_train_test
 from seqrep.evaluate import svm_probe, uses_fixed_c
 from seqrep.methods import CPC, WindowMetricLearning, crop_windows, sample_negatives
+from seqrep.methods.cpc import reverse_valid
 from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
-from seqrep.train import PretrainConfig, crop_batch, pretrain
+from seqrep.train import PretrainConfig, crop_batch, crop_in_context, pretrain
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -171,6 +172,7 @@ def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
         horizon=4,
         num_negatives=15,
         negatives="time",
+        bidirectional=False,  # one CPC: its per-k metrics
         iterations=120,
         batch_size=16,
         window=64,
@@ -427,11 +429,91 @@ def test_reverse_valid_reverses_only_the_valid_steps():
     assert out[1, :3, 0].tolist() == [7.0, 6.0, 5.0] and torch.isnan(out[1, 3:]).all()
 
 
+def test_crop_in_context_reads_real_history_so_crop_steps_see_what_the_full_series_sees():
+    """The crop keeps its draw (crop_batch is the context-0 case); around it lie up to
+    ``context`` real steps each side; and the causal encoder's output on the crop's steps
+    equals its output on the whole series at the same steps whenever the context covers the
+    receptive field (or reaches the series' start): no crop position sees padding that the full
+    series does not."""
+    torch.manual_seed(0)
+    enc = DilatedConvEncoder(1, hidden=8, out_dim=4, depth=3)  # receptive field 29
+    rf = enc.receptive_field
+    lengths = torch.tensor([80, 40, 12, 60])
+    x = torch.randn(4, 80, 1)
+    x[torch.arange(80)[None, :] >= lengths[:, None]] = float("nan")
+    for seed in range(10):
+        crop, crop_len = crop_batch(x, lengths, 16, torch.Generator().manual_seed(seed))
+        ctx, total, margins = crop_in_context(
+            x, lengths, 16, rf - 1, torch.Generator().manual_seed(seed)
+        )
+        before, after = margins.unbind(1)
+        assert torch.equal(total - before - after, crop_len)
+        assert (before <= rf - 1).all() and (after <= rf - 1).all()
+        with torch.no_grad():
+            full = enc(torch.nan_to_num(x))
+            part = enc(torch.nan_to_num(ctx))
+        for b in range(4):
+            n, k = int(crop_len[b]), int(before[b])
+            steps = ctx[b, k : k + n, 0]
+            assert torch.equal(steps, crop[b, :n, 0])  # the same crop as crop_batch's
+            start = int(torch.nonzero(x[b, :, 0] == steps[0])[0])
+            assert k == min(start, rf - 1)
+            assert int(after[b]) == min(int(lengths[b]) - start - n, rf - 1)
+            assert torch.equal(ctx[b, : int(total[b])], x[b, start - k : start + n + int(after[b])])
+            assert torch.isnan(ctx[b, int(total[b]) :]).all()
+            torch.testing.assert_close(part[b, k : k + n], full[b, start : start + n])
+
+
+class _NaNOver(torch.nn.Module):
+    """A GRU whose output is NaN over ``mask`` [B, T] (its recurrence untouched)."""
+
+    def __init__(self, gru: torch.nn.Module, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.gru, self.mask = gru, mask
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c, h = self.gru(z)
+        return c.masked_fill(self.mask[:, : c.shape[1], None], float("nan")), h
+
+
+def test_cpc_never_scores_context_steps():
+    """With context, neither a context c_t nor a context z_t enters the loss: NaN in the GRU's
+    output and in the keys over the context steps leave the loss finite, and zero-width
+    context gives the loss without context (same draws)."""
+    from seqrep.methods import build_series_method
+
+    torch.manual_seed(0)
+    method = build_series_method(
+        "cpc", 1, hidden=8, depth=2, z_dim=8, context_dim=8, steps=3, bidirectional=True
+    )
+    lengths = torch.tensor([30, 24, 30, 20])
+    x = torch.randn(4, 30, 1)
+    x[torch.arange(30)[None, :] >= lengths[:, None]] = float("nan")
+    margins = torch.tensor([[5, 3], [0, 4], [7, 0], [2, 2]])
+    steps = torch.arange(30)[None, :]
+    outside = (steps < margins[:, :1]) | (steps >= (lengths - margins[:, 1])[:, None])
+    for cpc, mask in (
+        (method.forward_cpc, outside),
+        (method.backward_cpc, reverse_valid(outside[:, :, None].float(), lengths)[..., 0] > 0),
+    ):
+        cpc.gru = _NaNOver(cpc.gru, mask)  # type: ignore[assignment]
+    out = method.loss(x, lengths, torch.Generator().manual_seed(1), margins)
+    assert math.isfinite(out.loss.item())
+    keys = torch.randn(4, 30, 8).masked_fill(outside[:, :, None], float("nan"))
+    fwd = method.forward_cpc.loss(x, lengths, torch.Generator().manual_seed(1), margins, keys)
+    assert math.isfinite(fwd.loss.item())
+    zero = torch.zeros(4, 2, dtype=torch.long)
+    for cpc in (method.forward_cpc, method.backward_cpc):
+        cpc.gru = cpc.gru.gru
+    a = method.loss(x, lengths, torch.Generator().manual_seed(2), zero)
+    b = method.loss(x, lengths, torch.Generator().manual_seed(2))
+    assert a.loss.item() == pytest.approx(b.loss.item(), rel=1e-6)
+
+
 def test_bidirectional_cpc_is_two_cpcs_on_the_series_and_its_reverse():
     """Its loss is the forward model's loss on x plus the backward model's on x reversed (each
     computed alone with the same generator draws), and its vector is both vectors."""
     from seqrep.methods import build_series_method
-    from seqrep.methods.cpc import reverse_valid
 
     torch.manual_seed(0)
     method = build_series_method(

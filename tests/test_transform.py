@@ -41,20 +41,24 @@ def test_unequal_lengths_and_channel_mismatch():
     X = [rng.normal(size=(2, n)) for n in (30, 45, 60, 41, 33, 50)]
     t = CPCTransformer(**TINY).fit(X)
     out = t.transform(X)
-    assert out.shape == (6, 2 * TINY["z_dim"]) and np.isfinite(out).all()
+    # z and c, max-pooled, of the forward and the backward CPC
+    assert out.shape == (6, 4 * TINY["z_dim"]) and np.isfinite(out).all()
     with pytest.raises(ValueError, match="channels"):
         t.transform([rng.normal(size=(3, 40))])
 
 
 def test_pipeline_on_a_shipped_set_beats_chance():
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.svm import SVC
+    from sklearn.preprocessing import StandardScaler
 
     X, y = load_classification("GunPoint", split="train")
     Xt, yt = load_classification("GunPoint", split="test")
-    model = make_pipeline(CPCTransformer(iterations=30, random_state=0), SVC())
+    probe = LogisticRegression(max_iter=2000)
+    model = make_pipeline(CPCTransformer(random_state=0), StandardScaler(), probe)
     model.fit(X, y)
-    assert model.score(Xt, yt) > 0.75  # two classes; the raw-series SVM scores 0.95 here
+    # Two classes; the raw-series SVM scores 0.953 here and the 5-seed benchmark CPC ~0.99.
+    assert model.score(Xt, yt) > 0.9
 
 
 def test_encode_writes_the_frozen_features_of_any_data_set(tmp_path, monkeypatch, capsys):

@@ -96,6 +96,8 @@ class MomentumEncoder(nn.Module):
 class SequenceEncoder(Protocol):
     """What sequence methods need of an encoder (both encoders below satisfy it)."""
 
+    receptive_field: int  # input steps that reach one output step
+
     def __call__(self, x: Tensor) -> Tensor:
         """[B, T, C] -> [B, T', D]."""
         ...
@@ -252,6 +254,8 @@ class StateEncoder(nn.Module):
 
 class PerStep(nn.Module):
     """Apply a per-step encoder along time: [B, T, O] -> [B, T, F] (a causal SequenceEncoder)."""
+
+    receptive_field = 1  # one step in, one step out
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()

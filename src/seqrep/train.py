@@ -33,7 +33,14 @@ from seqrep.runs import (
     restore_rank_state,
 )
 
-__all__ = ["PretrainConfig", "build_from_config", "crop_batch", "global_batch_size", "pretrain"]
+__all__ = [
+    "PretrainConfig",
+    "build_from_config",
+    "crop_batch",
+    "crop_in_context",
+    "global_batch_size",
+    "pretrain",
+]
 
 
 @dataclass
@@ -56,15 +63,18 @@ class PretrainConfig:
     context_dim: int = field(default=128, metadata={"help": "CPC GRU size"})
     horizon: int = field(default=8, metadata={"help": "CPC: K, the future steps predicted"})
     negatives: str = field(
-        default="both",
+        default="position",
         metadata={
             "help": "CPC negatives: batch, time, both, or position (other series, same step)"
         },
     )
     num_negatives: int = field(default=32, metadata={"help": "CPC: negatives per query"})
     bidirectional: bool = field(
-        default=False,
-        metadata={"help": "CPC: a second CPC on the reversed series, features side by side"},
+        default=True,
+        metadata={
+            "help": "CPC: a second CPC on the reversed series, features side by side (the "
+            "window objectives have no direction and ignore it)"
+        },
     )
     max_queries: int = field(default=512, metadata={"help": "CPC: (b, t, k) queries per batch"})
     margin: float = field(default=0.5, metadata={"help": "triplet/contrastive margin"})
@@ -72,8 +82,23 @@ class PretrainConfig:
         default="all", metadata={"help": "triplet mining: all, batch_hard, semi_hard"}
     )
     window: int = field(default=128, metadata={"help": "longest random crop for pretraining"})
+    crop_context: bool = field(
+        default=True,
+        metadata={
+            "help": "CPC with the dilated encoder: the encoder also reads up to its receptive "
+            "field - 1 real steps each side of a crop, which the loss does not score, so no crop "
+            "step sees padding that the whole series lacks (else its position in the crop "
+            "is a shortcut)"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "series per batch (TS2Vec: 8)"})
-    iterations: int = field(default=200, metadata={"help": "optimiser steps"})
+    iterations: int = field(
+        default=100,
+        metadata={
+            "help": "optimiser steps (one step of bidirectional CPC trains both directions: "
+            "100 cost what TS2Vec's 200 do)"
+        },
+    )
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     log_every: int = field(default=10, metadata={"help": "log metrics every N steps"})
@@ -107,6 +132,12 @@ class PretrainConfig:
             },
         )
 
+    def reads_crop_context(self) -> bool:
+        """Whether crops come with context: CPC on the dilated encoder with --crop-context (the
+        window objectives encode windows alone, and the strided encoder's output steps are not
+        its input steps)."""
+        return self.crop_context and self.method == "cpc" and self.encoder == "dilated"
+
 
 def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
     """The method named by ``cfg.method`` with its encoder."""
@@ -124,25 +155,43 @@ def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
         max_queries=cfg.max_queries,
         margin=cfg.margin,
         mining=cfg.mining,
-        bidirectional=cfg.bidirectional,
+        bidirectional=cfg.bidirectional and cfg.method == "cpc",  # a CPC option
     )
+
+
+def crop_in_context(
+    values: Tensor, lengths: Tensor, window: int, context: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
+    """A random crop of at most ``window`` valid steps per series, with up to ``context`` real
+    steps on each side of it that the encoder reads but the loss does not score.
+
+    Returns x [B, T, C] (the steps [start - before, start + crop + after), left-aligned and
+    NaN-padded), its valid lengths [B] (before + crop + after) and ``margins`` [B, 2] (before,
+    after). Why: a causal encoder whose receptive field exceeds the crop sees padding at the
+    crop's first steps, so every output encodes its position in the crop; with the series'
+    own history before the crop, no crop position sees padding the full series does not.
+    ``generator`` lives on the device of ``values``."""
+    b, dev = values.shape[0], values.device
+    crop = lengths.clamp_max(window)
+    start = (torch.rand(b, generator=generator, device=dev) * (lengths - crop + 1).float()).long()
+    before = start.clamp_max(context)
+    after = (lengths - start - crop).clamp_max(context)
+    total = before + crop + after
+    w = int(total.max())
+    steps = torch.arange(w, device=dev)[None, :]
+    idx = (start[:, None] - before[:, None] + steps).clamp_max(values.shape[1] - 1)
+    out = values.gather(1, idx[:, :, None].expand(-1, -1, values.shape[2]))
+    pad = steps >= total[:, None]
+    return out.masked_fill(pad[:, :, None], float("nan")), total, torch.stack([before, after], 1)
 
 
 def crop_batch(
     values: Tensor, lengths: Tensor, window: int, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """A random crop of at most ``window`` valid steps per series: [B, T, C] -> [B, W, C].
-
-    ``generator`` lives on the device of ``values``."""
-    b, dev = values.shape[0], values.device
-    crop = lengths.clamp_max(window)
-    start = (torch.rand(b, generator=generator, device=dev) * (lengths - crop + 1).float()).long()
-    w = int(crop.max())
-    steps = torch.arange(w, device=dev)[None, :]
-    idx = (start[:, None] + steps).clamp_max(values.shape[1] - 1)
-    out = values.gather(1, idx[:, :, None].expand(-1, -1, values.shape[2]))
-    pad = steps >= crop[:, None]
-    return out.masked_fill(pad[:, :, None], float("nan")), crop
+    """A random crop of at most ``window`` valid steps per series: [B, T, C] -> [B, W, C], and
+    the crops' valid lengths [B] (:func:`crop_in_context` without context)."""
+    x, crop, _ = crop_in_context(values, lengths, window, 0, generator)
+    return x, crop
 
 
 def _logs(it: int, cfg: PretrainConfig) -> bool:
@@ -202,6 +251,7 @@ def pretrain(
         run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
     batch = global_batch_size(cfg, len(train))
     loss_fn = data_parallel_loss(method)
+    context = method.encoder.receptive_field - 1 if cfg.reads_crop_context() else 0
     last: dict[str, float] = {}
     t0 = time.perf_counter() - seconds
     method.train()
@@ -209,8 +259,14 @@ def pretrain(
         advance(start)
         for it in range(start, cfg.iterations):
             idx = torch.randperm(len(train), generator=gen, device=device)[:batch]
-            x, lens = crop_batch(values[idx], lengths[idx], cfg.window, gen)
-            out = loss_fn(rank_rows(x), rank_rows(lens), gen)
+            if context:
+                x, lens, margins = crop_in_context(
+                    values[idx], lengths[idx], cfg.window, context, gen
+                )
+                out = loss_fn(rank_rows(x), rank_rows(lens), gen, rank_rows(margins))
+            else:
+                x, lens = crop_batch(values[idx], lengths[idx], cfg.window, gen)
+                out = loss_fn(rank_rows(x), rank_rows(lens), gen)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()

@@ -1,11 +1,11 @@
 """seqrep's sequence encoders as an aeon collection transformer (scikit-learn fit/transform).
 
-    from aeon.classification.feature_based import SummaryClassifier  # or any tabular model
+    from sklearn.linear_model import LogisticRegression  # or any tabular model
     from sklearn.pipeline import make_pipeline
-    from sklearn.svm import SVC
+    from sklearn.preprocessing import StandardScaler
     from seqrep.transform import CPCTransformer
 
-    model = make_pipeline(CPCTransformer(iterations=200), SVC())
+    model = make_pipeline(CPCTransformer(), StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(X_train, y_train)             # X: [n_cases, n_channels, n_timepoints] or a list
     model.score(X_test, y_test)             #    of [n_channels, n_timepoints_i] arrays
 
@@ -29,16 +29,20 @@ from seqrep.train import PretrainConfig, pretrain
 
 __all__ = ["CPCTransformer"]
 
+_DEFAULT = PretrainConfig()  # the transformer's defaults are the command line's
+
 
 class CPCTransformer(BaseCollectionTransformer):
     """Self-supervised sequence features (CPC, or the triplet / pairwise window objectives).
 
     Args:
         method: ``cpc``, ``triplet`` or ``contrastive``.
-        iterations, batch_size, window, lr: pretraining budget (TS2Vec's: 200 x 8).
+        iterations, batch_size, window, lr: pretraining budget (100 steps of batch 8: one step
+            of bidirectional CPC trains both directions, so this costs TS2Vec's 200 x 8).
         hidden, depth, z_dim, horizon: encoder size and CPC's K.
+        negatives, bidirectional, crop_context: CPC's options (see ``seqrep pretrain --help``).
         random_state: seeds the initialisation and the crops (the same seed, the same features).
-        device: ``cpu`` or ``cuda``.
+        device: ``auto``, ``cpu`` or ``cuda``.
     """
 
     _tags: ClassVar[dict[str, Any]] = {
@@ -52,16 +56,20 @@ class CPCTransformer(BaseCollectionTransformer):
 
     def __init__(
         self,
-        method: str = "cpc",
-        iterations: int = 200,
-        batch_size: int = 8,
-        window: int = 128,
-        lr: float = 1e-3,
-        hidden: int = 64,
-        depth: int = 6,
-        z_dim: int = 128,
-        horizon: int = 8,
+        method: str = _DEFAULT.method,
+        iterations: int = _DEFAULT.iterations,
+        batch_size: int = _DEFAULT.batch_size,
+        window: int = _DEFAULT.window,
+        lr: float = _DEFAULT.lr,
+        hidden: int = _DEFAULT.hidden,
+        depth: int = _DEFAULT.depth,
+        z_dim: int = _DEFAULT.z_dim,
+        horizon: int = _DEFAULT.horizon,
+        negatives: str = _DEFAULT.negatives,
+        bidirectional: bool = _DEFAULT.bidirectional,
+        crop_context: bool = _DEFAULT.crop_context,
         random_state: int = 0,
+        device: str = _DEFAULT.device,
     ) -> None:
         self.method = method
         self.iterations = iterations
@@ -72,7 +80,11 @@ class CPCTransformer(BaseCollectionTransformer):
         self.depth = depth
         self.z_dim = z_dim
         self.horizon = horizon
+        self.negatives = negatives
+        self.bidirectional = bidirectional
+        self.crop_context = crop_context
         self.random_state = random_state
+        self.device = device
         super().__init__()
 
     def _config(self) -> PretrainConfig:
@@ -87,7 +99,11 @@ class CPCTransformer(BaseCollectionTransformer):
             z_dim=self.z_dim,
             context_dim=self.z_dim,
             horizon=self.horizon,
+            negatives=self.negatives,
+            bidirectional=self.bidirectional,
+            crop_context=self.crop_context,
             seed=self.random_state,
+            device=self.device,
         )
         cfg.validate()
         return cfg

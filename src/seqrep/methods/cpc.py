@@ -36,6 +36,7 @@ __all__ = [
     "NegativeSource",
     "reverse_valid",
     "sample_negatives",
+    "skip_steps",
 ]
 
 # Up to this many query x position scores, score every query against every position in one
@@ -165,9 +166,14 @@ class CPC(SeriesMethod):
         x: Tensor,
         lengths: Tensor,
         generator: torch.Generator | None = None,
+        context: Tensor | None = None,
         keys: Tensor | None = None,
     ) -> LossOutput:
         """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B].
+
+        ``context`` [B, 2]: steps at the start and end of each series that the encoder and GRU
+        read but that are never a context, a positive or a negative (see
+        :func:`seqrep.train.crop_in_context`).
 
         ``keys`` [B, T', Dz]: the candidates (positives and negatives) to score in place of the
         encoder's own z, e.g. a momentum (EMA) encoder's, without gradient; the context still
@@ -180,8 +186,21 @@ class CPC(SeriesMethod):
         of the global mean, so that DDP's average of the ranks' gradients is the gradient of
         one process on the whole batch (see :mod:`seqrep.distributed`).
         """
+        if context is not None:
+            # The encoder and GRU are causal: the context after a crop cannot reach it. Drop it
+            # (to the longest row over every rank, so that T stays equal across ranks).
+            lengths = lengths - context[:, 1]
+            keep = int(all_gather_rows(lengths).max())
+            x = x[:, :keep]
+            keys = None if keys is None else keys[:, :keep]
         z, c, own_len = self.encode(x, lengths)
-        z, first = gather_with_grad(z if keys is None else keys)
+        if keys is not None:
+            z = keys
+        if context is not None:
+            own_len = own_len - context[:, 0]
+            width = int(all_gather_rows(own_len).max())  # equal on every rank
+            z, c = (skip_steps(v, context[:, 0], width) for v in (z, c))
+        z, first = gather_with_grad(z)
         out_len = all_gather_rows(own_len)
         b, t_max, _ = z.shape
         k_range = torch.arange(1, self.steps + 1, device=z.device)
@@ -236,6 +255,15 @@ class CPC(SeriesMethod):
         return LossOutput(loss, metrics)
 
 
+def skip_steps(h: Tensor, skip: Tensor, width: int) -> Tensor:
+    """Each row's steps from ``skip[b]`` on, left-aligned: [B, T, D], [B] -> [B, width, D] with
+    out[b, t] = h[b, skip_b + t] (clamped at T - 1; the caller masks what lies past a row's
+    end)."""
+    steps = torch.arange(width, device=h.device)[None, :]
+    idx = (skip[:, None] + steps).clamp_max(h.shape[1] - 1)
+    return h.gather(1, idx[:, :, None].expand(-1, -1, h.shape[2]))
+
+
 def reverse_valid(x: Tensor, lengths: Tensor) -> Tensor:
     """Each series' valid steps in reverse order, still left-aligned and NaN-padded:
     [B, T, C], [B] -> [B, T, C] with out[b, t] = x[b, len_b - 1 - t] for t < len_b."""
@@ -259,12 +287,22 @@ class BidirectionalCPC(SeriesMethod):
         self.encoder = forward_cpc.encoder
 
     def loss(
-        self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        lengths: Tensor,
+        generator: torch.Generator | None = None,
+        context: Tensor | None = None,
     ) -> LossOutput:
         """The sum of both directions' InfoNCE; metrics: their mean loss and accuracy, and each
-        direction's own (``forward_*``, ``backward_*``)."""
-        ahead = self.forward_cpc.loss(x, lengths, generator)
-        behind = self.backward_cpc.loss(reverse_valid(x, lengths), lengths, generator)
+        direction's own (``forward_*``, ``backward_*``). ``context`` [B, 2] as in
+        :meth:`CPC.loss`; the backward model reads the steps after the crop as its history."""
+        ahead = self.forward_cpc.loss(x, lengths, generator, context)
+        behind = self.backward_cpc.loss(
+            reverse_valid(x, lengths),
+            lengths,
+            generator,
+            None if context is None else context.flip(1),
+        )
         metrics = {
             "loss": (ahead.metrics["loss"] + behind.metrics["loss"]) / 2,
             "accuracy": (ahead.metrics["accuracy"] + behind.metrics["accuracy"]) / 2,

@@ -154,7 +154,7 @@ class StateCPC(StateMethod):
         obs = batch["obs"]
         lengths = torch.full((obs.shape[0],), obs.shape[1], dtype=torch.long, device=obs.device)
         keys = self.key_encoder(obs) if self.key_encoder is not None else None
-        return self.cpc.loss(obs, lengths, generator, keys)
+        return self.cpc.loss(obs, lengths, generator, keys=keys)
 
     def update_targets(self) -> None:
         if self.key_encoder is not None:
