@@ -465,21 +465,25 @@ def test_crop_in_context_reads_real_history_so_crop_steps_see_what_the_full_seri
 
 
 class _NaNOver(torch.nn.Module):
-    """A GRU whose output is NaN over ``mask`` [B, T] (its recurrence untouched)."""
+    """An encoder whose output is NaN over ``mask`` [B, T]; the other steps as before (they
+    still read the masked steps' inputs)."""
 
-    def __init__(self, gru: torch.nn.Module, mask: torch.Tensor) -> None:
+    def __init__(self, encoder: torch.nn.Module, mask: torch.Tensor) -> None:
         super().__init__()
-        self.gru, self.mask = gru, mask
+        self.inner, self.mask = encoder, mask
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c, h = self.gru(z)
-        return c.masked_fill(self.mask[:, : c.shape[1], None], float("nan")), h
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.inner(x)
+        return z.masked_fill(self.mask[:, : z.shape[1], None], float("nan"))
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return lengths
 
 
 def test_cpc_never_scores_context_steps():
-    """With context, neither a context c_t nor a context z_t enters the loss: NaN in the GRU's
-    output and in the keys over the context steps leave the loss finite, and zero-width
-    context gives the loss without context (same draws)."""
+    """With context, no context z_t enters the loss (as a candidate or the GRU's input): NaN in
+    the encoder's output and in the keys over the context steps leave the loss finite; the
+    crop's z do read the context; and zero-width context gives the loss without it."""
     from seqrep.methods import build_series_method
 
     torch.manual_seed(0)
@@ -496,7 +500,7 @@ def test_cpc_never_scores_context_steps():
         (method.forward_cpc, outside),
         (method.backward_cpc, reverse_valid(outside[:, :, None].float(), lengths)[..., 0] > 0),
     ):
-        cpc.gru = _NaNOver(cpc.gru, mask)  # type: ignore[assignment]
+        cpc.encoder = _NaNOver(cpc.encoder, mask)  # type: ignore[assignment]
     out = method.loss(x, lengths, torch.Generator().manual_seed(1), margins)
     assert math.isfinite(out.loss.item())
     keys = torch.randn(4, 30, 8).masked_fill(outside[:, :, None], float("nan"))
@@ -504,7 +508,12 @@ def test_cpc_never_scores_context_steps():
     assert math.isfinite(fwd.loss.item())
     zero = torch.zeros(4, 2, dtype=torch.long)
     for cpc in (method.forward_cpc, method.backward_cpc):
-        cpc.gru = cpc.gru.gru
+        cpc.encoder = cpc.encoder.inner
+    read = torch.nan_to_num(x).requires_grad_(True)
+    method.forward_cpc.loss(
+        read, lengths, torch.Generator().manual_seed(1), margins
+    ).loss.backward()
+    assert read.grad is not None and read.grad[0, :5].abs().sum() > 0  # the context is read
     a = method.loss(x, lengths, torch.Generator().manual_seed(2), zero)
     b = method.loss(x, lengths, torch.Generator().manual_seed(2))
     assert a.loss.item() == pytest.approx(b.loss.item(), rel=1e-6)

@@ -150,11 +150,20 @@ class CPC(SeriesMethod):
         self.steps, self.negatives, self.num_negatives = steps, negatives, num_negatives
         self.max_queries, self.temperature = max_queries, temperature
 
-    def encode(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x [B, T, C] (NaN padding allowed) -> z [B, T', Dz], c [B, T', Dc], lengths' [B]."""
+    def encode(
+        self, x: Tensor, lengths: Tensor, skip: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, T, C] (NaN padding allowed) -> z [B, T', Dz], c [B, T', Dc], lengths' [B].
+
+        ``skip`` [B]: steps at the start of each series that only the encoder reads; z and c
+        start after them (the GRU's history starts there too: see :meth:`loss`)."""
         z = self.encoder(torch.nan_to_num(x))
+        lengths = self.encoder.output_lengths(lengths)
+        if skip is not None:
+            lengths = lengths - skip
+            z = skip_steps(z, skip, int(all_gather_rows(lengths).max()))  # T' equal on all ranks
         c, _ = self.gru(z)
-        return z, c, self.encoder.output_lengths(lengths)
+        return z, c, lengths
 
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Instance vectors for probes: max over valid steps of [z_t, c_t]: [B, Dz + Dc]."""
@@ -171,8 +180,8 @@ class CPC(SeriesMethod):
     ) -> LossOutput:
         """InfoNCE over k = 1..K on a batch x [B, T, C] with valid lengths [B].
 
-        ``context`` [B, 2]: steps at the start and end of each series that the encoder and GRU
-        read but that are never a context, a positive or a negative (see
+        ``context`` [B, 2]: steps at the start and end of each series that the encoder reads
+        but that are never a context, a positive or a negative (see
         :func:`seqrep.train.crop_in_context`).
 
         ``keys`` [B, T', Dz]: the candidates (positives and negatives) to score in place of the
@@ -186,20 +195,18 @@ class CPC(SeriesMethod):
         of the global mean, so that DDP's average of the ranks' gradients is the gradient of
         one process on the whole batch (see :mod:`seqrep.distributed`).
         """
+        skip = None
         if context is not None:
-            # The encoder and GRU are causal: the context after a crop cannot reach it. Drop it
-            # (to the longest row over every rank, so that T stays equal across ranks).
+            # The encoder reads the context before the crop, so that no z_t in the crop sees
+            # padding; the GRU starts at the crop (position in c is no shortcut once the
+            # candidates z carry none, and its recurrence is the costly part). The context
+            # after the crop cannot reach it (causal): dropped, to the longest row of any rank.
+            skip = context[:, 0]
             lengths = lengths - context[:, 1]
-            keep = int(all_gather_rows(lengths).max())
-            x = x[:, :keep]
-            keys = None if keys is None else keys[:, :keep]
-        z, c, own_len = self.encode(x, lengths)
+            x = x[:, : int(all_gather_rows(lengths).max())]
+        z, c, own_len = self.encode(x, lengths, skip)
         if keys is not None:
-            z = keys
-        if context is not None:
-            own_len = own_len - context[:, 0]
-            width = int(all_gather_rows(own_len).max())  # equal on every rank
-            z, c = (skip_steps(v, context[:, 0], width) for v in (z, c))
+            z = keys if skip is None else skip_steps(keys, skip, z.shape[1])
         z, first = gather_with_grad(z)
         out_len = all_gather_rows(own_len)
         b, t_max, _ = z.shape
