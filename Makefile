@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# One seed in a run folder (report, plots, checkpoint), then five seeds beside the raw series:
+# one seed's accuracy is not the method's.
 demo: $(STAMP)
 	$(BIN)/seqrep pretrain --data GunPoint --method cpc --out runs/demo-cpc-gunpoint --overwrite
+	rm -rf runs/demo-cpc-gunpoint-5-seeds
+	$(BIN)/seqrep bench series --datasets GunPoint --methods cpc,raw \
+		--out runs/demo-cpc-gunpoint-5-seeds/series.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

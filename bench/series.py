@@ -6,7 +6,7 @@ Writes bench/results/series.json (one row per dataset x method x seed: dataset, 
 accuracy, seconds, ...) and bench/results/series.md (mean ± std beside the published columns).
 Rerunning resumes: finished rows are skipped.
 
-    python bench/series.py                        # the full sweep (about 1.5 h on 2 cores)
+    python bench/series.py                        # the full sweep (about 40 min on 2 cores)
     python bench/series.py --methods cpc --seeds 0
 """
 
