@@ -10,7 +10,9 @@ same normalised splits as CPC, probed with the same SVM (TS2Vec's C rule, seqrep
 
     python bench/ts2vec_measured.py [--datasets ...] [--seeds 0,1,2,3,4] [--threads 2]
 
-Writes bench/results/ts2vec_measured.{json,md}; rows are appended as they finish and a rerun resumes.
+Writes bench/results/ts2vec_measured.{json,md} (rows appended as they finish; a rerun resumes)
+and the summary src/seqrep/data/reference/ts2vec_measured_seeds.csv that `seqrep bench series`
+shows as its "TS2Vec measured" column.
 CPC's accuracy column is read from bench/results/series.json (5 seeds).
 """
 
@@ -115,6 +117,33 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+REFERENCE = Path(__file__).parents[1] / "src/seqrep/data/reference/ts2vec_measured_seeds.csv"
+
+
+def write_reference(rows: list[dict]) -> None:
+    """The per-set summary that `seqrep bench series` shows as "TS2Vec measured"."""
+    lines = [
+        "# TS2Vec, its authors' code (PyPI ts2vec 0.1), measured by bench/ts2vec_measured.py on this",
+        "# project's 2-core CPU machine, 2 torch threads: batch 8, lr 1e-3, 320-d output, 200",
+        "# iterations (600 above 100,000 training values), max_train_length 3000, full-series max",
+        "# pooling, seqrep's normalised splits and SVM probe (TS2Vec's C rule). accuracy: mean over",
+        "# the seeds; seconds: pretraining + encoding + SVM, mean per seed; cpc_seconds_same_run:",
+        "# seqrep's default CPC, seed 0, timed in the same run (the time ratio's numerator).",
+        "dataset,accuracy,accuracy_std,seeds,seconds,cpc_seconds_same_run",
+    ]
+    for d in dict.fromkeys(r["dataset"] for r in rows):
+        ts = [r for r in rows if r["dataset"] == d and r["method"] == "ts2vec"]
+        cpc = [r["seconds"] for r in rows if r["dataset"] == d and r["method"] == "cpc"]
+        if not ts or not cpc:
+            continue
+        acc = np.array([r["accuracy"] for r in ts])
+        secs = np.mean([r["seconds"] for r in ts])
+        lines.append(
+            f"{d},{acc.mean():.3f},{acc.std():.3f},{len(ts)},{secs:.1f},{np.mean(cpc):.1f}"
+        )
+    REFERENCE.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(SHIPPED_DATASETS))
@@ -142,6 +171,7 @@ def main() -> None:
                 f"{row['seconds']:.1f} s",
                 flush=True,
             )
+    write_reference(rows)
     md = table(rows)
     out.with_suffix(".md").write_text(
         "# TS2Vec (its authors' code) over seeds, beside seqrep's CPC\n\n" + md

@@ -550,3 +550,28 @@ def test_bidirectional_cpc_is_two_cpcs_on_the_series_and_its_reverse():
     assert torch.equal(vec, want) and vec.shape == (4, 32)
     with pytest.raises(ValueError, match="CPC option"):
         build_series_method("triplet", 2, bidirectional=True)
+
+
+def test_series_table_compares_cpc_with_ts2vec_measured_per_set_and_on_average():
+    """The "TS2Vec measured" column reads the seeded measurement where it exists (else the
+    one-seed reference); the gap column is CPC's mean minus it, per set and on average."""
+    from seqrep.series_bench import reference_table, summarise
+
+    seeded = reference_table("ts2vec_measured_seeds.csv")
+    one_seed = reference_table("ts2vec_cpu_measured.csv")
+    sets = ["GunPoint", "ArrowHead"]
+    rows = [
+        {"dataset": d, "method": "cpc", "seed": s, "accuracy": a, "seconds": 1.0}
+        for d, accs in zip(sets, ([0.9, 1.0], [0.7, 0.8]), strict=True)
+        for s, a in enumerate(accs)
+    ]
+    table = summarise(rows)
+    want = []
+    for d, cpc in zip(sets, (0.95, 0.75), strict=True):
+        ref = seeded.get(d) or one_seed[d]
+        want.append(float(ref["accuracy"]))
+        line = next(x for x in table.splitlines() if x.startswith(f"| {d} |"))
+        assert f"| {float(ref['accuracy']):.3f} " in line
+        assert f"| {cpc - float(ref['accuracy']):+.3f} |" in line
+    mean = next(x for x in table.splitlines() if x.startswith("| **mean**"))
+    assert f"| {0.85 - np.mean(want):+.3f} |" in mean

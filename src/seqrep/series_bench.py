@@ -245,10 +245,32 @@ def _run_series_bench(
     return rows
 
 
+def _ts2vec_measured(
+    dataset: str, seeded: dict[str, dict[str, str]], one_seed: dict[str, dict[str, str]]
+) -> dict[str, Any] | None:
+    """TS2Vec's own code measured on this kind of machine: the seeds of bench/ts2vec_measured.py
+    (with CPC's time in the same run) where they exist, else the one-seed reference."""
+    if dataset in seeded:
+        r = seeded[dataset]
+        return {
+            "accuracy": float(r["accuracy"]),
+            "spread": f"± {float(r['accuracy_std']):.3f} ({r['seeds']} seed"
+            + ("s)" if int(r["seeds"]) != 1 else ")"),
+            "seconds": float(r["seconds"]),
+            "time_ratio": float(r["cpc_seconds_same_run"]) / float(r["seconds"]),
+        }
+    if dataset in one_seed:
+        r = one_seed[dataset]
+        acc, secs = float(r["accuracy"]), float(r["total_seconds"])
+        return {"accuracy": acc, "spread": "(1 seed)", "seconds": secs, "time_ratio": None}
+    return None
+
+
 def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) -> str:
     """Markdown: mean ± std accuracy per data set and method beside the published columns."""
     ref = reference_table()
     cpu = reference_table("ts2vec_cpu_measured.csv")
+    seeded = reference_table("ts2vec_measured_seeds.csv")
     order = ("cpc", "triplet", "contrastive", "raw", "random", "minirocket")
     present = list(dict.fromkeys(r["method"] for r in rows))
     methods = [m for m in order if m in present] + [m for m in present if m not in order]
@@ -261,7 +283,8 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
         "cpc - TS2Vec measured",
         "cpc s/seed",
         "MiniRocket s/seed",
-        "TS2Vec CPU s",
+        "TS2Vec s/seed",
+        "cpc / TS2Vec time, same run",
         *published,
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -272,24 +295,26 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
             acc = [r["accuracy"] for r in rows if r["dataset"] == d and r["method"] == m]
             means[m].append(float(np.mean(acc)) if acc else float("nan"))
             cells.append(f"{np.mean(acc):.3f} ± {np.std(acc):.3f}" if acc else "-")
-        measured = cpu.get(d, {}).get("accuracy")
-        cells.append(measured or "-")
+        ts = _ts2vec_measured(d, seeded, cpu)
+        cells.append(f"{ts['accuracy']:.3f} {ts['spread']}" if ts else "-")
         cpc = means["cpc"][-1] if "cpc" in means else float("nan")
-        cells.append(f"{cpc - float(measured):+.3f}" if measured and np.isfinite(cpc) else "-")
+        cells.append(f"{cpc - ts['accuracy']:+.3f}" if ts and np.isfinite(cpc) else "-")
         for timed in ("cpc", "minirocket"):
             secs = [r["seconds"] for r in rows if r["dataset"] == d and r["method"] == timed]
             cells.append(f"{np.mean(secs):.1f}" if secs else "-")
-        cells.append(cpu.get(d, {}).get("total_seconds", "-"))
+        cells.append(f"{ts['seconds']:.1f}" if ts else "-")
+        cells.append(f"{ts['time_ratio']:.2f}" if ts and ts["time_ratio"] else "-")
         cells += [ref.get(d, {}).get(p, "") or "-" for p in published]
         lines.append("| " + " | ".join(cells) + " |")
     mean_cells = ["**mean**", *(f"**{np.nanmean(means[m]):.3f}**" for m in methods)]
-    ts2vec = [float(cpu[d]["accuracy"]) for d in datasets if cpu.get(d, {}).get("accuracy")]
-    if len(ts2vec) == len(datasets) and "cpc" in means:
+    measured = [_ts2vec_measured(d, seeded, cpu) for d in datasets]
+    if all(measured) and "cpc" in means:
+        ts2vec = [m["accuracy"] for m in measured if m]
         gap = np.nanmean(means["cpc"]) - np.mean(ts2vec)
         mean_cells += [f"{np.mean(ts2vec):.3f}", f"{gap:+.3f}"]
     else:
         mean_cells += ["-", "-"]
-    mean_cells += ["", "", ""]
+    mean_cells += ["", "", "", ""]
     for p in published:
         vals = [float(ref[d][p]) for d in datasets if d in ref and ref[d].get(p)]
         mean_cells.append(f"{np.mean(vals):.3f}" if len(vals) == len(datasets) else "-")
