@@ -575,3 +575,14 @@ def test_series_table_compares_cpc_with_ts2vec_measured_per_set_and_on_average()
         assert f"| {cpc - float(ref['accuracy']):+.3f} |" in line
     mean = next(x for x in table.splitlines() if x.startswith("| **mean**"))
     assert f"| {0.85 - np.mean(want):+.3f} |" in mean
+
+
+@pytest.mark.parametrize(("negatives", "chance"), [("position", 1 / 4), ("both", 1 / 33)])
+def test_cpc_chance_counts_the_distinct_candidates(negatives, chance):
+    """Same-position negatives draw from the batch's other series: with 4 series a query has 4
+    distinct candidates, whatever the number of draws; other sources draw 32 distinct steps."""
+    torch.manual_seed(0)
+    cpc = CPC(DilatedConvEncoder(1, 8, 8, depth=2), 8, 8, 2, negatives, 32)
+    x = torch.randn(4, 40, 1)
+    out = cpc.loss(x, torch.full((4,), 40), torch.Generator().manual_seed(0))
+    assert out.metrics["chance"] == pytest.approx(chance)

@@ -258,7 +258,9 @@ class CPC(SeriesMethod):
                 metrics[f"loss_k{k + 1}"] = lk
                 metrics[f"acc_k{k + 1}"] = per_k_correct[k] / per_k_count[k]
                 metrics[f"mi_bound_k{k + 1}"] = log_n - lk
-        metrics["chance"] = 1.0 / (self.num_negatives + 1)
+        # Same-position negatives repeat the batch's other series: at most b distinct candidates.
+        distinct = self.num_negatives + 1 if self.negatives != "position" else b
+        metrics["chance"] = 1.0 / min(self.num_negatives + 1, distinct)
         return LossOutput(loss, metrics)
 
 
