@@ -22,11 +22,13 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # One seed in a run folder (report, plots, checkpoint), then five seeds beside the raw series:
-# one seed's accuracy is not the method's.
+# one seed's accuracy is not the method's. One torch thread: as fast as two here (these models
+# are small), and it does not crawl when other jobs hold the cores (two threads on a busy
+# 2-core machine took over 5 minutes for a 16 s cell).
 demo: $(STAMP)
 	$(BIN)/seqrep pretrain --data GunPoint --method cpc --out runs/demo-cpc-gunpoint --overwrite
 	rm -rf runs/demo-cpc-gunpoint-5-seeds
-	$(BIN)/seqrep bench series --datasets GunPoint --methods cpc,raw \
+	$(BIN)/seqrep bench series --datasets GunPoint --methods cpc,raw --threads 1 \
 		--out runs/demo-cpc-gunpoint-5-seeds/series.json
 
 lint: $(STAMP)
