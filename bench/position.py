@@ -28,7 +28,8 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 
-from seqrep.methods.cpc import BidirectionalCPC, skip_steps
+from seqrep.methods.base import take_steps
+from seqrep.methods.cpc import BidirectionalCPC
 from seqrep.series_bench import load_normalised
 from seqrep.train import PretrainConfig, build_from_config, crop_in_context, pretrain
 
@@ -51,7 +52,7 @@ def crop_features(
         crop = total - margins.sum(1)
         with torch.no_grad():
             z = encoder(torch.nan_to_num(x))
-            z = skip_steps(z, margins[:, 0], int(crop.max()))
+            z = take_steps(z, margins[:, 0], int(crop.max()))
         for b in range(len(values)):
             n = int(crop[b])
             feats.append(z[b, :n].numpy())

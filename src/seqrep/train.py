@@ -22,6 +22,7 @@ from seqrep.distributed import (
     world_size,
 )
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
+from seqrep.methods.base import take_steps
 from seqrep.methods.cpc import NEGATIVE_SOURCES
 from seqrep.runs import (
     RunDir,
@@ -178,10 +179,8 @@ def crop_in_context(
     after = (lengths - start - crop).clamp_max(context)
     total = before + crop + after
     w = int(total.max())
-    steps = torch.arange(w, device=dev)[None, :]
-    idx = (start[:, None] - before[:, None] + steps).clamp_max(values.shape[1] - 1)
-    out = values.gather(1, idx[:, :, None].expand(-1, -1, values.shape[2]))
-    pad = steps >= total[:, None]
+    out = take_steps(values, start - before, w)
+    pad = torch.arange(w, device=dev)[None, :] >= total[:, None]
     return out.masked_fill(pad[:, :, None], float("nan")), total, torch.stack([before, after], 1)
 
 
@@ -259,14 +258,9 @@ def pretrain(
         advance(start)
         for it in range(start, cfg.iterations):
             idx = torch.randperm(len(train), generator=gen, device=device)[:batch]
-            if context:
-                x, lens, margins = crop_in_context(
-                    values[idx], lengths[idx], cfg.window, context, gen
-                )
-                out = loss_fn(rank_rows(x), rank_rows(lens), gen, rank_rows(margins))
-            else:
-                x, lens = crop_batch(values[idx], lengths[idx], cfg.window, gen)
-                out = loss_fn(rank_rows(x), rank_rows(lens), gen)
+            x, lens, margins = crop_in_context(values[idx], lengths[idx], cfg.window, context, gen)
+            with_context = (rank_rows(margins),) if context else ()  # only CPC takes context
+            out = loss_fn(rank_rows(x), rank_rows(lens), gen, *with_context)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()

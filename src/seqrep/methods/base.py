@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from seqrep.nets import SequenceEncoder
 
-__all__ = ["LossOutput", "SeriesMethod"]
+__all__ = ["LossOutput", "SeriesMethod", "take_steps"]
 
 
 @dataclass
@@ -34,3 +34,12 @@ class SeriesMethod(nn.Module):
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Frozen instance vectors for probes: [B, T, C], [B] -> [B, D]."""
         raise NotImplementedError
+
+
+def take_steps(h: Tensor, start: Tensor, width: int) -> Tensor:
+    """Each row's steps from ``start[b]`` on, left-aligned: [B, T, D], [B] -> [B, width, D] with
+    out[b, t] = h[b, start_b + t], clamped at T - 1 (callers mask what lies past a row's end:
+    crops and windows with NaN, CPC by its lengths)."""
+    steps = torch.arange(width, device=h.device)[None, :]
+    idx = (start[:, None] + steps).clamp_max(h.shape[1] - 1)
+    return h.gather(1, idx[:, :, None].expand(-1, -1, h.shape[2]))

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from seqrep.critics import BilinearPredictors
 from seqrep.distributed import all_gather_rows, all_reduce_sum, gather_with_grad, world_size
 from seqrep.losses import info_nce_from_logits
-from seqrep.methods.base import LossOutput, SeriesMethod
+from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
 from seqrep.nets import SequenceEncoder, masked_max_pool
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "NegativeSource",
     "reverse_valid",
     "sample_negatives",
-    "skip_steps",
 ]
 
 # Up to this many query x position scores, score every query against every position in one
@@ -161,7 +160,7 @@ class CPC(SeriesMethod):
         lengths = self.encoder.output_lengths(lengths)
         if skip is not None:
             lengths = lengths - skip
-            z = skip_steps(z, skip, int(all_gather_rows(lengths).max()))  # T' equal on all ranks
+            z = take_steps(z, skip, int(all_gather_rows(lengths).max()))  # T' equal on all ranks
         c, _ = self.gru(z)
         return z, c, lengths
 
@@ -206,7 +205,7 @@ class CPC(SeriesMethod):
             x = x[:, : int(all_gather_rows(lengths).max())]
         z, c, own_len = self.encode(x, lengths, skip)
         if keys is not None:
-            z = keys if skip is None else skip_steps(keys, skip, z.shape[1])
+            z = keys if skip is None else take_steps(keys, skip, z.shape[1])
         z, first = gather_with_grad(z)
         out_len = all_gather_rows(own_len)
         b, t_max, _ = z.shape
@@ -258,19 +257,11 @@ class CPC(SeriesMethod):
                 metrics[f"loss_k{k + 1}"] = lk
                 metrics[f"acc_k{k + 1}"] = per_k_correct[k] / per_k_count[k]
                 metrics[f"mi_bound_k{k + 1}"] = log_n - lk
-        # Same-position negatives repeat the batch's other series: at most b distinct candidates.
-        distinct = self.num_negatives + 1 if self.negatives != "position" else b
-        metrics["chance"] = 1.0 / min(self.num_negatives + 1, distinct)
+        distinct = self.num_negatives + 1
+        if self.negatives == "position":  # draws repeat the batch's other series: b distinct
+            distinct = min(distinct, b)
+        metrics["chance"] = 1.0 / distinct
         return LossOutput(loss, metrics)
-
-
-def skip_steps(h: Tensor, skip: Tensor, width: int) -> Tensor:
-    """Each row's steps from ``skip[b]`` on, left-aligned: [B, T, D], [B] -> [B, width, D] with
-    out[b, t] = h[b, skip_b + t] (clamped at T - 1; the caller masks what lies past a row's
-    end)."""
-    steps = torch.arange(width, device=h.device)[None, :]
-    idx = (skip[:, None] + steps).clamp_max(h.shape[1] - 1)
-    return h.gather(1, idx[:, :, None].expand(-1, -1, h.shape[2]))
 
 
 def reverse_valid(x: Tensor, lengths: Tensor) -> Tensor:

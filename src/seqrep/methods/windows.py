@@ -22,7 +22,7 @@ from seqrep.distributed import (
     world_size,
 )
 from seqrep.losses import batch_contrastive_margin, batch_triplet
-from seqrep.methods.base import LossOutput, SeriesMethod
+from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
 from seqrep.nets import SequenceEncoder, masked_max_pool
 
 __all__ = ["WindowMetricLearning", "crop_windows", "take_windows", "window_bounds"]
@@ -55,10 +55,8 @@ def window_bounds(
 
 def take_windows(x: Tensor, start: Tensor, length: Tensor) -> Tensor:
     """Windows x[b, start_b : start_b + length_b], left-aligned and NaN-padded: [B, T, C]."""
-    t_max = x.shape[1]
-    steps = torch.arange(t_max, device=x.device)[None, :]
-    idx = (start[:, None] + steps).clamp_max(t_max - 1)
-    out = x.gather(1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
+    out = take_steps(x, start, x.shape[1])
     return out.masked_fill((steps >= length[:, None])[:, :, None], float("nan"))
 
 
