@@ -216,8 +216,8 @@ def _run_series_bench(
         for seed in (seeds if method != "raw" else seeds[:1])
         if (name, method, seed) not in done
     ]
-    # MiniRocket's numba threads stay busy after it returns and slowed later torch cells of the
-    # same process 1.7x (ACSF1 CPC: 77 s against 45 s alone): its cells go last.
+    # After MiniRocket's numba code has run, later torch cells of the same process ran slower
+    # (ACSF1 CPC: 77 s against 45 s alone; why is not settled): its cells go last.
     todo.sort(key=lambda cfg: cfg.method == "minirocket")
     if ray_address is not None:
         ray = connect(ray_address)
@@ -289,6 +289,7 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     means: dict[str, list[float]] = {m: [] for m in methods}
+    measured = []  # TS2Vec's, per data set
     for d in datasets:
         cells = [d]
         for m in methods:
@@ -296,6 +297,7 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
             means[m].append(float(np.mean(acc)) if acc else float("nan"))
             cells.append(f"{np.mean(acc):.3f} ± {np.std(acc):.3f}" if acc else "-")
         ts = _ts2vec_measured(d, seeded, cpu)
+        measured.append(ts)
         cells.append(f"{ts['accuracy']:.3f} {ts['spread']}" if ts else "-")
         cpc = means["cpc"][-1] if "cpc" in means else float("nan")
         cells.append(f"{cpc - ts['accuracy']:+.3f}" if ts and np.isfinite(cpc) else "-")
@@ -307,7 +309,6 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
         cells += [ref.get(d, {}).get(p, "") or "-" for p in published]
         lines.append("| " + " | ".join(cells) + " |")
     mean_cells = ["**mean**", *(f"**{np.nanmean(means[m]):.3f}**" for m in methods)]
-    measured = [_ts2vec_measured(d, seeded, cpu) for d in datasets]
     if all(measured) and "cpc" in means:
         ts2vec = [m["accuracy"] for m in measured if m]
         gap = np.nanmean(means["cpc"]) - np.mean(ts2vec)
