@@ -46,6 +46,26 @@ VARIANTS = {
 }
 
 
+# Why the published DMControl100k rows are not a like-for-like target (facts from the authors'
+# trackers and later reruns; cited so a reader can check them).
+READING_PUBLISHED = """How to read the published rows beside these runs:
+
+- **Step counting.** This benchmark counts simulator steps: 100k environment steps are 12.5k
+  agent steps and 12.5k updates on cartpole (action repeat 8). The authors state that their
+  100k counts simulator steps (MishaLaskin/curl#3), but their training loop's `step` counts
+  agent steps, and later readers found the published 100k numbers line up with that counter,
+  i.e. with several times more simulator steps (MishaLaskin/rad#15, google-research/rliable#5;
+  DrQ's paper says the same of CURL's plots). Reruns of the authors' code at 12.5k agent steps
+  on cartpole report pixel SAC without augmentation at about 250-300 (MishaLaskin/rad#17), where
+  the paper lists 419 at 100k.
+- **Batch size.** The paper's final runs used batch 512 (MishaLaskin/curl#15, author's reply);
+  this CPU protocol uses 128, the authors' run script's value. The GPU protocol uses 512.
+- **DrQ** counts simulator steps, but its 759 comes with its Q-target averaging over augmented
+  copies (K=2, M=2) and batch 512; crop-only SAC here is DrQ's K=1, M=1.
+
+"""
+
+
 def _folder(runs: Path, task: str, variant: str, seed: int) -> Path:
     return runs / f"{task}-{variant}-s{seed}"
 
@@ -247,6 +267,7 @@ def report(args: argparse.Namespace) -> None:
         "source |\n|---|---|---|---|---|\n"
         + "\n".join(pub)
         + "\n\n"
+        + READING_PUBLISHED
         + "".join(f"![{t}](curl_curves_{t}.png)\n" for t in tasks)
     )
     (args.results / "curl.md").write_text(text)

@@ -78,3 +78,26 @@ def test_mlp_shapes():
     net = mlp(3, [8, 8], 2)
     assert net(torch.randn(5, 3)).shape == (5, 2)
     assert sum(isinstance(m, nn.ReLU) for m in net) == 2
+
+
+def test_pool_steps_matches_a_loop_over_valid_steps():
+    """max and max-mean pooling read only each row's valid steps (padding may hold anything)."""
+    from seqrep.nets import pool_steps
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(4, 9, 3, generator=g, dtype=torch.float64)
+    lengths = torch.tensor([9, 1, 5, 3])
+    h[1, 1:] = 1e6  # padding larger than any valid value must not reach the max or the mean
+    expected_max, expected_mean = [], []
+    for b in range(4):
+        rows = [h[b, t] for t in range(int(lengths[b]))]
+        expected_max.append([max(float(r[d]) for r in rows) for d in range(3)])
+        expected_mean.append([sum(float(r[d]) for r in rows) / len(rows) for d in range(3)])
+    want_max = torch.tensor(expected_max, dtype=torch.float64)
+    want_mean = torch.tensor(expected_mean, dtype=torch.float64)
+    torch.testing.assert_close(pool_steps(h, lengths, "max"), want_max)
+    torch.testing.assert_close(
+        pool_steps(h, lengths, "max-mean"), torch.cat([want_max, want_mean], dim=1)
+    )
+    with pytest.raises(ValueError, match="unknown pool 'sum'; choose max, max-mean"):
+        pool_steps(h, lengths, "sum")

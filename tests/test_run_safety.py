@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -387,3 +388,46 @@ def test_a_run_resumes_after_its_config_class_gained_an_option(tmp_path):
     other.save_checkpoint({"step": 1})
     with pytest.raises(RunDirError, match="differs in: b"):
         RunDir.open(tmp_path / "other", "x", After(b="changed"))
+
+
+def test_an_option_whose_default_changed_reloads_as_the_old_run_ran(tmp_path):
+    """An option listed in ``absent_in_old_runs`` (its default changes what a run does) takes
+    the value the old run had: resuming an old run keeps it, today's default is a different
+    config, and load_run rebuilds the old behaviour (here: PretrainConfig's pool was max)."""
+    import json
+    from dataclasses import dataclass, field
+
+    import torch
+
+    from seqrep.runs import load_run, with_options_added_since
+    from seqrep.train import PretrainConfig
+
+    @dataclass
+    class Before:
+        a: int = 1
+
+    @dataclass
+    class After:
+        absent_in_old_runs: ClassVar[dict] = {"b": "old"}
+        a: int = 1
+        b: str = field(default="new")
+
+    run = RunDir.open(tmp_path / "r", "x", Before())
+    run.save_checkpoint({"step": 5})
+    assert RunDir.open(tmp_path / "r", "x", After(b="old")).load_checkpoint() == {"step": 5}
+    with pytest.raises(RunDirError, match="differs in: b"):
+        RunDir.open(tmp_path / "r", "x", After())
+
+    saved = {"kind": "pretrain", "data": "GunPoint", "method": "cpc", "iterations": 3}
+    assert with_options_added_since(saved, PretrainConfig)["pool"] == "max"
+    assert with_options_added_since({**saved, "pool": "max-mean"}, PretrainConfig)["pool"] == (
+        "max-mean"
+    )
+    folder = tmp_path / "old-pretrain"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(saved))
+    (folder / "checkpoints").mkdir()
+    torch.save({"step": 3}, folder / "checkpoints" / "last.pt")
+    cfg, _ = load_run(folder, "pretrain", PretrainConfig)
+    assert (cfg.pool, cfg.bidirectional, cfg.crop_context) == ("max", False, False)
+    assert (cfg.iterations, PretrainConfig().pool) == (3, "max-mean")

@@ -572,6 +572,36 @@ def test_bidirectional_cpc_is_two_cpcs_on_the_series_and_its_reverse():
         build_series_method("triplet", 2, bidirectional=True)
 
 
+def test_max_mean_vectors_are_the_max_and_mean_of_each_series_valid_steps():
+    """pool="max-mean": CPC's vector is [max, mean] over the valid steps of [z_t, c_t], and the
+    window objectives' is [max, mean] of the encoder output; the max half is the max vector."""
+    from seqrep.methods import build_series_method
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 15, 2)
+    lengths = torch.tensor([15, 9, 12])
+    x[torch.arange(15)[None, :] >= lengths[:, None]] = float("nan")
+    for name in ("cpc", "triplet"):
+        kw = {"hidden": 8, "depth": 2, "z_dim": 6, "context_dim": 5}
+        method = build_series_method(name, 2, pool="max-mean", **kw)
+        with torch.no_grad():
+            vec = method.represent(x, lengths)
+            if name == "cpc":
+                z, c, out_len = method.encode(x, lengths)
+                h = torch.cat([z, c], dim=-1)
+            else:
+                h = method.encoder(torch.nan_to_num(x))
+                out_len = method.encoder.output_lengths(lengths)
+            method.pool = "max"
+            assert torch.equal(vec[:, : h.shape[-1]], method.represent(x, lengths))
+        for b in range(3):
+            steps = h[b, : int(out_len[b])]
+            want = torch.cat([steps.max(0).values, steps.mean(0)])
+            torch.testing.assert_close(vec[b], want)
+    with pytest.raises(ValueError, match="pool must be one of"):
+        build_series_method("cpc", 2, pool="sum")
+
+
 def test_series_table_compares_cpc_with_ts2vec_measured_per_set_and_on_average():
     """The "TS2Vec measured" column reads the seeded measurement where it exists (else the
     one-seed reference); the gap column is CPC's mean minus it, per set and on average."""

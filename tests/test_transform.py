@@ -41,8 +41,9 @@ def test_unequal_lengths_and_channel_mismatch():
     X = [rng.normal(size=(2, n)) for n in (30, 45, 60, 41, 33, 50)]
     t = CPCTransformer(**TINY).fit(X)
     out = t.transform(X)
-    # z and c, max-pooled, of the forward and the backward CPC
-    assert out.shape == (6, 4 * TINY["z_dim"]) and np.isfinite(out).all()
+    # z and c, max- and mean-pooled, of the forward and the backward CPC
+    assert out.shape == (6, 8 * TINY["z_dim"]) and np.isfinite(out).all()
+    assert CPCTransformer(**TINY, pool="max").fit(X).transform(X).shape == (6, 4 * TINY["z_dim"])
     with pytest.raises(ValueError, match="channels"):
         t.transform([rng.normal(size=(3, 40))])
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "POOLS",
     "DilatedConvEncoder",
     "FeatureHead",
     "MomentumEncoder",
@@ -27,7 +28,9 @@ __all__ = [
     "StateEncoder",
     "StridedConvEncoder",
     "masked_max_pool",
+    "masked_mean_pool",
     "mlp",
+    "pool_steps",
 ]
 
 
@@ -111,6 +114,29 @@ def masked_max_pool(h: Tensor, lengths: Tensor) -> Tensor:
     """Max over the valid time steps: [B, T, D], lengths [B] -> [B, D]."""
     valid = torch.arange(h.shape[1], device=h.device)[None, :] < lengths[:, None]
     return h.masked_fill(~valid[:, :, None], float("-inf")).amax(dim=1)
+
+
+def masked_mean_pool(h: Tensor, lengths: Tensor) -> Tensor:
+    """Mean over the valid time steps: [B, T, D], lengths [B] (>= 1) -> [B, D]."""
+    valid = torch.arange(h.shape[1], device=h.device)[None, :] < lengths[:, None]
+    total = h.masked_fill(~valid[:, :, None], 0.0).sum(dim=1)
+    return total / lengths[:, None].to(h.dtype)
+
+
+POOLS = ("max", "max-mean")
+
+
+def pool_steps(h: Tensor, lengths: Tensor, pool: str = "max") -> Tensor:
+    """A series' instance vector from its per-step features, over the valid steps only.
+
+    ``max``: [B, T, D] -> [B, D] (TS2Vec's); ``max-mean``: the max and the mean side by side,
+    [B, 2D] (the mean keeps how long a pattern lasts, which the max alone forgets).
+    """
+    if pool == "max":
+        return masked_max_pool(h, lengths)
+    if pool == "max-mean":
+        return torch.cat([masked_max_pool(h, lengths), masked_mean_pool(h, lengths)], dim=-1)
+    raise ValueError(f"unknown pool {pool!r}; choose {', '.join(POOLS)}")
 
 
 class _CausalConv(nn.Conv1d):

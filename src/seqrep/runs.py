@@ -115,18 +115,20 @@ def has_progress(path: Path) -> bool:
     return cells.is_file() and cells.stat().st_size > 0
 
 
-def _with_new_defaults(saved: dict[str, Any], config: Any) -> dict[str, Any]:
-    """``saved`` plus every option the config class gained since, at its default value: a run
-    started before an option existed ran with that default, so it resumes rather than being
-    refused as a different config."""
-    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+def with_options_added_since(saved: dict[str, Any], config_cls: Any) -> dict[str, Any]:
+    """A saved config plus every option ``config_cls`` gained since it was written, at the value
+    the run had then: the class's ``absent_in_old_runs`` entry where the option's default
+    changed what the run does, else the option's default. So an old run resumes and reloads as
+    it ran, rather than being refused as a different config or rebuilt under new defaults."""
+    if not dataclasses.is_dataclass(config_cls):
         return saved
-    defaults = {
-        f.name: f.default
-        for f in dataclasses.fields(config)
-        if f.default is not dataclasses.MISSING and f.name not in saved
+    absent = getattr(config_cls, "absent_in_old_runs", {})
+    added = {
+        f.name: absent.get(f.name, f.default)
+        for f in dataclasses.fields(config_cls)
+        if f.name not in saved and (f.name in absent or f.default is not dataclasses.MISSING)
     }
-    return {**saved, **_jsonable(defaults)} if defaults else saved
+    return {**saved, **_jsonable(added)} if added else saved
 
 
 def _protected(path: Path) -> str | None:
@@ -257,7 +259,7 @@ class RunDir:
             ) from e
         if existing:
             cfg_file = path / "config.json"
-            old = _with_new_defaults(json.loads(cfg_file.read_text()), config)
+            old = with_options_added_since(json.loads(cfg_file.read_text()), type(config))
             if overwrite:
                 _clear_run_folder(path)
             elif old != cfg:
@@ -419,6 +421,7 @@ def load_run(
     if saved.get("kind") != kind:
         raise RunDirError(f"{path} holds a {saved.get('kind')!r} run, not a `seqrep {kind}` run")
     names = {f.name for f in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
+    saved = with_options_added_since(saved, config_cls)
     config = config_cls(**{k: v for k, v in saved.items() if k in names})
     state = run.load_checkpoint()
     if state is None:

@@ -23,7 +23,13 @@ import torch
 
 from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, Standardizer, load_train_test
 from seqrep.evaluate import encode_dataset, logistic_probe, raw_features, svm_probe, zero_padded
-from seqrep.runs import RunDir, atomic_write_text, console, resolve_device
+from seqrep.runs import (
+    RunDir,
+    atomic_write_text,
+    console,
+    resolve_device,
+    with_options_added_since,
+)
 from seqrep.sweep import connect, stream
 from seqrep.train import PretrainConfig, build_from_config, pretrain
 
@@ -197,8 +203,9 @@ def _run_series_bench(
                 f"{out_json} holds {len(rows)} rows whose configuration was not recorded; "
                 "seqrep will not add rows of another run to them. Choose another --out."
             )
-        # Options added since the rows were measured ran at their defaults then.
-        old = {**bench_config(PretrainConfig()), **json.loads(sidecar.read_text())}
+        # Options added since the rows were measured: at the values the rows ran with.
+        old = with_options_added_since(json.loads(sidecar.read_text()), PretrainConfig)
+        old = {k: v for k, v in old.items() if k in config}
         if old != config:
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             raise ValueError(
@@ -386,7 +393,7 @@ def write_pretrain_report(
     text = f"""# Pretraining: {cfg.method} on {cfg.data}
 
 {len(test)} test series, {test.num_classes} classes, {test.num_channels} channel(s). The probe sees only
-frozen features (max-pooled over valid steps); normalisation was fitted on the training split.
+frozen features (pooled over valid steps as the config's `pool`); normalisation was fitted on the training split.
 
 {chr(10).join(table)}
 

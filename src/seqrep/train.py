@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from seqrep.distributed import (
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
 from seqrep.methods.base import take_steps
 from seqrep.methods.cpc import NEGATIVE_SOURCES
+from seqrep.nets import POOLS
 from seqrep.runs import (
     RunDir,
     check_options,
@@ -47,6 +48,14 @@ __all__ = [
 @dataclass
 class PretrainConfig:
     """Sequence pretraining. One default configuration serves every data set."""
+
+    # What a run folder written before an option existed did: its config.json lacks the key,
+    # and the option's later default would rebuild (or pool) its model differently.
+    absent_in_old_runs: ClassVar[dict[str, Any]] = {
+        "bidirectional": False,
+        "crop_context": False,
+        "pool": "max",
+    }
 
     data: str = field(
         default="GunPoint", metadata={"help": "aeon data set name or .ts/.arff/.tsv path"}
@@ -83,6 +92,13 @@ class PretrainConfig:
         default="all", metadata={"help": "triplet mining: all, batch_hard, semi_hard"}
     )
     window: int = field(default=128, metadata={"help": "longest random crop for pretraining"})
+    pool: str = field(
+        default="max-mean",
+        metadata={
+            "help": "features for probes and export: each series' steps pooled by max (TS2Vec's), "
+            "or max-mean (max and mean side by side)"
+        },
+    )
     crop_context: bool = field(
         default=True,
         metadata={
@@ -130,6 +146,7 @@ class PretrainConfig:
                 "encoder": ("dilated", "strided"),
                 "negatives": NEGATIVE_SOURCES,
                 "mining": ("all", "batch_hard", "semi_hard"),
+                "pool": POOLS,
             },
         )
 
@@ -157,6 +174,7 @@ def build_from_config(cfg: PretrainConfig, in_channels: int) -> SeriesMethod:
         margin=cfg.margin,
         mining=cfg.mining,
         bidirectional=cfg.bidirectional and cfg.method == "cpc",  # a CPC option
+        pool=cfg.pool,
     )
 
 

@@ -10,9 +10,9 @@
     model.score(X_test, y_test)             #    of [n_channels, n_timepoints_i] arrays
 
 ``fit`` pretrains the self-supervised objective (CPC by default; labels are never used) on the
-collection, z-scored per channel with its statistics; ``transform`` returns the frozen,
-max-pooled features [n_cases, n_features] of any collection, z-scored with the fitted
-statistics. aeon's own self-supervised transformers need TensorFlow; this one is PyTorch.
+collection, z-scored per channel with its statistics; ``transform`` returns the frozen
+features [n_cases, n_features] of any collection (each series' steps pooled as ``pool``: max
+and mean by default), z-scored with the fitted statistics. aeon's own self-supervised transformers need TensorFlow; this one is PyTorch.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class CPCTransformer(BaseCollectionTransformer):
         negatives: str = _DEFAULT.negatives,
         bidirectional: bool = _DEFAULT.bidirectional,
         crop_context: bool = _DEFAULT.crop_context,
+        pool: str = _DEFAULT.pool,
         random_state: int = 0,
         device: str = _DEFAULT.device,
     ) -> None:
@@ -83,6 +84,7 @@ class CPCTransformer(BaseCollectionTransformer):
         self.negatives = negatives
         self.bidirectional = bidirectional
         self.crop_context = crop_context
+        self.pool = pool
         self.random_state = random_state
         self.device = device
         super().__init__()
@@ -102,6 +104,7 @@ class CPCTransformer(BaseCollectionTransformer):
             negatives=self.negatives,
             bidirectional=self.bidirectional,
             crop_context=self.crop_context,
+            pool=self.pool,
             seed=self.random_state,
             device=self.device,
         )

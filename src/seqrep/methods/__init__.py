@@ -54,13 +54,24 @@ def build_series_method(
     margin: float = 0.5,
     mining: str = "all",
     bidirectional: bool = False,
+    pool: str = "max",
 ) -> SeriesMethod:
     """A sequence pretraining method by name; all share the same encoder architecture.
-    ``bidirectional`` (CPC only): a second CPC on the reversed series (:class:`BidirectionalCPC`)."""
+    ``bidirectional`` (CPC only): a second CPC on the reversed series (:class:`BidirectionalCPC`).
+    ``pool``: how ``represent`` pools a series' steps (``max`` or ``max-mean``)."""
 
     def cpc() -> CPC:
         enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
-        return CPC(enc, z_dim, context_dim, steps, negatives, num_negatives, max_queries)  # type: ignore[arg-type]
+        return CPC(
+            enc,
+            z_dim,
+            context_dim,
+            steps,
+            negatives,  # type: ignore[arg-type]
+            num_negatives,
+            max_queries,
+            pool=pool,
+        )
 
     if bidirectional and name != "cpc":
         raise ValueError(f"--bidirectional is a CPC option; {name!r} has no direction")
@@ -68,5 +79,5 @@ def build_series_method(
         return BidirectionalCPC(cpc(), cpc()) if bidirectional else cpc()
     enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
     if name in ("triplet", "contrastive"):
-        return WindowMetricLearning(enc, name, margin=margin, mining=mining)  # type: ignore[arg-type]
+        return WindowMetricLearning(enc, name, margin=margin, mining=mining, pool=pool)  # type: ignore[arg-type]
     raise ValueError(f"unknown method {name!r}; choose {', '.join(SERIES_METHODS)}")

@@ -27,7 +27,7 @@ from seqrep.critics import BilinearPredictors
 from seqrep.distributed import all_gather_rows, all_reduce_sum, gather_with_grad, world_size
 from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
-from seqrep.nets import SequenceEncoder, masked_max_pool
+from seqrep.nets import POOLS, SequenceEncoder, pool_steps
 
 __all__ = [
     "CPC",
@@ -139,10 +139,14 @@ class CPC(SeriesMethod):
         num_negatives: int = 32,
         max_queries: int = 1024,
         temperature: float = 1.0,
+        pool: str = "max",
     ) -> None:
         super().__init__()
         if negatives not in NEGATIVE_SOURCES:
             raise ValueError(f"negatives must be one of {NEGATIVE_SOURCES}, got {negatives!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         self.encoder = encoder
         self.gru = nn.GRU(z_dim, context_dim, batch_first=True)
         self.predictors = BilinearPredictors(context_dim, z_dim, steps)
@@ -165,9 +169,10 @@ class CPC(SeriesMethod):
         return z, c, lengths
 
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """Instance vectors for probes: max over valid steps of [z_t, c_t]: [B, Dz + Dc]."""
+        """Instance vectors for probes: [z_t, c_t] pooled over valid steps (``pool``):
+        [B, Dz + Dc] (max), or [B, 2 (Dz + Dc)] (max-mean)."""
         z, c, out_len = self.encode(x, lengths)
-        return masked_max_pool(torch.cat([z, c], dim=-1), out_len.clamp_min(1))
+        return pool_steps(torch.cat([z, c], dim=-1), out_len.clamp_min(1), self.pool)
 
     def loss(
         self,
@@ -313,6 +318,6 @@ class BidirectionalCPC(SeriesMethod):
         return LossOutput(ahead.loss + behind.loss, metrics)
 
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """[forward vector, backward vector]: [B, 2 * (Dz + Dc)]."""
+        """[forward vector, backward vector], each pooled as its CPC's ``pool``."""
         backward = self.backward_cpc.represent(reverse_valid(x, lengths), lengths)
         return torch.cat([self.forward_cpc.represent(x, lengths), backward], dim=-1)

@@ -23,7 +23,7 @@ from seqrep.distributed import (
 )
 from seqrep.losses import batch_contrastive_margin, batch_triplet
 from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
-from seqrep.nets import SequenceEncoder, masked_max_pool
+from seqrep.nets import POOLS, SequenceEncoder, pool_steps
 
 __all__ = ["WindowMetricLearning", "crop_windows", "take_windows", "window_bounds"]
 
@@ -86,6 +86,7 @@ class WindowMetricLearning(SeriesMethod):
         margin: on L2-normalised embeddings (distances lie in [0, 2]).
         mining: triplet mining (``"all"``, ``"batch_hard"``, ``"semi_hard"``).
         min_window: shortest window, in steps.
+        pool: how :meth:`represent` pools a series' steps (``max`` or ``max-mean``).
     """
 
     def __init__(
@@ -95,17 +96,22 @@ class WindowMetricLearning(SeriesMethod):
         margin: float = 0.5,
         mining: Literal["all", "batch_hard", "semi_hard"] = "all",
         min_window: int = 8,
+        pool: str = "max",
     ) -> None:
         super().__init__()
         if objective not in ("triplet", "contrastive"):
             raise ValueError(f"objective must be 'triplet' or 'contrastive', got {objective!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         self.encoder, self.objective = encoder, objective
         self.margin, self.mining, self.min_window = margin, mining, min_window
 
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """Instance vectors: max over valid steps of the encoder output, [B, D]."""
+        """Instance vectors: the encoder output pooled over valid steps (``pool``): [B, D] (max)
+        or [B, 2D] (max-mean)."""
         h = self.encoder(torch.nan_to_num(x))
-        return masked_max_pool(h, self.encoder.output_lengths(lengths).clamp_min(1))
+        return pool_steps(h, self.encoder.output_lengths(lengths).clamp_min(1), self.pool)
 
     def loss(
         self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None
