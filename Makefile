@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml Makefile
 # One seed in a run folder (report, plots, checkpoint), then five seeds beside the raw series:
 # one seed's accuracy is not the method's. One torch thread: as fast as two here (these models
 # are small), and it does not crawl when other jobs hold the cores (two threads on a busy
-# 2-core machine took over 5 minutes for a 16 s cell).
+# 2-core machine took over 5 minutes for a 16 s cell, and 10 minutes for the first step).
 demo: $(STAMP)
-	$(BIN)/seqrep pretrain --data GunPoint --method cpc --out runs/demo-cpc-gunpoint --overwrite
+	OMP_NUM_THREADS=1 $(BIN)/seqrep pretrain --data GunPoint --method cpc \
+		--out runs/demo-cpc-gunpoint --overwrite
 	rm -rf runs/demo-cpc-gunpoint-5-seeds
 	$(BIN)/seqrep bench series --datasets GunPoint --methods cpc,raw --threads 1 \
 		--out runs/demo-cpc-gunpoint-5-seeds/series.json
