@@ -431,3 +431,23 @@ def test_an_option_whose_default_changed_reloads_as_the_old_run_ran(tmp_path):
     cfg, _ = load_run(folder, "pretrain", PretrainConfig)
     assert (cfg.pool, cfg.bidirectional, cfg.crop_context) == ("max", False, False)
     assert (cfg.iterations, PretrainConfig().pool) == (3, "max-mean")
+
+
+def test_a_resume_may_change_how_often_it_checkpoints_but_nothing_else(tmp_path):
+    """checkpoint_every never changes a run's numbers: a resume may pass another value (and
+    config.json records it); any other option still counts as a different config."""
+    from seqrep.train_curl import PixelRunConfig
+
+    run = RunDir.open(tmp_path / "r", "curl", PixelRunConfig(task="seqrep-dot"))
+    run.save_checkpoint({"step": 5})
+    again = RunDir.open(
+        tmp_path / "r", "curl", PixelRunConfig(task="seqrep-dot", checkpoint_every=2000)
+    )
+    assert again.load_checkpoint() == {"step": 5}
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["checkpoint_every"] == 2000
+    with pytest.raises(RunDirError, match=r"differs in: eval_every\)"):
+        RunDir.open(
+            tmp_path / "r",
+            "curl",
+            PixelRunConfig(task="seqrep-dot", checkpoint_every=500, eval_every=5000),
+        )

@@ -115,6 +115,22 @@ def has_progress(path: Path) -> bool:
     return cells.is_file() and cells.stat().st_size > 0
 
 
+# Field metadata of options that never change a run's numbers (how often it checkpoints): a
+# resume may pass another value, which config.json then records.
+MAY_CHANGE_ON_RESUME = {"may_change_on_resume": True}
+
+
+def _config_differences(old: dict[str, Any], new: dict[str, Any], config: Any) -> list[str]:
+    """The options whose values differ between a saved and a new config, leaving out those a
+    resume may change (:data:`MAY_CHANGE_ON_RESUME`)."""
+    free: set[str] = set()
+    if dataclasses.is_dataclass(config):
+        free = {
+            f.name for f in dataclasses.fields(config) if f.metadata.get("may_change_on_resume")
+        }
+    return sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
+
+
 def with_options_added_since(saved: dict[str, Any], config_cls: Any) -> dict[str, Any]:
     """A saved config plus every option ``config_cls`` gained since it was written, at the value
     the run had then: the class's ``absent_in_old_runs`` entry where the option's default
@@ -262,9 +278,8 @@ class RunDir:
             old = with_options_added_since(json.loads(cfg_file.read_text()), type(config))
             if overwrite:
                 _clear_run_folder(path)
-            elif old != cfg:
+            elif changed := _config_differences(old, cfg, config):
                 if has_progress(path):
-                    changed = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
                     raise RunDirError(
                         f"{path} holds a run with a different config (differs in: "
                         f"{', '.join(changed)}). Choose another --out, or pass --overwrite to "

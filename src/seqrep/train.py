@@ -26,6 +26,7 @@ from seqrep.methods.base import take_steps
 from seqrep.methods.cpc import NEGATIVE_SOURCES
 from seqrep.nets import POOLS
 from seqrep.runs import (
+    MAY_CHANGE_ON_RESUME,
     RunDir,
     check_options,
     load_shared_checkpoint,
@@ -119,7 +120,9 @@ class PretrainConfig:
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     log_every: int = field(default=10, metadata={"help": "log metrics every N steps"})
-    checkpoint_every: int = field(default=50, metadata={"help": "checkpoint every N steps"})
+    checkpoint_every: int = field(
+        default=50, metadata={"help": "checkpoint every N steps", **MAY_CHANGE_ON_RESUME}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:

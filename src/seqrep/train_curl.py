@@ -22,7 +22,13 @@ import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import DMC_ACTION_REPEAT, DMCPixels, FrameReplay, FrameStacker
-from seqrep.runs import RunDir, check_options, progress_bar, resolve_device
+from seqrep.runs import (
+    MAY_CHANGE_ON_RESUME,
+    RunDir,
+    check_options,
+    progress_bar,
+    resolve_device,
+)
 from seqrep.train_rl import resume_online, save_online
 
 __all__ = [
@@ -57,7 +63,11 @@ class PixelRunConfig(PixelSACConfig):
     eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
     log_every: int = field(default=1000, metadata={"help": "log update metrics every N env steps"})
     checkpoint_every: int = field(
-        default=10_000, metadata={"help": "checkpoint every N env steps (at an episode end)"}
+        default=10_000,
+        metadata={
+            "help": "checkpoint every N env steps (at an episode end)",
+            **MAY_CHANGE_ON_RESUME,
+        },
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})

@@ -25,6 +25,7 @@ from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
 from seqrep.runs import (
+    MAY_CHANGE_ON_RESUME,
     RunDir,
     batch_to,
     check_options,
@@ -65,7 +66,9 @@ class SACRunConfig(SACConfig):
     buffer_size: int = field(default=1_000_000, metadata={"help": "replay capacity"})
     eval_every: int = field(default=5_000, metadata={"help": "evaluate every N steps"})
     eval_episodes: int = field(default=5, metadata={"help": "episodes per evaluation"})
-    checkpoint_every: int = field(default=10_000, metadata={"help": "checkpoint (at episode end)"})
+    checkpoint_every: int = field(
+        default=10_000, metadata={"help": "checkpoint (at episode end)", **MAY_CHANGE_ON_RESUME}
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     encoder: str = field(
@@ -574,7 +577,9 @@ class OfflineRunConfig:
     )
     eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
     log_every: int = field(default=500, metadata={"help": "log losses every N steps"})
-    checkpoint_every: int = field(default=5_000, metadata={"help": "checkpoint every N steps"})
+    checkpoint_every: int = field(
+        default=5_000, metadata={"help": "checkpoint every N steps", **MAY_CHANGE_ON_RESUME}
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     encoder: str = field(

@@ -29,6 +29,7 @@ from seqrep.distributed import (
 from seqrep.methods.states import STATE_OBJECTIVES, StateMethod, build_state_method
 from seqrep.nets import StateEncoder
 from seqrep.runs import (
+    MAY_CHANGE_ON_RESUME,
     RunDir,
     RunDirError,
     batch_to,
@@ -66,7 +67,9 @@ class StatePretrainConfig:
     lr: float = field(default=3e-4, metadata={"help": "Adam learning rate"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     log_every: int = field(default=100, metadata={"help": "log metrics every N steps"})
-    checkpoint_every: int = field(default=500, metadata={"help": "checkpoint every N steps"})
+    checkpoint_every: int = field(
+        default=500, metadata={"help": "checkpoint every N steps", **MAY_CHANGE_ON_RESUME}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
