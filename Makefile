@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 # are small), and it does not crawl when other jobs hold the cores (two threads on a busy
 # 2-core machine took over 5 minutes for a 16 s cell, and 10 minutes for the first step).
 demo: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/seqrep pretrain --data GunPoint --method cpc \
+	$(BIN)/seqrep --threads 1 pretrain --data GunPoint --method cpc \
 		--out runs/demo-cpc-gunpoint --overwrite
 	rm -rf runs/demo-cpc-gunpoint-5-seeds
 	$(BIN)/seqrep bench series --datasets GunPoint --methods cpc,raw --threads 1 \

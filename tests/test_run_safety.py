@@ -451,3 +451,16 @@ def test_a_resume_may_change_how_often_it_checkpoints_but_nothing_else(tmp_path)
             "curl",
             PixelRunConfig(task="seqrep-dot", checkpoint_every=500, eval_every=5000),
         )
+
+
+def test_threads_option_sets_torch_threads_for_any_verb(capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        main(["--threads", "1", "mi-bench", "--help"])  # help returns without running
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert _exit_code(["--threads", "0", "mi-bench", "--help"]) == 2
+    assert "--threads" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import torch
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.data.trajectories import TrajectoryDataset
@@ -153,8 +154,17 @@ def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="seqrep")
-def cli() -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch threads for any verb (default: torch's, one per core). Use 1 when other heavy "
+    "jobs hold the cores: more threads than free cores can make a run 20x slower.",
+)
+def cli(threads: int | None) -> None:
     """seqrep: contrastive representation learning on sequences and for decision making."""
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 @cli.command("mi-bench", short_help="Correlated-Gaussian MI benchmark: InfoNCE vs NWJ bounds.")
