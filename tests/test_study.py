@@ -197,3 +197,117 @@ def test_effective_rank_and_linear_probe_against_closed_forms():
     assert linear_probe_r2(x[:500], y[:500], x[500:], y[500:]) == pytest.approx(1.0, abs=1e-9)
     noise = rng.normal(size=(1000, 2))
     assert abs(linear_probe_r2(x[:500], noise[:500], x[500:], noise[500:])) < 0.05
+
+
+def test_headline_on_the_data_efficiency_axis_uses_the_fewest_episodes_where_scratch_is_mediocre():
+    from seqrep.study import headline
+
+    def row(objective, mode, episodes, mean):
+        return {
+            "env": "E",
+            "setting": "imitation",
+            "objective": objective,
+            "mode": mode,
+            "episodes": episodes,
+            "score_mean": mean,
+            "ci_low": mean - 5,
+            "ci_high": mean + 5,
+        }
+
+    summary = [
+        row("none", "scratch", 1, 85),  # not mediocre at 1 episode (here, by construction)
+        row("none", "scratch", 2, 70),
+        row("none", "scratch", 5, 90),
+        row("temporal", "frozen", 1, 50),
+        row("temporal", "frozen", 2, 88),
+        row("temporal", "frozen", 5, 91),
+    ]
+    (line,) = headline(summary)
+    assert "E with 2 expert episodes" in line and "`temporal` 88.0" in line
+    assert "scratch 70.0" in line and "beats it outside the CIs" in line
+    summary[1] = row("none", "scratch", 2, 95)  # never mediocre: the smallest size
+    assert "E with 1 expert episode:" in headline(summary)[0]
+
+
+def test_study_cells_on_the_data_efficiency_axis(tmp_path):
+    """--bc-episodes adds one imitation cell per size (offline and online cells have none); the
+    first N episodes are exactly the expert set's first N; a mix of all expert episodes into
+    pretraining is refused when a cell gets fewer."""
+    from seqrep.data.trajectories import TrajectoryDataset
+    from seqrep.study import StudyConfig, _cell_key, _cells
+
+    cfg = StudyConfig(
+        envs=("Pendulum-v1",),
+        objectives=("none", "temporal"),
+        settings=("imitation", "offline"),
+        offline_objectives=("none",),
+        modes=("frozen",),
+        seeds=(0, 1),
+        expert_episodes=5,
+        bc_episodes=(1, 2, 5),
+    )
+    cells = _cells(cfg)
+    imitation = [c for c in cells if c["setting"] == "imitation"]
+    assert len(imitation) == 2 * 3 * 2 and {c["episodes"] for c in imitation} == {1, 2, 5}
+    assert all("episodes" not in c for c in cells if c["setting"] == "offline")
+    assert len({_cell_key(c) for c in cells}) == len(cells)
+    assert _cell_key({**imitation[0], "episodes": None}) == _cell_key(
+        {k: v for k, v in imitation[0].items() if k != "episodes"}
+    )
+    with pytest.raises(ValueError, match=r"each must lie in \[1, --expert-episodes 5\]"):
+        StudyConfig(envs=("Hopper-v5",), expert_episodes=5, bc_episodes=(1, 6)).validate()
+    with pytest.raises(ValueError, match="expert data its BC is not given"):
+        StudyConfig(
+            envs=("Hopper-v5",),
+            expert_episodes=5,
+            bc_episodes=(1, 5),
+            pretrain_expert_fraction=0.1,
+        ).validate()
+    # Without the axis, or when every cell gets the whole expert set, the mix is fine.
+    StudyConfig(envs=("Hopper-v5",), expert_episodes=5, pretrain_expert_fraction=0.1).validate()
+    StudyConfig(
+        envs=("Hopper-v5",), expert_episodes=5, bc_episodes=(5,), pretrain_expert_fraction=0.1
+    ).validate()
+
+    rng = np.random.default_rng(0)
+    lengths = [3, 5, 4]
+    episodes = [
+        {
+            "observations": rng.normal(size=(n, 2)),
+            "actions": rng.normal(size=(n, 1)),
+            "rewards": rng.normal(size=n),
+            "next_observations": rng.normal(size=(n, 2)),
+            "terminals": np.zeros(n, bool),
+            "timeouts": np.eye(n, dtype=bool)[-1],
+        }
+        for n in lengths
+    ]
+    data = TrajectoryDataset.from_episodes(episodes, name="toy")
+    two = data.first_episodes(2)
+    assert two.num_episodes == 2 and len(two) == 8
+    want = np.concatenate([e["observations"] for e in episodes[:2]]).astype(np.float32)
+    np.testing.assert_array_equal(two.observations, want)
+    np.testing.assert_array_equal(two.episode_starts, [0, 3, 8])
+    with pytest.raises(ValueError, match="has 3 episodes; cannot take 4"):
+        data.first_episodes(4)
+
+
+def test_a_study_on_the_data_efficiency_axis_reports_score_against_expert_data(
+    pendulum_zoo, tmp_path
+):
+    env = {**os.environ, "SEQREP_ZOO": str(pendulum_zoo), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "efficiency"
+    args = [*TINY, "--settings", "imitation", "--objectives", "none,temporal"]
+    args += ["--modes", "frozen", "--pretrain-expert-fraction", "0", "--bc-episodes", "1,2"]
+    cmd = [sys.executable, "-c", "from seqrep.cli import main; main()", "study", *args]
+    done = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, rows = _table(out)
+    assert sorted((r["objective"], r["episodes"]) for r in rows) == sorted(
+        (o, n) for o in ("none", "temporal") for n in ("1", "2") for _ in (0, 1)
+    )
+    report = (out / "report.md").read_text()
+    assert "data-efficiency-Pendulum-v1.png" in report
+    assert (out / "data-efficiency-Pendulum-v1.png").stat().st_size > 1000
+    assert "1, 2 (the first N of one expert set) zoo-expert episodes" in report
+    assert "Pendulum-v1 with 1 expert episode" in report or "with 2 expert episodes" in report

@@ -718,7 +718,8 @@ _offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari
     default="quick",
     show_default=True,
     help="the grid to start from; options given below replace its fields (the defaults "
-    "shown are the full profile's; quick: Hopper-v5, 8 objectives, BC on 2 expert episodes, 3 seeds)",
+    "shown are the full profile's; quick: Hopper-v5, 8 objectives, BC on 2 expert episodes, 3 seeds; "
+    "low-data: imitation only, at 1, 2, 5 and 10 expert episodes)",
 )
 @click.option(
     "--jobs", default=1, show_default=True, help="worker processes (one core each); resumable"

@@ -63,7 +63,8 @@ SETTINGS = ("imitation", "offline", "online")
 
 @dataclass
 class StudyConfig:
-    """One study grid; ``seqrep study --profile quick|full`` starts from :data:`PROFILES`."""
+    """One study grid; ``seqrep study --profile quick|full|low-data`` starts from
+    :data:`PROFILES`."""
 
     envs: tuple[str, ...] = field(
         default=("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"),
@@ -85,6 +86,14 @@ class StudyConfig:
     )
     pretrain_transitions: int = field(default=100_000, metadata={"help": "pretraining set size"})
     expert_episodes: int = field(default=10, metadata={"help": "expert episodes for BC"})
+    bc_episodes: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "the data-efficiency axis: imitation cells for each of these numbers of "
+            "expert episodes (the first N of the expert set), e.g. 1,2,5,10; empty: "
+            "--expert-episodes alone"
+        },
+    )
     pretrain_steps: int = field(default=3000, metadata={"help": "pretraining gradient steps"})
     batch_size: int = field(default=64, metadata={"help": "pretraining windows per batch"})
     window: int = field(default=8, metadata={"help": "steps per pretraining window"})
@@ -189,6 +198,19 @@ class StudyConfig:
             )
         if not self.seeds:
             raise ValueError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
+        if any(not 1 <= n <= self.expert_episodes for n in self.bc_episodes):
+            raise ValueError(
+                f"--bc-episodes {','.join(map(str, self.bc_episodes))}: each must lie in "
+                f"[1, --expert-episodes {self.expert_episodes}] (the expert set they are cut from)"
+            )
+        if self.pretrain_expert_fraction and (
+            min(self.bc_episodes, default=self.expert_episodes) < self.expert_episodes
+        ):
+            raise ValueError(
+                "--pretrain-expert-fraction mixes all --expert-episodes into pretraining, so "
+                "an imitation cell with fewer --bc-episodes would be pretrained on expert data "
+                "its BC is not given; use one or the other"
+            )
 
 
 PROFILES: dict[str, StudyConfig] = {
@@ -197,6 +219,10 @@ PROFILES: dict[str, StudyConfig] = {
     # variants made them 17: imitation on every objective frozen and fine-tuned, TD3+BC on
     # five objectives, SAC on Hopper-v5.
     "full": StudyConfig(),
+    # The regime the paper's claim is about: imitation at 1, 2, 5 and 10 expert episodes (the
+    # first N of one 10-episode set), every objective frozen and fine-tuned, 5 seeds, on the
+    # three tasks; pretrained encoders are shared across the sizes. Not measured yet.
+    "low-data": StudyConfig(settings=("imitation",), bc_episodes=(1, 2, 5, 10)),
     # Under 20 minutes on 2 CPU cores (about 6 with --jobs 2): one environment, imitation only,
     # three seeds, and 2 expert episodes: with 10, BC from scratch already reaches the expert on
     # Hopper-v5 (measured 98.6), which leaves no room to see what a representation buys.
@@ -325,9 +351,12 @@ def _run_cell(
     curve: list[dict[str, float]] = []
     agent: Any
     if setting == "imitation":
+        expert = data["expert"]
+        if cell.get("episodes") is not None:
+            expert = expert.first_episodes(cell["episodes"])
         agent = BehaviourCloning(obs_dim, act_dim, loss=cfg.bc_loss, **hook).to(device)
         for _ in range(cfg.bc_steps):
-            agent.update(batch_to(data["expert"].sample_transitions(256, gen), device))
+            agent.update(batch_to(expert.sample_transitions(256, gen), device))
     elif setting == "offline":
         agent = TD3BC(obs_dim, act_dim, **hook).to(device)
         for _ in range(cfg.offline_steps):
@@ -392,22 +421,29 @@ def _cells(cfg: StudyConfig) -> list[dict[str, Any]]:
             for objective in objectives:
                 # With no pretraining there is nothing to freeze: the encoder trains end to end.
                 modes = ("scratch",) if objective == "none" else setting_modes
+                # The data-efficiency axis: one imitation cell per expert-set size (the key is
+                # absent without the axis, so cells files of earlier studies still resume).
+                sizes: tuple[int | None, ...] = (
+                    cfg.bc_episodes if setting == "imitation" and cfg.bc_episodes else (None,)
+                )
                 for mode in modes:
-                    for seed in cfg.seeds:
-                        cells.append(
-                            {
+                    for episodes in sizes:
+                        for seed in cfg.seeds:
+                            cell = {
                                 "env": env_id,
                                 "setting": setting,
                                 "objective": objective,
                                 "mode": mode,
                                 "seed": seed,
                             }
-                        )
+                            cells.append(
+                                cell if episodes is None else {**cell, "episodes": episodes}
+                            )
     return cells
 
 
 def _cell_key(c: dict[str, Any]) -> tuple[Any, ...]:
-    return (c["env"], c["setting"], c["objective"], c["mode"], c["seed"])
+    return (c["env"], c["setting"], c["objective"], c["mode"], c["seed"], c.get("episodes"))
 
 
 def _owners(cfg: StudyConfig, jobs: int) -> dict[tuple[Any, ...], int]:
@@ -548,13 +584,15 @@ def finished_cells(cfg: StudyConfig, run: RunDir) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- report
 def summarise_study(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (env, setting, objective, mode): mean, 95% bootstrap CI, IQM of the normalised
-    score over seeds, and the pretraining's final metrics and seconds."""
+    """Per (env, setting, objective, mode, expert episodes): mean, 95% bootstrap CI, IQM of the
+    normalised score over seeds, and the pretraining's final metrics and seconds. ``episodes``
+    is None outside the data-efficiency axis."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["env"], r["setting"], r["objective"], r["mode"]), []).append(r)
+        key = (r["env"], r["setting"], r["objective"], r["mode"], r.get("episodes"))
+        groups.setdefault(key, []).append(r)
     out = []
-    for (env_id, setting, objective, mode), rs in groups.items():
+    for (env_id, setting, objective, mode, episodes), rs in groups.items():
         scores = np.array([r["score"] for r in rs])
         low, high = bootstrap_ci(scores)
         final = rs[0]["pretrain_final"]
@@ -564,6 +602,7 @@ def summarise_study(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "setting": setting,
                 "objective": objective,
                 "mode": mode,
+                "episodes": episodes,
                 "seeds": len(rs),
                 "score_mean": float(scores.mean()),
                 "score_std": float(scores.std()),
@@ -580,15 +619,32 @@ def summarise_study(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # A normalised score whose whole CI lies above this is at the expert: nothing left to gain.
 CEILING = 95.0
+# The data-efficiency axis states the headline at the fewest expert episodes where BC from
+# scratch is below this: the "mediocre on its own" learner the paper's claim is about.
+MEDIOCRE = 80.0
+
+
+def _headline_size(cells: list[dict[str, Any]]) -> int | None:
+    """On the data-efficiency axis, the expert-set size the headline is stated at: the smallest
+    where BC from scratch scores below :data:`MEDIOCRE`, else the smallest (None: no axis)."""
+    sizes = sorted({s["episodes"] for s in cells if s.get("episodes") is not None})
+    if not sizes:
+        return None
+    scratch = {s["episodes"]: s["score_mean"] for s in cells if s["objective"] == "none"}
+    return next((n for n in sizes if scratch.get(n, 100.0) < MEDIOCRE), sizes[0])
 
 
 def headline(summary: list[dict[str, Any]]) -> list[str]:
     """The paper's headline, checked per environment on the imitation cells: does BC with the
     best frozen contrastive encoder beat BC from scratch outside the 95% CIs, and does it beat
-    the best frozen non-contrastive baseline (forward, inverse, autoencoder, VAE)?"""
+    the best frozen non-contrastive baseline (forward, inverse, autoencoder, VAE)? On the
+    data-efficiency axis, at the fewest expert episodes where BC from scratch is mediocre."""
     lines = []
     for env_id in dict.fromkeys(s["env"] for s in summary):
         cells = [s for s in summary if s["env"] == env_id and s["setting"] == "imitation"]
+        size = _headline_size(cells)
+        if size is not None:
+            cells = [s for s in cells if s.get("episodes") == size]
         scratch = [s for s in cells if s["objective"] == "none"]
         frozen = [s for s in cells if s["mode"] == "frozen"]
         contrastive = [s for s in frozen if s["objective"] in CONTRASTIVE_OBJECTIVES]
@@ -597,8 +653,9 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
             continue
         best, none = max(contrastive, key=lambda s: s["score_mean"]), scratch[0]
         outside = best["ci_low"] > none["ci_high"]
+        at = "" if size is None else f" with {size} expert episode{'s' * (size > 1)}"
         text = (
-            f"- {env_id}: best frozen contrastive encoder `{best['objective']}` "
+            f"- {env_id}{at}: best frozen contrastive encoder `{best['objective']}` "
             f"{_fmt(best['score_mean'])} [{_fmt(best['ci_low'])}, {_fmt(best['ci_high'])}] vs "
             f"BC from scratch {_fmt(none['score_mean'])} [{_fmt(none['ci_low'])}, "
             f"{_fmt(none['ci_high'])}]: "
@@ -668,13 +725,15 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     summary = summarise_study(rows)
     _write_csv(run, "summary.csv", summary)
     lines = [
-        "| env | setting | objective | mode | seeds | score mean ± std [95% CI] | IQM | return | "
-        "pretrain s | pretrain acc / error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| env | setting | objective | mode | expert episodes | seeds | score mean ± std "
+        "[95% CI] | IQM | return | pretrain s | pretrain acc / error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
+        episodes = cfg.expert_episodes if s["episodes"] is None else s["episodes"]
         lines.append(
-            f"| {s['env']} | {s['setting']} | {s['objective']} | {s['mode']} | {s['seeds']} | "
+            f"| {s['env']} | {s['setting']} | {s['objective']} | {s['mode']} | "
+            f"{episodes if s['setting'] == 'imitation' else '-'} | {s['seeds']} | "
             f"{_fmt(s['score_mean'])} ± {_fmt(s['score_std'])} "
             f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | "
             f"{_fmt(s['score_iqm'])} | {_fmt(s['return_mean'])} | "
@@ -696,7 +755,11 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
             ax.bar(x, mean, yerr=np.nan_to_num(err), color=colors, capsize=3)
             ax.set_xticks(
                 x,
-                [f"{s['objective']} {s['mode']}" for s in sel],
+                [
+                    f"{s['objective']} {s['mode']}"
+                    + ("" if s["episodes"] is None else f" {s['episodes']} ep")
+                    for s in sel
+                ],
                 fontsize=7,
                 rotation=40,
                 ha="right",
@@ -708,6 +771,8 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
             plt.close(fig)
             plots.append(name)
     for env_id in cfg.envs:
+        if efficiency_plot := _plot_data_efficiency(summary, run.path, env_id):
+            plots.append(efficiency_plot)
         if pretraining_plot := _plot_pretraining(cfg, run.path, env_id):
             plots.append(pretraining_plot)
     if groups := _online_curves(rows):
@@ -739,6 +804,11 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
         "- No imitation cells with both BC from scratch and a frozen contrastive encoder."
     )
     online_lines = online_summary(rows)
+    episodes_text = (
+        ", ".join(map(str, cfg.bc_episodes)) + " (the first N of one expert set)"
+        if cfg.bc_episodes
+        else str(cfg.expert_episodes)
+    )
     online_section = (
         "\n## Online RL over the whole curve\n\nNormalised score averaged over every evaluation"
         " of the learning curve (its area), mean over seeds [95% CI]; the table below scores"
@@ -759,7 +829,7 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
 Pretraining: {cfg.pretrain_steps} steps, {cfg.batch_size} windows of {cfg.window} steps, on
 {cfg.pretrain_transitions} transitions of zoo `{cfg.pretrain_data}` data; encoder MLP
 {cfg.hidden}-{cfg.hidden}-{cfg.feature_dim} + LayerNorm for every objective. Imitation: BC
-({cfg.bc_steps} steps) on {cfg.expert_episodes} zoo-expert episodes. Offline: TD3+BC
+({cfg.bc_steps} steps) on {episodes_text} zoo-expert episodes. Offline: TD3+BC
 ({cfg.offline_steps} steps) on medium-replay-like data. Online: SAC for {cfg.online_steps}
 steps. Scores: 100 (return - random) / (expert - random) with the zoo's own (random, expert) references (not
 D4RL's), {cfg.eval_episodes} evaluation episodes per cell; mean over seeds with a 95%
@@ -854,6 +924,53 @@ features to the observed state and to the expert's action. `none` is the random 
     )
 
 
+def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: str) -> str | None:
+    """Imitation score against expert episodes, one line per (objective, mode) with its 95% CI
+    band (None without the data-efficiency axis)."""
+    cells = [
+        s
+        for s in summary
+        if s["env"] == env_id and s["setting"] == "imitation" and s["episodes"] is not None
+    ]
+    if len({s["episodes"] for s in cells}) < 2:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for objective, mode in dict.fromkeys((s["objective"], s["mode"]) for s in cells):
+        line = sorted(
+            (s for s in cells if (s["objective"], s["mode"]) == (objective, mode)),
+            key=lambda s: s["episodes"],
+        )
+        x = [s["episodes"] for s in line]
+        style = "--" if mode == "finetune" else "-"
+        (drawn,) = ax.plot(
+            x, [s["score_mean"] for s in line], style, marker="o", label=f"{objective} {mode}"
+        )
+        low = np.nan_to_num([s["ci_low"] for s in line], nan=line[0]["score_mean"])
+        high = np.nan_to_num([s["ci_high"] for s in line], nan=line[0]["score_mean"])
+        ax.fill_between(x, low, high, color=drawn.get_color(), alpha=0.12)
+    ax.axhline(
+        MEDIOCRE, color="gray", lw=0.8, ls=":", label=f"{MEDIOCRE:.0f}: scratch below is mediocre"
+    )
+    ax.set_xscale("log")
+    ax.set_xticks(
+        sorted({s["episodes"] for s in cells}),
+        [str(n) for n in sorted({s["episodes"] for s in cells})],
+    )
+    ax.set(
+        xlabel="expert episodes for behaviour cloning",
+        ylabel="normalised score (mean, 95% CI)",
+        title=f"{env_id}: imitation against expert data",
+    )
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    name = f"data-efficiency-{env_id}.png"
+    fig.savefig(folder / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
 def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None:
     """Loss and accuracy / prediction-error curves of every objective (first seed)."""
     import matplotlib.pyplot as plt
@@ -890,7 +1007,10 @@ def _write_csv(run: RunDir, name: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    # The union of the rows' columns: only imitation cells on the data-efficiency axis have
+    # "episodes".
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
     run.write_text(name, buf.getvalue())

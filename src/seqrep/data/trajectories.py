@@ -95,6 +95,16 @@ class TrajectoryDataset:
         sl = slice(int(self.episode_starts[e]), int(self.episode_starts[e + 1]))
         return {k: getattr(self, k)[sl] for k in self._FIELDS}
 
+    def first_episodes(self, n: int) -> TrajectoryDataset:
+        """The first ``n`` episodes as a dataset of their own (1 <= n <= num_episodes)."""
+        if not 1 <= n <= self.num_episodes:
+            raise ValueError(
+                f"{self.name or 'data set'} has {self.num_episodes} episodes; cannot take {n}"
+            )
+        return TrajectoryDataset.from_episodes(
+            [self.episode(e) for e in range(n)], name=f"{self.name}[:{n} episodes]"
+        )
+
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode: [E]."""
         return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts[:-1])
