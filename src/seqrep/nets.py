@@ -27,6 +27,7 @@ __all__ = [
     "SequenceEncoder",
     "StateEncoder",
     "StridedConvEncoder",
+    "check_pool",
     "masked_max_pool",
     "masked_mean_pool",
     "mlp",
@@ -126,17 +127,22 @@ def masked_mean_pool(h: Tensor, lengths: Tensor) -> Tensor:
 POOLS = ("max", "max-mean")
 
 
+def check_pool(pool: str) -> str:
+    """``pool`` if it names one of :data:`POOLS`, else a ValueError saying which exist."""
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; choose {', '.join(POOLS)}")
+    return pool
+
+
 def pool_steps(h: Tensor, lengths: Tensor, pool: str = "max") -> Tensor:
     """A series' instance vector from its per-step features, over the valid steps only.
 
     ``max``: [B, T, D] -> [B, D] (TS2Vec's); ``max-mean``: the max and the mean side by side,
     [B, 2D] (the mean keeps how long a pattern lasts, which the max alone forgets).
     """
-    if pool == "max":
+    if check_pool(pool) == "max":
         return masked_max_pool(h, lengths)
-    if pool == "max-mean":
-        return torch.cat([masked_max_pool(h, lengths), masked_mean_pool(h, lengths)], dim=-1)
-    raise ValueError(f"unknown pool {pool!r}; choose {', '.join(POOLS)}")
+    return torch.cat([masked_max_pool(h, lengths), masked_mean_pool(h, lengths)], dim=-1)
 
 
 class _CausalConv(nn.Conv1d):

@@ -27,7 +27,7 @@ from seqrep.critics import BilinearPredictors
 from seqrep.distributed import all_gather_rows, all_reduce_sum, gather_with_grad, world_size
 from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
-from seqrep.nets import POOLS, SequenceEncoder, pool_steps
+from seqrep.nets import SequenceEncoder, check_pool, pool_steps
 
 __all__ = [
     "CPC",
@@ -144,9 +144,7 @@ class CPC(SeriesMethod):
         super().__init__()
         if negatives not in NEGATIVE_SOURCES:
             raise ValueError(f"negatives must be one of {NEGATIVE_SOURCES}, got {negatives!r}")
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        self.pool = pool
+        self.pool = check_pool(pool)
         self.encoder = encoder
         self.gru = nn.GRU(z_dim, context_dim, batch_first=True)
         self.predictors = BilinearPredictors(context_dim, z_dim, steps)

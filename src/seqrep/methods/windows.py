@@ -23,7 +23,7 @@ from seqrep.distributed import (
 )
 from seqrep.losses import batch_contrastive_margin, batch_triplet
 from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
-from seqrep.nets import POOLS, SequenceEncoder, pool_steps
+from seqrep.nets import SequenceEncoder, check_pool, pool_steps
 
 __all__ = ["WindowMetricLearning", "crop_windows", "take_windows", "window_bounds"]
 
@@ -101,9 +101,7 @@ class WindowMetricLearning(SeriesMethod):
         super().__init__()
         if objective not in ("triplet", "contrastive"):
             raise ValueError(f"objective must be 'triplet' or 'contrastive', got {objective!r}")
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        self.pool = pool
+        self.pool = check_pool(pool)
         self.encoder, self.objective = encoder, objective
         self.margin, self.mining, self.min_window = margin, mining, min_window
 
