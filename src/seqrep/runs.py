@@ -117,7 +117,8 @@ def has_progress(path: Path) -> bool:
 
 # Field metadata of options that never change a run's numbers (how often it checkpoints): a
 # resume may pass another value, which config.json then records.
-MAY_CHANGE_ON_RESUME = {"may_change_on_resume": True}
+_MAY_CHANGE = "may_change_on_resume"
+MAY_CHANGE_ON_RESUME = {_MAY_CHANGE: True}
 
 
 def _config_differences(old: dict[str, Any], new: dict[str, Any], config: Any) -> list[str]:
@@ -125,9 +126,7 @@ def _config_differences(old: dict[str, Any], new: dict[str, Any], config: Any) -
     resume may change (:data:`MAY_CHANGE_ON_RESUME`)."""
     free: set[str] = set()
     if dataclasses.is_dataclass(config):
-        free = {
-            f.name for f in dataclasses.fields(config) if f.metadata.get("may_change_on_resume")
-        }
+        free = {f.name for f in dataclasses.fields(config) if f.metadata.get(_MAY_CHANGE)}
     return sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
 
 

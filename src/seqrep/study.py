@@ -932,7 +932,8 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
         for s in summary
         if s["env"] == env_id and s["setting"] == "imitation" and s["episodes"] is not None
     ]
-    if len({s["episodes"] for s in cells}) < 2:
+    sizes = sorted({s["episodes"] for s in cells})
+    if len(sizes) < 2:
         return None
     import matplotlib.pyplot as plt
 
@@ -954,10 +955,7 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
         MEDIOCRE, color="gray", lw=0.8, ls=":", label=f"{MEDIOCRE:.0f}: scratch below is mediocre"
     )
     ax.set_xscale("log")
-    ax.set_xticks(
-        sorted({s["episodes"] for s in cells}),
-        [str(n) for n in sorted({s["episodes"] for s in cells})],
-    )
+    ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set(
         xlabel="expert episodes for behaviour cloning",
         ylabel="normalised score (mean, 95% CI)",

@@ -12,7 +12,8 @@
 ``fit`` pretrains the self-supervised objective (CPC by default; labels are never used) on the
 collection, z-scored per channel with its statistics; ``transform`` returns the frozen
 features [n_cases, n_features] of any collection (each series' steps pooled as ``pool``: max
-and mean by default), z-scored with the fitted statistics. aeon's own self-supervised transformers need TensorFlow; this one is PyTorch.
+and mean by default), z-scored with the fitted statistics. aeon's own self-supervised
+transformers need TensorFlow; this one is PyTorch.
 """
 
 from __future__ import annotations
