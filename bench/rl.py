@@ -31,7 +31,7 @@ import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.scores import normalized_score
-from seqrep.rl.zoo import zoo_index, zoo_reference
+from seqrep.rl.zoo import zoo_index, zoo_recipe, zoo_reference
 from seqrep.runs import RunDir
 from seqrep.train_rl import offline_agent, replay_buffer_dataset, train_offline, zoo_dataset
 
@@ -137,6 +137,21 @@ def _offline_data(env_id: str, name: str, cache: Path, runs: Path) -> Trajectory
     return replay_buffer_dataset(run, int(entry["policies"]["medium"]["step"]))[0]
 
 
+def _data_recipe(env_id: str, name: str) -> str:
+    """What produced a data set: the zoo policies a collection rolls out (or the zoo run's
+    replay buffer); rows measured on other data are not today's rows."""
+    if name == "sac-replay":
+        return f"replay buffer of {Path(zoo_index()[env_id]['sac_run']).name} up to medium"
+    return zoo_recipe(env_id, name)
+
+
+def _is_current(row: dict) -> bool:
+    # Rows from before recipes were recorded: single-policy data were what they are today; the
+    # medium-replay mixture then lacked the medium policy.
+    recorded = row.get("recipe", None if row["data"] == "medium-replay" else "legacy")
+    return recorded in ("legacy", _data_recipe(row["env"], row["data"]))
+
+
 def offline_bench(
     envs: list[str],
     data_names: list[str],
@@ -150,6 +165,18 @@ def offline_bench(
 ) -> None:
     out = results / "rl_offline.json"
     rows = json.loads(out.read_text()) if out.exists() else []
+    stale = [r for r in rows if not _is_current(r)]
+    if stale:
+        # Kept, not deleted: a before/after note needs them; the table shows today's data only.
+        old_path = results / "rl_offline.superseded.json"
+        kept = json.loads(old_path.read_text()) if old_path.exists() else []
+        old_path.write_text(json.dumps(kept + stale, indent=1))
+        rows = [r for r in rows if _is_current(r)]
+        out.write_text(json.dumps(rows, indent=1))
+        print(
+            f"{len(stale)} rows were measured on data today's zoo would not collect; moved to "
+            f"{old_path} and measured again"
+        )
     done = {(r["env"], r["algorithm"], r["data"], r["seed"]) for r in rows}
     plan = [(algo, name) for algo, name in PLAN if name in data_names]
     for env_id in envs:
@@ -173,6 +200,7 @@ def offline_bench(
                     "steps": steps[algo],
                     "eval_every": eval_every,
                     "episodes": episodes,
+                    "recipe": _data_recipe(env_id, data_name),
                 }
                 name = f"{env_id}-{algo.replace('+', '')}-{data_name}-s{seed}-{steps[algo]}"
                 run = RunDir.open(cache / "runs" / name, "bench-offline", row_cfg)
@@ -204,6 +232,7 @@ def offline_bench(
                         "data": data_name,
                         "seed": seed,
                         "steps": steps[algo],
+                        "recipe": row_cfg["recipe"],
                         "transitions": len(data),
                         "data_score": normalized_score(
                             float(data.episode_returns().mean()), reference=ref

@@ -227,6 +227,49 @@ def test_cli_collects_medium_replay_from_the_zoo(pendulum_zoo, tmp_path, monkeyp
         main(["collect", "--policy", "expert", "--env", "Hopper-v5", "--dataset-id", "x/y/z-v0"])
 
 
+def test_cached_zoo_data_is_reused_only_when_todays_zoo_would_collect_it(
+    pendulum_zoo, tmp_path, monkeypatch
+):
+    import h5py
+
+    from seqrep.rl.zoo import zoo_index, zoo_recipe
+    from seqrep.train_rl import zoo_dataset
+
+    monkeypatch.setenv("SEQREP_ZOO", str(pendulum_zoo))
+    entry = zoo_index()["Pendulum-v1"]
+    steps = [entry["policies"][n]["step"] for n in (*entry["ladder"], "medium")]
+    names = [*entry["ladder"], "medium"]
+    assert zoo_recipe("Pendulum-v1", "medium-replay") == "; ".join(
+        ["random"] + [f"{n}@{s}" for n, s in zip(names, steps, strict=True)]
+    )
+    first = zoo_dataset("Pendulum-v1", "medium-replay", tmp_path, steps=400, seed=2)
+    path = tmp_path / "Pendulum-v1-medium-replay-400-s2.hdf5"
+    again = zoo_dataset("Pendulum-v1", "medium-replay", tmp_path, steps=400, seed=2)
+    np.testing.assert_array_equal(first.observations, again.observations)  # the cache, reused
+    # A collection by another mixture (here: one from before the medium policy was a member,
+    # which recorded no recipe) is refused with what to do, and left in place.
+    with h5py.File(path, "a") as f:
+        del f.attrs["recipe"]
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="recorded: none, collected before .* today: random; "):
+        zoo_dataset("Pendulum-v1", "medium-replay", tmp_path, steps=400, seed=2)
+    assert path.read_bytes() == before
+    with h5py.File(path, "a") as f:
+        f.attrs["recipe"] = "random; medium@1"
+    with pytest.raises(ValueError, match="move the file away or pass another data folder"):
+        zoo_dataset("Pendulum-v1", "medium-replay", tmp_path, steps=400, seed=2)
+    # A single policy's data from before recipes were recorded is still what it was.
+    expert = zoo_dataset("Pendulum-v1", "expert", tmp_path, episodes=1)
+    with h5py.File(tmp_path / "Pendulum-v1-expert-1ep-s0.hdf5", "a") as f:
+        del f.attrs["recipe"]
+    np.testing.assert_array_equal(
+        zoo_dataset("Pendulum-v1", "expert", tmp_path, episodes=1).actions, expert.actions
+    )
+    (tmp_path / "Pendulum-v1-expert-1ep-s0.hdf5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="cannot be read .* delete it to collect it again"):
+        zoo_dataset("Pendulum-v1", "expert", tmp_path, episodes=1)
+
+
 def test_replay_buffer_dataset_replays_exactly_in_the_environment(pendulum_expert):
     """The run's first 1000 steps, re-simulated: every episode starts at the reset the run
     used (seed + e), and each stored action reproduces the stored reward and next state."""

@@ -33,6 +33,7 @@ __all__ = [
     "uniform_random_policy",
     "zoo_dir",
     "zoo_index",
+    "zoo_recipe",
     "zoo_reference",
 ]
 
@@ -60,6 +61,28 @@ def zoo_reference(env_id: str, root: Path | None = None) -> tuple[float, float]:
     entry = _entry(env_id, root)
     ref = entry["references"]
     return float(ref["random"]), float(ref["expert"])
+
+
+def _members(entry: dict[str, Any]) -> list[str]:
+    """The medium-replay mixture's policies, in the order a collection numbers them."""
+    # D4RL's medium-replay holds every policy of a run up to the medium one: random, the
+    # ladder of earlier snapshots, and medium itself.
+    return ["random", *entry["ladder"], "medium"]
+
+
+def zoo_recipe(env_id: str, level: str, root: Path | None = None) -> str:
+    """What a collection of ``level`` in ``env_id`` rolls out, as one line: the policies and the
+    training step of each snapshot, e.g. ``"random; ladder_1@5000; ...; medium@95000"``.
+
+    A cached data set records it, so data collected by another zoo (rebuilt, or a mixture that
+    has since been fixed) is never reused as if it were today's."""
+    if level not in ZOO_LEVELS:
+        raise ValueError(f"unknown zoo level {level!r}; choose {', '.join(ZOO_LEVELS)}")
+    entry = _entry(env_id, root)
+    names = _members(entry) if level == "medium-replay" else [level]
+    return "; ".join(
+        name if name == "random" else f"{name}@{entry['policies'][name]['step']}" for name in names
+    )
 
 
 def _entry(env_id: str, root: Path | None) -> dict[str, Any]:
@@ -157,9 +180,8 @@ def load_zoo_policy(
 
     if level != "medium-replay":
         return load(level, 0)
-    # D4RL's medium-replay holds every policy of a run up to the medium one: random, the
-    # ladder of earlier snapshots, and medium itself.
-    members: list[Callable[[np.ndarray], np.ndarray]] = [uniform_random_policy(act_dim, seed)]
-    members += [load(name, i + 1) for i, name in enumerate(entry["ladder"])]
-    members.append(load("medium", len(entry["ladder"]) + 1))
+    members: list[Callable[[np.ndarray], np.ndarray]] = [
+        uniform_random_policy(act_dim, seed) if name == "random" else load(name, i)
+        for i, name in enumerate(_members(entry))
+    ]
     return _Mixture(members, seed)
