@@ -251,7 +251,7 @@ def test_cached_zoo_data_is_reused_only_when_todays_zoo_would_collect_it(
     with h5py.File(path, "a") as f:
         del f.attrs["recipe"]
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="recorded: none, collected before .* today: random; "):
+    with pytest.raises(ValueError, match=r"recorded: none, collected before .* today: random; "):
         zoo_dataset("Pendulum-v1", "medium-replay", tmp_path, steps=400, seed=2)
     assert path.read_bytes() == before
     with h5py.File(path, "a") as f:
@@ -266,7 +266,7 @@ def test_cached_zoo_data_is_reused_only_when_todays_zoo_would_collect_it(
         zoo_dataset("Pendulum-v1", "expert", tmp_path, episodes=1).actions, expert.actions
     )
     (tmp_path / "Pendulum-v1-expert-1ep-s0.hdf5").write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="cannot be read .* delete it to collect it again"):
+    with pytest.raises(ValueError, match=r"cannot be read .* delete it to collect it again"):
         zoo_dataset("Pendulum-v1", "expert", tmp_path, episodes=1)
 
 

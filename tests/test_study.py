@@ -311,3 +311,17 @@ def test_a_study_on_the_data_efficiency_axis_reports_score_against_expert_data(
     assert (out / "data-efficiency-Pendulum-v1.png").stat().st_size > 1000
     assert "1, 2 (the first N of one expert set) zoo-expert episodes" in report
     assert "Pendulum-v1 with 1 expert episode" in report or "with 2 expert episodes" in report
+
+
+def test_the_full_profile_holds_the_low_data_profile_and_its_cell_counts():
+    """One full run serves both profiles (same cells, same encoders); the counts are those its
+    cost estimate in PROFILES is computed from."""
+    from seqrep.methods.states import STATE_OBJECTIVES
+    from seqrep.study import PROFILES, _cell_key, _cells
+
+    full, low = _cells(PROFILES["full"]), _cells(PROFILES["low-data"])
+    assert {_cell_key(c) for c in low} <= {_cell_key(c) for c in full}
+    imitation = [c for c in full if c["setting"] == "imitation"]
+    per_size = 1 + 2 * len(STATE_OBJECTIVES)  # scratch, then every objective frozen and tuned
+    assert len(imitation) == len(low) == per_size * 3 * 5 * 4
+    assert sorted({c["episodes"] for c in imitation}) == [1, 2, 5, 10]

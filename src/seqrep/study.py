@@ -214,14 +214,14 @@ class StudyConfig:
 
 
 PROFILES: dict[str, StudyConfig] = {
-    # About 10 CPU-hours measured with 11 objectives (5 hours on 2 cores with --jobs 2;
-    # resumable across sittings), before DeepMDP, bisimulation, BERT, VPN and the two momentum
-    # variants made them 17: imitation on every objective frozen and fine-tuned, TD3+BC on
-    # five objectives, SAC on Hopper-v5.
-    "full": StudyConfig(),
-    # The regime the paper's claim is about: imitation at 1, 2, 5 and 10 expert episodes (the
-    # first N of one 10-episode set), every objective frozen and fine-tuned, 5 seeds, on the
-    # three tasks; pretrained encoders are shared across the sizes. Not measured yet.
+    # The regime the paper's claim is about is the main axis: imitation at 1, 2, 5 and 10 expert
+    # episodes (the first N of one 10-episode set), every objective frozen and fine-tuned;
+    # TD3+BC on five objectives; SAC on Hopper-v5; 5 seeds, 3 tasks. Cost, from cells timed on
+    # one uncontended core (Hopper: an encoder 46 s, a BC cell 11-18 s) and the last full
+    # study's offline and online cells: 240 encoders about 3.5 h, 1980 BC cells about 8 h,
+    # TD3+BC about 3 h, SAC about 2.3 h: about 17 CPU-hours, resumable across sittings.
+    "full": StudyConfig(bc_episodes=(1, 2, 5, 10)),
+    # The data-efficiency axis alone (about 12 CPU-hours): the full profile's imitation cells.
     "low-data": StudyConfig(settings=("imitation",), bc_episodes=(1, 2, 5, 10)),
     # Under 20 minutes on 2 CPU cores (about 6 with --jobs 2): one environment, imitation only,
     # three seeds, and 2 expert episodes: with 10, BC from scratch already reaches the expert on
