@@ -287,9 +287,37 @@ def offline_bench(
         "version): compare orderings, not decimals.\n\n"
         + "\n".join(lines)
         + (_curve_table(rows, envs) if curves else "")
+        + _superseded_table(results, rows)
         + "\n"
     )
     print("\n".join(lines))
+
+
+def _superseded_table(results: Path, rows: list[dict]) -> str:
+    """Rows measured on data today's zoo would not collect, beside today's: what changed."""
+    path = results / "rl_offline.superseded.json"
+    if not path.exists():
+        return ""
+    old = json.loads(path.read_text())
+    lines = [
+        "\n\n## Before and after the data changed\n\nRows measured on data today's zoo would not "
+        "collect (kept in `rl_offline.superseded.json`: the medium-replay mixture of the time "
+        "lacked the medium policy), beside today's rows.\n",
+        "| env | algorithm | data | before: score (data's own) | today: score (data's own) |",
+        "|---|---|---|---|---|",
+    ]
+
+    def cell(rs: list[dict]) -> str:
+        if not rs:
+            return "-"
+        s = np.array([r["score"] for r in rs])
+        return f"{s.mean():.1f} ± {s.std():.1f} ({rs[0]['data_score']:.1f})"
+
+    for key in dict.fromkeys((r["env"], r["algorithm"], r["data"]) for r in old):
+        before = [r for r in old if (r["env"], r["algorithm"], r["data"]) == key]
+        today = [r for r in rows if (r["env"], r["algorithm"], r["data"]) == key]
+        lines.append(f"| {' | '.join(key)} | {cell(before)} | {cell(today)} |")
+    return "\n".join(lines)
 
 
 def _has_curve(row: dict) -> bool:
