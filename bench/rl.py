@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -203,6 +204,12 @@ def offline_bench(
                     "recipe": _data_recipe(env_id, data_name),
                 }
                 name = f"{env_id}-{algo.replace('+', '')}-{data_name}-s{seed}-{steps[algo]}"
+                if data_name == "medium-replay":
+                    # Row folders of an earlier mixture stay as they are, beside today's.
+                    digest = hashlib.sha256(_data_recipe(env_id, data_name).encode()).hexdigest()[
+                        :8
+                    ]
+                    name += f"-{digest}"
                 run = RunDir.open(cache / "runs" / name, "bench-offline", row_cfg)
                 evals = train_offline(
                     agent,
