@@ -206,10 +206,8 @@ def offline_bench(
                 name = f"{env_id}-{algo.replace('+', '')}-{data_name}-s{seed}-{steps[algo]}"
                 if data_name == "medium-replay":
                     # Row folders of an earlier mixture stay as they are, beside today's.
-                    digest = hashlib.sha256(_data_recipe(env_id, data_name).encode()).hexdigest()[
-                        :8
-                    ]
-                    name += f"-{digest}"
+                    recipe = _data_recipe(env_id, data_name).encode()
+                    name += f"-{hashlib.sha256(recipe).hexdigest()[:8]}"
                 run = RunDir.open(cache / "runs" / name, "bench-offline", row_cfg)
                 evals = train_offline(
                     agent,
