@@ -32,7 +32,7 @@ import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.scores import normalized_score
-from seqrep.rl.zoo import zoo_index, zoo_recipe, zoo_reference
+from seqrep.rl.zoo import recipe_is_current, zoo_index, zoo_recipe, zoo_reference
 from seqrep.runs import RunDir
 from seqrep.train_rl import offline_agent, replay_buffer_dataset, train_offline, zoo_dataset
 
@@ -147,10 +147,8 @@ def _data_recipe(env_id: str, name: str) -> str:
 
 
 def _is_current(row: dict) -> bool:
-    # Rows from before recipes were recorded: single-policy data were what they are today; the
-    # medium-replay mixture then lacked the medium policy.
-    recorded = row.get("recipe", None if row["data"] == "medium-replay" else "legacy")
-    return recorded in ("legacy", _data_recipe(row["env"], row["data"]))
+    today = _data_recipe(row["env"], row["data"])
+    return recipe_is_current(row.get("recipe"), today, row["data"])
 
 
 def offline_bench(
@@ -166,13 +164,14 @@ def offline_bench(
 ) -> None:
     out = results / "rl_offline.json"
     rows = json.loads(out.read_text()) if out.exists() else []
-    stale = [r for r in rows if not _is_current(r)]
+    current = [_is_current(r) for r in rows]
+    stale = [r for r, ok in zip(rows, current, strict=True) if not ok]
     if stale:
         # Kept, not deleted: a before/after note needs them; the table shows today's data only.
         old_path = results / "rl_offline.superseded.json"
         kept = json.loads(old_path.read_text()) if old_path.exists() else []
         old_path.write_text(json.dumps(kept + stale, indent=1))
-        rows = [r for r in rows if _is_current(r)]
+        rows = [r for r, ok in zip(rows, current, strict=True) if ok]
         out.write_text(json.dumps(rows, indent=1))
         print(
             f"{len(stale)} rows were measured on data today's zoo would not collect; moved to "
@@ -189,6 +188,7 @@ def offline_bench(
                 if data_name not in sets:
                     sets[data_name] = _offline_data(env_id, data_name, cache, runs)
                 data = sets[data_name]
+                recipe = _data_recipe(env_id, data_name)
                 torch.manual_seed(seed)
                 agent = offline_agent("bc" if algo == "BC" else "td3bc", data)
                 # One run folder per row: losses, the evaluation curve, and checkpoints, so a
@@ -201,13 +201,12 @@ def offline_bench(
                     "steps": steps[algo],
                     "eval_every": eval_every,
                     "episodes": episodes,
-                    "recipe": _data_recipe(env_id, data_name),
+                    "recipe": recipe,
                 }
                 name = f"{env_id}-{algo.replace('+', '')}-{data_name}-s{seed}-{steps[algo]}"
                 if data_name == "medium-replay":
                     # Row folders of an earlier mixture stay as they are, beside today's.
-                    recipe = _data_recipe(env_id, data_name).encode()
-                    name += f"-{hashlib.sha256(recipe).hexdigest()[:8]}"
+                    name += f"-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
                 run = RunDir.open(cache / "runs" / name, "bench-offline", row_cfg)
                 evals = train_offline(
                     agent,
@@ -237,7 +236,7 @@ def offline_bench(
                         "data": data_name,
                         "seed": seed,
                         "steps": steps[algo],
-                        "recipe": row_cfg["recipe"],
+                        "recipe": recipe,
                         "transitions": len(data),
                         "data_score": normalized_score(
                             float(data.episode_returns().mean()), reference=ref

@@ -118,16 +118,13 @@ def write_table(args: argparse.Namespace) -> str:
     # (objective x mode) both variants finished; scratch BC is affected only by the BC loss.
     effects = []
     for variant in list(VARIANTS)[1:]:
-        diffs = [
-            score[(variant, *k)][0] - score[("defaults", *k)][0]
+        change = {
+            k: score[(variant, *k)][0] - score[("defaults", *k)][0]
             for k in keys
-            if k[1] != "none" and (variant, *k) in score and ("defaults", *k) in score
-        ]
-        scratch = [
-            score[(variant, *k)][0] - score[("defaults", *k)][0]
-            for k in keys
-            if k[1] == "none" and (variant, *k) in score and ("defaults", *k) in score
-        ]
+            if (variant, *k) in score and ("defaults", *k) in score
+        }
+        diffs = [d for k, d in change.items() if k[1] != "none"]
+        scratch = [d for k, d in change.items() if k[1] == "none"]
         effects.append(
             {
                 "variant": variant,

@@ -390,7 +390,7 @@ def zoo_dataset(
     """Data of the zoo's ``level`` policy in ``env_id``: ``steps`` steps, or (steps = 0) the first
     ``episodes`` whole episodes; collected once and cached in ``folder`` as D4RL-layout HDF5."""
     from seqrep.data.trajectories import load_d4rl_hdf5, save_d4rl_hdf5
-    from seqrep.rl.zoo import load_zoo_policy, zoo_recipe
+    from seqrep.rl.zoo import load_zoo_policy, recipe_is_current, zoo_recipe
 
     if not steps and not episodes:
         raise ValueError("give a number of steps or of episodes to collect")
@@ -398,7 +398,15 @@ def zoo_dataset(
     path = folder / f"{env_id}-{level}-{size}-s{seed}.hdf5"
     recipe = zoo_recipe(env_id, level)
     if path.exists():
-        _check_cached_recipe(path, level, recipe)
+        recorded = _recorded_recipe(path)
+        if not recipe_is_current(recorded, recipe, level):
+            raise ValueError(
+                f"cached data set {path} was collected by other behaviour policies than "
+                f"today's zoo rolls out (recorded: {recorded or _BEFORE_RECIPES}; today: "
+                f"{recipe}). Results computed on it used that data; to collect today's, move "
+                "the file away or pass another data folder, and start new result folders "
+                "rather than resuming old ones"
+            )
     else:
         policy = load_zoo_policy(env_id, level, seed=seed)
         data = collect_episodes(
@@ -414,9 +422,12 @@ def zoo_dataset(
     return load_d4rl_hdf5(path)
 
 
-def _check_cached_recipe(path: Path, level: str, recipe: str) -> None:
-    """Refuse a cached collection that today's zoo would not produce (never delete it: results
-    computed on it may still need it)."""
+_BEFORE_RECIPES = "none, collected before the medium-replay mixture included the medium policy"
+
+
+def _recorded_recipe(path: Path) -> str | None:
+    """The recipe a cached collection recorded (None: made before recipes were recorded). The
+    file is never deleted here: results computed on it may still need it."""
     import h5py
 
     try:
@@ -426,19 +437,7 @@ def _check_cached_recipe(path: Path, level: str, recipe: str) -> None:
         raise ValueError(
             f"cached data set {path} cannot be read ({e}); delete it to collect it again"
         ) from e
-    # Files from before recipes were recorded: a single policy's data are what they were; the
-    # medium-replay mixture then lacked the medium policy (fixed since), so it is refused.
-    if recorded is None and level != "medium-replay":
-        return
-    if recorded is None:
-        recorded = "none, collected before the medium-replay mixture included the medium policy"
-    if str(recorded) != recipe:
-        raise ValueError(
-            f"cached data set {path} was collected by other behaviour policies than today's "
-            f"zoo rolls out (recorded: {recorded}; today: {recipe}). Results computed on it "
-            "used that data; to collect today's, move the file away or pass another data "
-            "folder, and start new result folders rather than resuming old ones"
-        )
+    return None if recorded is None else str(recorded)
 
 
 def train_offline(

@@ -30,6 +30,7 @@ __all__ = [
     "ZOO_LEVELS",
     "ZooPolicy",
     "load_zoo_policy",
+    "recipe_is_current",
     "uniform_random_policy",
     "zoo_dir",
     "zoo_index",
@@ -83,6 +84,16 @@ def zoo_recipe(env_id: str, level: str, root: Path | None = None) -> str:
     return "; ".join(
         name if name == "random" else f"{name}@{entry['policies'][name]['step']}" for name in names
     )
+
+
+def recipe_is_current(recorded: str | None, today: str, level: str) -> bool:
+    """Whether data recorded as made by ``recorded`` (None: made before seqrep recorded
+    recipes) are what ``today``'s recipe for ``level`` makes."""
+    if recorded is None:
+        # A single policy's data are what they were; the medium-replay mixture of the time
+        # lacked the medium policy (fixed since).
+        return level != "medium-replay"
+    return str(recorded) == today
 
 
 def _entry(env_id: str, root: Path | None) -> dict[str, Any]:
