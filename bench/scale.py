@@ -105,8 +105,22 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     procs = [int(p) for p in args.procs.split(",")]
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    from seqrep.series_bench import load_normalised
+
+    # The loop caps the global batch at the data set (seqrep.train.global_batch_size): a larger
+    # W * B would time fewer series than the samples/s below counts.
+    n_series = len(load_normalised(args.data, "")[0])
+    too_big = [(b, w) for b in batches for w in procs if b * w > n_series]
+    if too_big:
+        b, w = too_big[0]
+        parser.error(
+            f"{w} processes x batch {b} = {w * b} series per step, but {args.data} has "
+            f"{n_series} training series; use batch sizes up to {n_series // max(procs)} "
+            "or a larger data set (--data)"
+        )
     rows = []
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
+    for batch in batches:
         base = None
         for world in procs:
             opts = {**vars(args), "batch": batch, "results": None}

@@ -183,7 +183,9 @@ def _method_worker(rank: int, init_file: str, out: str, plain_gather: bool) -> N
 
     if plain_gather:  # the classic bug: keys gathered without autograd (own rows keep theirs)
 
-        def plain(x: torch.Tensor, equal_rows: bool = False) -> tuple[torch.Tensor, int]:
+        def plain(
+            x: torch.Tensor, equal_rows: bool = False, counts: list[int] | None = None
+        ) -> tuple[torch.Tensor, int]:
             parts = [torch.empty_like(x) for _ in range(WORLD)]
             dist.all_gather(parts, x.detach())
             parts[rank] = x

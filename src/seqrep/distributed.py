@@ -34,6 +34,7 @@ from torch import Tensor
 
 __all__ = [
     "all_gather_rows",
+    "all_gather_rows_counted",
     "all_reduce_sum",
     "average_over_ranks",
     "broadcast_object",
@@ -139,13 +140,18 @@ class _AllGather(torch.autograd.Function):
         return grad[rank() * ctx.rows : (rank() + 1) * ctx.rows]
 
 
-def gather_with_grad(x: Tensor, equal_rows: bool = False) -> tuple[Tensor, int]:
+def gather_with_grad(
+    x: Tensor, equal_rows: bool = False, counts: list[int] | None = None
+) -> tuple[Tensor, int]:
     """Every rank's rows, in rank order, with gradients flowing back to their owners.
 
     Args:
         x: [B_r, ...] this rank's rows (B_r may differ between ranks).
         equal_rows: the caller needs the same B on every rank (a mean over its own rows, a
             reshape by rank); every rank then raises alike when they differ.
+        counts: every rank's B_r when the caller already has them (from
+            :func:`all_gather_rows_counted` on the same batch): saves one collective, a
+            synchronisation of the ranks, per call.
 
     Returns:
         ([sum_r B_r, ...] all rows, offset of this rank's first row): (x, 0) in one process.
@@ -155,7 +161,7 @@ def gather_with_grad(x: Tensor, equal_rows: bool = False) -> tuple[Tensor, int]:
     """
     if not is_distributed():
         return x, 0
-    counts = _row_counts(x)
+    counts = _row_counts(x) if counts is None else counts
     if equal_rows and len(set(counts)) != 1:
         raise ValueError(
             f"every rank must hold the same batch size here; got {counts} (drop the last, "
@@ -167,10 +173,19 @@ def gather_with_grad(x: Tensor, equal_rows: bool = False) -> tuple[Tensor, int]:
     return rows, sum(counts[: rank()])
 
 
+def all_gather_rows_counted(x: Tensor) -> tuple[Tensor, list[int]]:
+    """Every rank's rows of a tensor that needs no gradient, and each rank's row count:
+    ([sum_r B_r, ...], [B_0, ..., B_{W-1}]); (x, [B]) in one process."""
+    if not is_distributed():
+        return x, [x.shape[0]]
+    counts = _row_counts(x)
+    return gather_with_grad(x.detach(), counts=counts)[0], counts
+
+
 def all_gather_rows(x: Tensor) -> Tensor:
     """Every rank's rows of a tensor that needs no gradient (lengths, labels, rewards):
     [sum_r B_r, ...]."""
-    return gather_with_grad(x.detach())[0]
+    return all_gather_rows_counted(x)[0]
 
 
 def all_reduce_sum(x: Tensor) -> Tensor:

@@ -24,7 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqrep.critics import BilinearPredictors
-from seqrep.distributed import all_gather_rows, all_reduce_sum, gather_with_grad, world_size
+from seqrep.distributed import (
+    all_gather_rows_counted,
+    all_reduce_sum,
+    gather_with_grad,
+    world_size,
+)
 from seqrep.losses import info_nce_from_logits
 from seqrep.methods.base import LossOutput, SeriesMethod, take_steps
 from seqrep.nets import SequenceEncoder, check_pool, pool_steps
@@ -152,17 +157,18 @@ class CPC(SeriesMethod):
         self.max_queries, self.temperature = max_queries, temperature
 
     def encode(
-        self, x: Tensor, lengths: Tensor, skip: Tensor | None = None
+        self, x: Tensor, lengths: Tensor, skip: Tensor | None = None, width: int | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """x [B, T, C] (NaN padding allowed) -> z [B, T', Dz], c [B, T', Dc], lengths' [B].
 
         ``skip`` [B]: steps at the start of each series that only the encoder reads; z and c
-        start after them (the GRU's history starts there too: see :meth:`loss`)."""
+        start after them (the GRU's history starts there too: see :meth:`loss`), T' = ``width``
+        (default: the longest row that remains)."""
         z = self.encoder(torch.nan_to_num(x))
         lengths = self.encoder.output_lengths(lengths)
         if skip is not None:
             lengths = lengths - skip
-            z = take_steps(z, skip, int(all_gather_rows(lengths).max()))  # T' equal on all ranks
+            z = take_steps(z, skip, int(lengths.max()) if width is None else width)
         c, _ = self.gru(z)
         return z, c, lengths
 
@@ -197,20 +203,24 @@ class CPC(SeriesMethod):
         of the global mean, so that DDP's average of the ranks' gradients is the gradient of
         one process on the whole batch (see :mod:`seqrep.distributed`).
         """
-        skip = None
-        if context is not None:
+        skip = None if context is None else context[:, 0]
+        if context is None:
+            context = torch.zeros(lengths.shape[0], 2, dtype=lengths.dtype, device=lengths.device)
+        # One gather of every rank's lengths and context serves every shape below (each
+        # collective is a point where the ranks wait for each other).
+        meta, counts = all_gather_rows_counted(torch.cat([lengths[:, None], context], dim=1))
+        read = meta[:, 0] - meta[:, 2]  # what the encoder reads of each row
+        out_len = self.encoder.output_lengths(read) - meta[:, 1]
+        if skip is not None:
             # The encoder reads the context before the crop, so that no z_t in the crop sees
             # padding; the GRU starts at the crop (position in c is no shortcut once the
             # candidates z carry none, and its recurrence is the costly part). The context
             # after the crop cannot reach it (causal): dropped, to the longest row of any rank.
-            skip = context[:, 0]
-            lengths = lengths - context[:, 1]
-            x = x[:, : int(all_gather_rows(lengths).max())]
-        z, c, own_len = self.encode(x, lengths, skip)
+            x = x[:, : int(read.max())]
+        z, c, _ = self.encode(x, lengths - context[:, 1], skip, int(out_len.max()))
         if keys is not None:
             z = keys if skip is None else take_steps(keys, skip, z.shape[1])
-        z, first = gather_with_grad(z)
-        out_len = all_gather_rows(own_len)
+        z, first = gather_with_grad(z, counts=counts)
         b, t_max, _ = z.shape
         k_range = torch.arange(1, self.steps + 1, device=z.device)
         t_range = torch.arange(t_max, device=z.device)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seqrep.distributed import (
-    all_gather_rows,
+    all_gather_rows_counted,
     gather_with_grad,
     rank_rows,
     world_size,
@@ -122,14 +122,15 @@ class WindowMetricLearning(SeriesMethod):
         b = x.shape[0]
         if b * world_size() < 2:
             raise ValueError("window objectives need at least 2 series per batch (negatives)")
+        every_length, counts = all_gather_rows_counted(lengths)
         a_start, a_len, p_start, p_len = (
-            rank_rows(v)
-            for v in window_bounds(all_gather_rows(lengths), self.min_window, generator)
+            rank_rows(v) for v in window_bounds(every_length, self.min_window, generator)
         )
         windows = torch.cat([take_windows(x, a_start, a_len), take_windows(x, p_start, p_len)])
         emb = F.normalize(self.represent(windows, torch.cat([a_len, p_len])), dim=-1)
         # Gathered rank blocks [a_0; p_0; a_1; p_1 ...] -> [all anchors; all positives].
-        emb = gather_with_grad(emb, equal_rows=True)[0].reshape(-1, 2, b, emb.shape[-1])
+        emb = gather_with_grad(emb, equal_rows=True, counts=[2 * n for n in counts])[0]
+        emb = emb.reshape(-1, 2, b, emb.shape[-1])
         emb = emb.transpose(0, 1)
         emb = emb.reshape(-1, emb.shape[-1])
         n = emb.shape[0] // 2
