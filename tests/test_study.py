@@ -121,6 +121,38 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
         assert _table(on_ray)[0] == table
 
 
+def test_killed_online_cell_resumes_from_its_checkpoint(pendulum_zoo, tmp_path, kill_mid_run):
+    """An online cell checkpoints at every tenth of its steps; a killed study continues the
+    cell from there (not from step 0) and ends with the uninterrupted study's numbers."""
+    import json
+
+    env = {**os.environ, "SEQREP_ZOO": str(pendulum_zoo), "OMP_NUM_THREADS": "1"}
+    online = [
+        "--settings", "online", "--objectives", "none,temporal",
+        "--online-objectives", "none,temporal", "--online-modes", "finetune",
+        "--online-steps", "1000", "--seeds", "0",
+    ]  # fmt: skip
+    whole = tmp_path / "whole"
+    subprocess.run([*_study(whole), *online], env=env, check=True, capture_output=True)
+    table, _ = _table(whole)
+    assert len(table) == 2
+
+    killed = tmp_path / "killed"
+    checkpoints = lambda: list((killed / "online").glob("*/checkpoints/last.pt"))  # noqa: E731
+    kill_mid_run([*_study(killed), *online], lambda: bool(checkpoints()), env)
+    (ckpt,) = checkpoints()
+    assert not (killed / "cells.jsonl").exists() or not (killed / "cells.jsonl").read_text()
+    # Mark the first logged episode (it precedes the checkpoint, so a resume keeps it; a
+    # restart or an overwritten folder would lose the mark).
+    metrics = ckpt.parent.parent / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    lines[0] = json.dumps({**json.loads(lines[0]), "mark": True})
+    metrics.write_text("\n".join(lines) + "\n")
+    subprocess.run([*_study(killed), *online], env=env, check=True, capture_output=True)
+    assert json.loads(metrics.read_text().splitlines()[0]).get("mark") is True
+    assert _table(killed)[0] == table
+
+
 def test_bootstrap_ci_and_iqm_against_closed_forms():
     assert interquartile_mean(np.array([0.0, 1, 2, 3, 100, -50, 4, 5])) == pytest.approx(2.5)
     low, high = bootstrap_ci(np.full(6, 3.0))

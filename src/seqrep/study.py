@@ -372,14 +372,16 @@ def _run_cell(
             learning_starts=min(5000, cfg.online_steps // 4),  # CleanRL's 5000 when it fits
             eval_every=max(1, cfg.online_steps // 10),
             eval_episodes=cfg.eval_episodes,
-            checkpoint_every=10**9,
+            # A 100k-step cell takes hours on a CPU core: it checkpoints (replay included) at
+            # every tenth of its steps and a rerun of the study resumes it exactly.
+            checkpoint_every=max(1, cfg.online_steps // 10),
             seed=seed,
             device=cfg.device,
             hide_dims=cfg.online_hide_dims,
         )
         agent = SAC(obs_dim, act_dim, run_cfg.sac(), **hook)
         name = f"{env_id}-{objective}-{mode}-s{seed}"
-        run = RunDir.open(folder / "online" / name, "sac", run_cfg, overwrite=True)
+        run = RunDir.open(folder / "online" / name, "sac", run_cfg)
         _, summary = train_sac(run_cfg, run, agent=agent, quiet=True)
         curve = [
             {"step": e["step"], "return": e["eval_return_mean"]} for e in summary["evaluations"]
