@@ -163,6 +163,13 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RunDirError, match=f"in use by process {holder.pid}"):
             RunDir.open(folder, "x", {})
+        # A report reads the folder while its process runs (study --report-only), config
+        # checked, no lock taken; a folder of another config or no run is refused.
+        assert RunDir.attach(folder, "x", {}).path == folder
+        with pytest.raises(RunDirError, match=r"different config \(differs in: kind\)"):
+            RunDir.attach(folder, "y", {})
+        with pytest.raises(RunDirError, match="holds no seqrep run"):
+            RunDir.attach(tmp_path, "x", {})
     finally:
         holder.kill()
         holder.wait()
@@ -295,6 +302,24 @@ def test_help_texts_and_report_only_on_nothing(tmp_path, capsys):
     assert _exit_code(["study", "--report-only", "--out", str(tmp_path / "empty")]) == 2
     assert "holds no finished study cells" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_study_cells_being_appended_are_skipped_damaged_ones_refused(tmp_path):
+    from seqrep.study import finished_cells, profile_config
+
+    cfg = profile_config("quick", seeds=(0, 1))
+    cells = [
+        {"env": "Hopper-v5", "setting": "imitation", "objective": "none", "mode": "scratch",
+         "seed": s, "score": 50.0 + s}
+        for s in (1, 0)
+    ]  # fmt: skip
+    whole = "".join(json.dumps(c) + "\n" for c in cells)
+    (tmp_path / "cells.jsonl").write_text(whole + '{"env": "Hop')  # a line being written
+    rows = finished_cells(cfg, RunDir(tmp_path))
+    assert [r["seed"] for r in rows] == [0, 1]  # grid order
+    (tmp_path / "cells.jsonl").write_text('{"env": "Hop\n' + whole)
+    with pytest.raises(ValueError, match="line 1 is not JSON; the file is damaged"):
+        finished_cells(cfg, RunDir(tmp_path))
 
 
 def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, monkeypatch, capsys):

@@ -84,6 +84,7 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     assert (whole / "scores-Pendulum-v1-offline.png").stat().st_size > 1000
     assert "online-curves.png" in report and "pretraining-Pendulum-v1.png" in report
     assert "representation diagnostics" in report
+    assert not list(whole.glob("*.hdf5"))  # the diagnostics read the cells' data, not a copy
     # The paper's options in force are stated where a reader looks for the setup.
     assert "10% of each batch from the expert set" in report
     assert "`tanh_gaussian` loss" in report

@@ -760,13 +760,14 @@ def study_cmd(
         )
     if ray_address is not None and not report_only:
         connect(ray_address)  # Ray missing or unreachable: say so before the folder is touched
-    run = RunDir.open(out, "study", cfg, overwrite=overwrite)
-    console.print(f"run folder: [bold]{run.path}[/]")
-    rows = (
-        finished_cells(cfg, run)
-        if report_only
-        else run_study(cfg, run, quiet=quiet, jobs=jobs, ray_address=ray_address)
-    )
+    if report_only:  # the study may still be running: read its folder, do not lock it
+        assert out is not None  # checked above
+        run = RunDir.attach(out, "study", cfg)
+        rows = finished_cells(cfg, run)
+    else:
+        run = RunDir.open(out, "study", cfg, overwrite=overwrite)
+        console.print(f"run folder: [bold]{run.path}[/]")
+        rows = run_study(cfg, run, quiet=quiet, jobs=jobs, ray_address=ray_address)
     click.echo(write_study_report(cfg, run, rows))
     click.echo(f"\nreport: {run.path / 'report.md'}\ncells:  {run.path / 'cells.csv'}")
 

@@ -301,6 +301,26 @@ class RunDir:
             raise RunDirError(f"cannot write into the run folder {path}: {e.strerror or e}") from e
         return run
 
+    @classmethod
+    def attach(cls, out: str | os.PathLike[str], kind: str, config: Any) -> RunDir:
+        """An existing run folder opened to report on it, perhaps while its own process still
+        writes it (``study --report-only``): the config must match, no lock is taken and
+        nothing is written on opening. Reports go through atomic writes.
+
+        Raises:
+            RunDirError: the folder holds no seqrep run, or a run of another config.
+        """
+        path = Path(out)
+        if not is_run_folder(path):
+            raise RunDirError(f"{path} holds no seqrep run to report on; pass the --out of one")
+        old = with_options_added_since(json.loads((path / "config.json").read_text()), type(config))
+        if changed := _config_differences(old, {"kind": kind, **_jsonable(config)}, config):
+            raise RunDirError(
+                f"{path} holds a run with a different config (differs in: {', '.join(changed)}); "
+                "pass the options it ran with"
+            )
+        return cls(path)
+
     # ----------------------------------------------------------------------- metrics
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl."""

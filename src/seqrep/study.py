@@ -253,16 +253,22 @@ PROFILES: dict[str, StudyConfig] = {
 
 
 # ----------------------------------------------------------------------------- data
-def _study_data(cfg: StudyConfig, env_id: str, folder: Path) -> dict[str, TrajectoryDataset]:
-    """The pretraining, expert and offline sets of ``env_id``, collected once with the zoo."""
-    pretrain = zoo_dataset(env_id, cfg.pretrain_data, folder, steps=cfg.pretrain_transitions)
+def _study_data(
+    cfg: StudyConfig, env_id: str, folder: Path, *, collect: bool = True
+) -> dict[str, TrajectoryDataset]:
+    """The pretraining, expert and offline sets of ``env_id``, collected once with the zoo
+    (``collect=False``: FileNotFoundError for a set not collected yet)."""
+    steps = cfg.pretrain_transitions
+    pretrain = zoo_dataset(env_id, cfg.pretrain_data, folder, steps=steps, collect=collect)
     return {
         "pretrain": pretrain,
         # The default pretraining set is the offline-RL set: load it once.
         "offline": pretrain
         if cfg.pretrain_data == "medium-replay"
-        else zoo_dataset(env_id, "medium-replay", folder, steps=cfg.pretrain_transitions),
-        "expert": zoo_dataset(env_id, "expert", folder, episodes=cfg.expert_episodes, seed=100_000),
+        else zoo_dataset(env_id, "medium-replay", folder, steps=steps, collect=collect),
+        "expert": zoo_dataset(
+            env_id, "expert", folder, episodes=cfg.expert_episodes, seed=100_000, collect=collect
+        ),
     }
 
 
@@ -460,7 +466,15 @@ def _owners(cfg: StudyConfig, jobs: int) -> dict[tuple[Any, ...], int]:
 
 def _read_rows(folder: Path) -> list[dict[str, Any]]:
     path = folder / "cells.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:  # only the line being appended (or torn by a kill) may be cut
+                raise ValueError(f"{path}: line {i + 1} is not JSON; the file is damaged") from None
+    return rows
 
 
 def _append_row(folder: Path, row: dict[str, Any]) -> None:
@@ -885,10 +899,13 @@ def representation_diagnostics(cfg: StudyConfig, run: RunDir) -> list[dict[str, 
     from seqrep.evaluate import effective_rank, linear_probe_r2
 
     rows = []
-    folder = run.path
+    folder = run.path / "data"  # where the cells' data sets are (it once collected a copy)
     seed = cfg.seeds[0]
     for env_id in cfg.envs:
-        data = _study_data(cfg, env_id, folder)
+        try:  # a report of a running study never collects: the study does, in its own time
+            data = _study_data(cfg, env_id, folder, collect=False)
+        except FileNotFoundError:
+            continue
         states, actions = data["expert"].observations, data["expert"].actions
         order = np.random.default_rng(seed).permutation(len(states))
         fit, score = order[: len(order) // 2], order[len(order) // 2 :]

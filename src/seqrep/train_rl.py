@@ -386,9 +386,11 @@ def zoo_dataset(
     steps: int = 0,
     episodes: int | None = None,
     seed: int = 0,
+    collect: bool = True,
 ) -> TrajectoryDataset:
     """Data of the zoo's ``level`` policy in ``env_id``: ``steps`` steps, or (steps = 0) the first
-    ``episodes`` whole episodes; collected once and cached in ``folder`` as D4RL-layout HDF5."""
+    ``episodes`` whole episodes; collected once and cached in ``folder`` as D4RL-layout HDF5.
+    With ``collect=False`` a set not cached yet raises FileNotFoundError instead."""
     from seqrep.data.trajectories import load_d4rl_hdf5, save_d4rl_hdf5
     from seqrep.rl.zoo import load_zoo_policy, recipe_is_current, zoo_recipe
 
@@ -407,6 +409,8 @@ def zoo_dataset(
                 "the file away or pass another data folder, and start new result folders "
                 "rather than resuming old ones"
             )
+    elif not collect:
+        raise FileNotFoundError(f"{path} has not been collected yet")
     else:
         policy = load_zoo_policy(env_id, level, seed=seed)
         data = collect_episodes(
