@@ -147,9 +147,21 @@ def _evals(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def _return_at(curve: list[dict[str, Any]], step: int) -> float:
-    """The latest evaluation at or before ``step``."""
-    return next(r["return"] for r in reversed(curve) if r["env_step"] <= step)
+def _return_at(curve: list[dict[str, Any]], step: int) -> float | None:
+    """The latest evaluation at or before ``step`` (None: the run has none that early; state
+    SAC's first evaluation comes after its first interval, the pixel runs' at step 0)."""
+    return next((r["return"] for r in reversed(curve) if r["env_step"] <= step), None)
+
+
+def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and std over seeds; (None, None) when a seed has no value there."""
+    if not values or any(v is None for v in values):
+        return None, None
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    return "-" if mean is None else f"{mean:.0f} ± {std:.0f}"
 
 
 def report(args: argparse.Namespace) -> None:
@@ -186,6 +198,7 @@ def report(args: argparse.Namespace) -> None:
             # the step every seed has reached: a fair comparison for unfinished runs
             common = min(f["env_step"] for f in finals.values())
             at_common = [_return_at(c, common) for c in curves.values()]
+            mean_common, std_common = _mean_std(at_common)
             rows.append(
                 {
                     "task": task,
@@ -197,9 +210,10 @@ def report(args: argparse.Namespace) -> None:
                     "std_at_budget": float(np.std(at_budget)) if at_budget else None,
                     "per_seed_at_budget": at_budget,
                     "common_step": int(common),
-                    "mean_at_common": float(np.mean(at_common)),
-                    "std_at_common": float(np.std(at_common)),
+                    "mean_at_common": mean_common,
+                    "std_at_common": std_common,
                     "per_seed_at_common": at_common,
+                    "per_seed_last": [[f["env_step"], f["return"]] for f in finals.values()],
                     "last_steps": last_steps,
                 }
             )
@@ -230,31 +244,26 @@ def report(args: argparse.Namespace) -> None:
         task_rows = [r for r in rows if r["task"] == task]
         shared = min((r["common_step"] for r in task_rows), default=0)
         for r in task_rows:
-            values = [_return_at(c, shared) for c in curves_of[task, r["variant"]]]
-            r |= {
-                "shared_step": shared,
-                "mean_at_shared": float(np.mean(values)),
-                "std_at_shared": float(np.std(values)),
-            }
+            mean, std = _mean_std([_return_at(c, shared) for c in curves_of[task, r["variant"]]])
+            r |= {"shared_step": shared, "mean_at_shared": mean, "std_at_shared": std}
     (args.results / "curl.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = [
         f"| task | variant | seeds (finished) | return at {args.env_steps:,} (mean ± std) | "
         "at the step every run of the task reached | at the step this variant's seeds reached "
-        "| per seed |",
+        "| per seed (latest evaluation) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        budget = (
-            f"{r['mean_at_budget']:.0f} ± {r['std_at_budget']:.0f}"
-            if r["mean_at_budget"] is not None
-            else "-"
+        per_seed = ", ".join(
+            f"{ret:.0f}" + ("" if step >= args.env_steps else f" (at {step:,})")
+            for step, ret in r["per_seed_last"]
         )
-        per_seed = ", ".join(f"{v:.0f}" for v in r["per_seed_at_common"])
         lines.append(
             f"| {r['task']} | {r['label']} | {len(r['seeds'])} ({len(r['finished_seeds'])}) | "
-            f"{budget} | {r['mean_at_shared']:.0f} ± {r['std_at_shared']:.0f} at "
-            f"{r['shared_step']:,} | {r['mean_at_common']:.0f} ± {r['std_at_common']:.0f} at "
-            f"{r['common_step']:,} | {per_seed} |"
+            f"{_pm(r['mean_at_budget'], r['std_at_budget'])} | "
+            f"{_pm(r['mean_at_shared'], r['std_at_shared'])} at {r['shared_step']:,} | "
+            f"{_pm(r['mean_at_common'], r['std_at_common'])} at {r['common_step']:,} | "
+            f"{per_seed} |"
         )
     pub = []
     for task in tasks:

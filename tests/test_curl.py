@@ -392,3 +392,46 @@ def test_state_sac_reference_runs_on_the_dmc_state(tmp_path):
     )
     evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in evals if "eval_return_mean" in r] == [1100]
+
+
+def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
+    """bench/curl.py report: mean and std over the finished seeds at the budget; runs still
+    going show their latest evaluation; state SAC (first evaluation after step 0) gets '-'
+    where it has none, instead of crashing the report."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def write(name, records):
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    def pixel(returns):  # one evaluation every 50 env steps, from step 0
+        return [
+            {"env_step": 50 * i, "eval_return_mean": r, "seconds": float(i)}
+            for i, r in enumerate(returns)
+        ]
+
+    write("cartpole-swingup-curl-crop-s0", pixel([20.0, 100.0, 300.0]))
+    write("cartpole-swingup-curl-crop-s1", pixel([30.0, 200.0, 800.0]))
+    write("cartpole-swingup-none-crop-s0", pixel([25.0, 150.0, 310.0]))
+    write("cartpole-swingup-none-crop-s1", pixel([35.0]))  # just started
+    write("cartpole-swingup-state-s0", [{"step": 50, "eval_return_mean": 500.0, "seconds": 1.0}])
+    bench = Path(__file__).resolve().parents[1] / "bench" / "curl.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "report", "--runs", str(tmp_path / "runs"), "--seeds",
+         "0,1", "--env-steps", "100", "--results", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "out" / "curl.json").read_text())}
+    curl = rows["curl-crop"]
+    assert curl["mean_at_budget"] == 550.0 and curl["std_at_budget"] == 250.0  # 300 and 800
+    assert rows["none-crop"]["finished_seeds"] == [0] and rows["none-crop"]["shared_step"] == 0
+    assert rows["none-crop"]["mean_at_shared"] == 30.0  # 25 and 35 at step 0
+    assert rows["state"]["mean_at_shared"] is None  # no state evaluation at step 0
+    table = (tmp_path / "out" / "curl.md").read_text()
+    assert "| 310, 35 (at 0) |" in table and "| - at 0 |" in table
+    assert (tmp_path / "out" / "curl_curves_cartpole-swingup.png").stat().st_size > 1000
