@@ -116,10 +116,8 @@ def test_balanced_pairwise_margin_matches_a_loop():
     out = method.loss(batch, gen)
     j = torch.randint(1, 3, (5,), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        e = F.normalize(
-            method.encoder(torch.cat([batch["obs"][:, 0], batch["obs"][torch.arange(5), j]])),
-            dim=-1,
-        )
+        phi = method.encoder(torch.cat([batch["obs"][:, 0], batch["obs"][torch.arange(5), j]]))
+        e = F.normalize(method.head(phi), dim=-1)  # scored through the projection head
     same, diff = [], []
     for a in range(10):
         for b in range(a + 1, 10):
@@ -130,6 +128,10 @@ def test_balanced_pairwise_margin_matches_a_loop():
                 diff.append(0.5 * max(0.0, 0.7 - d) ** 2)
     expected = 0.5 * (np.mean(same) + np.mean(diff))
     assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+    # The head trains with phi; the triplet loss scores phi itself and has none.
+    out.loss.backward()
+    assert method.head[0].weight.grad.abs().sum() > 0
+    assert TemporalMetric(StateEncoder(3, 4, 8), "triplet").head is None
 
 
 def test_atc_key_encoder_is_an_ema_copy_with_the_input_statistics():
