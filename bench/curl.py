@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +154,12 @@ def _return_at(curve: list[dict[str, Any]], step: int) -> float | None:
     return next((r["return"] for r in reversed(curve) if r["env_step"] <= step), None)
 
 
-def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
-    """Mean and std over seeds; (None, None) when a seed has no value there."""
-    if not values or any(v is None for v in values):
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and std over seeds; (None, None) when there is no seed or one has no value."""
+    known = [v for v in values if v is not None]
+    if not values or len(known) < len(values):
         return None, None
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(known)), float(np.std(known))
 
 
 def _pm(mean: float | None, std: float | None) -> str:
@@ -198,6 +200,7 @@ def report(args: argparse.Namespace) -> None:
             # the step every seed has reached: a fair comparison for unfinished runs
             common = min(f["env_step"] for f in finals.values())
             at_common = [_return_at(c, common) for c in curves.values()]
+            mean_budget, std_budget = _mean_std(at_budget)
             mean_common, std_common = _mean_std(at_common)
             rows.append(
                 {
@@ -206,8 +209,8 @@ def report(args: argparse.Namespace) -> None:
                     "label": label,
                     "seeds": sorted(curves),
                     "finished_seeds": sorted(done),
-                    "mean_at_budget": float(np.mean(at_budget)) if at_budget else None,
-                    "std_at_budget": float(np.std(at_budget)) if at_budget else None,
+                    "mean_at_budget": mean_budget,
+                    "std_at_budget": std_budget,
                     "per_seed_at_budget": at_budget,
                     "common_step": int(common),
                     "mean_at_common": mean_common,

@@ -130,6 +130,13 @@ def _config_differences(old: dict[str, Any], new: dict[str, Any], config: Any) -
     return sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
 
 
+def _saved_config_differences(path: Path, kind: str, config: Any) -> list[str]:
+    """What differs between the run folder's config.json (read as :func:`with_options_added_since`
+    completes it) and ``kind`` + ``config``, leaving out what a resume may change."""
+    saved = with_options_added_since(json.loads((path / "config.json").read_text()), type(config))
+    return _config_differences(saved, {"kind": kind, **_jsonable(config)}, config)
+
+
 def with_options_added_since(saved: dict[str, Any], config_cls: Any) -> dict[str, Any]:
     """A saved config plus every option ``config_cls`` gained since it was written, at the value
     the run had then: the class's ``absent_in_old_runs`` entry where the option's default
@@ -273,11 +280,10 @@ class RunDir:
                 "where you can write."
             ) from e
         if existing:
-            cfg_file = path / "config.json"
-            old = with_options_added_since(json.loads(cfg_file.read_text()), type(config))
+            changed = _saved_config_differences(path, kind, config)
             if overwrite:
                 _clear_run_folder(path)
-            elif changed := _config_differences(old, cfg, config):
+            elif changed:
                 if has_progress(path):
                     raise RunDirError(
                         f"{path} holds a run with a different config (differs in: "
@@ -313,8 +319,7 @@ class RunDir:
         path = Path(out)
         if not is_run_folder(path):
             raise RunDirError(f"{path} holds no seqrep run to report on; pass the --out of one")
-        old = with_options_added_since(json.loads((path / "config.json").read_text()), type(config))
-        if changed := _config_differences(old, {"kind": kind, **_jsonable(config)}, config):
+        if changed := _saved_config_differences(path, kind, config):
             raise RunDirError(
                 f"{path} holds a run with a different config (differs in: {', '.join(changed)}); "
                 "pass the options it ran with"

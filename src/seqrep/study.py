@@ -254,10 +254,12 @@ PROFILES: dict[str, StudyConfig] = {
 
 # ----------------------------------------------------------------------------- data
 def _study_data(
-    cfg: StudyConfig, env_id: str, folder: Path, *, collect: bool = True
+    cfg: StudyConfig, env_id: str, study: Path, *, collect: bool = True
 ) -> dict[str, TrajectoryDataset]:
-    """The pretraining, expert and offline sets of ``env_id``, collected once with the zoo
-    (``collect=False``: FileNotFoundError for a set not collected yet)."""
+    """The pretraining, expert and offline sets of ``env_id``, collected once with the zoo into
+    the study folder's data/ (``collect=False``: FileNotFoundError for a set not collected
+    yet)."""
+    folder = study / "data"
     steps = cfg.pretrain_transitions
     pretrain = zoo_dataset(env_id, cfg.pretrain_data, folder, steps=steps, collect=collect)
     return {
@@ -496,7 +498,7 @@ def _run_worker(cfg: StudyConfig, folder: Path, worker: int, jobs: int, quiet: b
         for cell in todo:
             env_id = cell["env"]
             if env_id not in data_cache:
-                data_cache[env_id] = _study_data(cfg, env_id, folder / "data")
+                data_cache[env_id] = _study_data(cfg, env_id, folder)
             _append_row(folder, _run_cell(cfg, cell, data_cache[env_id], folder))
             advance(1)
 
@@ -527,7 +529,7 @@ def run_study(
         from concurrent.futures import ProcessPoolExecutor
 
         for env_id in cfg.envs:
-            _study_data(cfg, env_id, run.path / "data")
+            _study_data(cfg, env_id, run.path)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
             futures = [
@@ -568,7 +570,7 @@ def _run_on_ray(cfg: StudyConfig, run: RunDir, address: str, quiet: bool) -> Non
     done = {_cell_key(r) for r in _read_rows(run.path)}
     todo = [c for c in _cells(cfg) if _cell_key(c) not in done]
     data = {
-        env: ray.put(_study_data(cfg, env, run.path / "data"))
+        env: ray.put(_study_data(cfg, env, run.path))
         for env in dict.fromkeys(c["env"] for c in todo)
     }
     encoders: dict[tuple[Any, ...], Any] = {}
@@ -899,11 +901,10 @@ def representation_diagnostics(cfg: StudyConfig, run: RunDir) -> list[dict[str, 
     from seqrep.evaluate import effective_rank, linear_probe_r2
 
     rows = []
-    folder = run.path / "data"  # where the cells' data sets are (it once collected a copy)
     seed = cfg.seeds[0]
     for env_id in cfg.envs:
         try:  # a report of a running study never collects: the study does, in its own time
-            data = _study_data(cfg, env_id, folder, collect=False)
+            data = _study_data(cfg, env_id, run.path, collect=False)
         except FileNotFoundError:
             continue
         states, actions = data["expert"].observations, data["expert"].actions
