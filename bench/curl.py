@@ -47,6 +47,14 @@ VARIANTS = {  # name: (--aux, --augment, label, further options)
     # Not in the default sweep: whether bf16 convolutions (1.9x faster updates on CPU) learn
     # as well as float32: `run --variants curl-crop-bf16 --seeds 0`.
     "curl-crop-bf16": ("curl", "crop", "CURL, bf16 convolutions", ("--precision", "bf16")),
+    # Not in the default sweep either: the authors' CURL step (after the critic's, the encoder
+    # stepped by two optimisers, MishaLaskin/curl#28) against the joint update above.
+    "curl-crop-authors": (
+        "curl",
+        "crop",
+        "CURL, the authors' separate step",
+        ("--curl-update", "authors"),
+    ),
 }
 
 
@@ -84,9 +92,10 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 cmd = ["curl", "--task", task, "--aux", aux, "--augment", augment]
                 cmd += ["--env-steps", str(args.env_steps), "--batch-size", str(args.batch_size)]
                 cmd += ["--seed", str(seed), "--device", args.device, "--quiet"]
-                # Every 5k env steps (about 5 s to save 400 MB of replay, under 1% of the ~10 min
-                # between them): a stopped job redoes at most that much. A resume may change it.
-                cmd += ["--checkpoint-every", "5000", *extra]
+                # Every 5k env steps by default (about 5 s to save 400 MB of replay on CPU, under
+                # 1% of the ~10 min between them): a stopped job redoes at most that much. A
+                # resume may change it; on a GPU, where 5k steps take seconds, save less often.
+                cmd += ["--checkpoint-every", str(args.checkpoint_every), *extra]
                 if task == "cheetah-run":  # CURL's learning rate for cheetah
                     cmd += ["--lr", "2e-4"]
                 cmd += ["--out", str(_folder(args.runs, task, variant, seed))]
@@ -166,6 +175,54 @@ def _pm(mean: float | None, std: float | None) -> str:
     return "-" if mean is None else f"{mean:.0f} ± {std:.0f}"
 
 
+def _run_on(folder: Path) -> str:
+    """Device and batch size from a run folder's config ('?' where it does not say)."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return "?"
+    cfg = cfg.get("config", cfg)
+    return f"{cfg.get('device', '?')}, batch {cfg.get('batch_size', '?')}"
+
+
+def _curve_mean(curve: list[dict[str, Any]], budget: int) -> float:
+    """Mean return over the evaluations after step 0 up to ``budget``: the area under the
+    learning curve per evaluation, which credits learning early as well as ending high."""
+    vals = [r["return"] for r in curve if 0 < r["env_step"] <= budget]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _paired_lines(
+    tasks: Sequence[str],
+    curves: dict[tuple[str, str], dict[int, list[dict[str, Any]]]],
+    budget: int,
+) -> str:
+    """CURL minus crop-only SAC, seed by seed (the same seed shares the first random steps and
+    the evaluation episodes): does the contrastive loss add anything to the augmentation?"""
+    out = []
+    for task in tasks:
+        a, b = curves.get((task, "curl-crop"), {}), curves.get((task, "none-crop"), {})
+        seeds = sorted(s for s in a if s in b and a[s][-1]["env_step"] >= budget)
+        seeds = [s for s in seeds if b[s][-1]["env_step"] >= budget]
+        if not seeds:
+            continue
+        final = [float(a[s][-1]["return"] - b[s][-1]["return"]) for s in seeds]
+        area = [_curve_mean(a[s], budget) - _curve_mean(b[s], budget) for s in seeds]
+        out.append(
+            f"| {task} | {len(seeds)} | {np.mean(final):+.0f} ± {np.std(final):.0f} "
+            f"({', '.join(f'{d:+.0f}' for d in final)}) | {sum(d > 0 for d in final)} of "
+            f"{len(seeds)} | {np.mean(area):+.0f} ± {np.std(area):.0f} "
+            f"({', '.join(f'{d:+.0f}' for d in area)}) |"
+        )
+    if not out:
+        return ""
+    return (
+        "\n\nCURL minus crop-only SAC, paired by seed (finished seeds of both):\n\n"
+        f"| task | seeds | at {budget:,} | CURL ahead | mean over the evaluations after step 0 |\n"
+        "|---|---|---|---|---|\n" + "\n".join(out)
+    )
+
+
 def report(args: argparse.Namespace) -> None:
     """Table and curves from the run folders, finished or not."""
     import matplotlib
@@ -181,6 +238,7 @@ def report(args: argparse.Namespace) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     curves_of: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}  # read each folder once
+    curve_by_seed: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for task in tasks:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for variant in names:
@@ -192,6 +250,8 @@ def report(args: argparse.Namespace) -> None:
             if not curves:
                 continue
             curves_of[task, variant] = list(curves.values())
+            curve_by_seed[task, variant] = curves
+            run_on = sorted({_run_on(args.runs / f"{task}-{variant}-s{s}") for s in curves})
             label = "state SAC (seqrep)" if variant == "state" else VARIANTS[variant][2]
             finals = {s: c[-1] for s, c in curves.items()}
             done = [s for s, f in finals.items() if f["env_step"] >= args.env_steps]
@@ -218,6 +278,7 @@ def report(args: argparse.Namespace) -> None:
                     "per_seed_at_common": at_common,
                     "per_seed_last": [[f["env_step"], f["return"]] for f in finals.values()],
                     "last_steps": last_steps,
+                    "run_on": run_on,
                 }
             )
             for i, (_, c) in enumerate(sorted(curves.items())):
@@ -253,8 +314,8 @@ def report(args: argparse.Namespace) -> None:
     lines = [
         f"| task | variant | seeds (finished) | return at {args.env_steps:,} (mean ± std) | "
         "at the step every run of the task reached | at the step this variant's seeds reached "
-        "| per seed (latest evaluation) |",
-        "|---|---|---|---|---|---|---|",
+        "| per seed (latest evaluation) | run on |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_seed = ", ".join(
@@ -266,8 +327,9 @@ def report(args: argparse.Namespace) -> None:
             f"{_pm(r['mean_at_budget'], r['std_at_budget'])} | "
             f"{_pm(r['mean_at_shared'], r['std_at_shared'])} at {r['shared_step']:,} | "
             f"{_pm(r['mean_at_common'], r['std_at_common'])} at {r['common_step']:,} | "
-            f"{per_seed} |"
+            f"{per_seed} | {'; '.join(r['run_on'])} |"
         )
+    paired = _paired_lines(tasks, curve_by_seed, args.env_steps)
     pub = []
     for task in tasks:
         for ref in published_dmc(task):
@@ -281,6 +343,7 @@ def report(args: argparse.Namespace) -> None:
         f"Reproduce: `python bench/curl.py run` then `python bench/curl.py report` (this table: "
         f"`{command}`). Deterministic evaluation, 10 episodes every 10k environment steps.\n\n"
         + "\n".join(lines)
+        + paired
         + "\n\nPublished (mean ± std over seeds):\n\n| task | method | env steps | return | "
         "source |\n|---|---|---|---|---|\n"
         + "\n".join(pub)
@@ -299,9 +362,19 @@ def speed(args: argparse.Namespace) -> None:
 
     from seqrep.rl.curl import PixelSAC, PixelSACConfig
     from seqrep.rl.pixels import DMCPixels
+    from seqrep.runs import resolve_device
 
     torch.set_num_threads(args.threads)
-    out: dict[str, Any] = {"threads": args.threads, "torch": torch.__version__, "updates": []}
+    dev = resolve_device(args.device)
+    # CUDA runs asynchronously: a timer read without a synchronisation measures the launch only.
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    where = torch.cuda.get_device_name() if dev == "cuda" else f"{args.threads} CPU threads"
+    out: dict[str, Any] = {
+        "device": where,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "updates": [],
+    }
     for b in [int(x) for x in args.batch_sizes.split(",")]:
         g = torch.Generator().manual_seed(0)
         batch = {
@@ -311,19 +384,22 @@ def speed(args: argparse.Namespace) -> None:
             "reward": torch.rand(b, generator=g),
             "terminal": torch.zeros(b),
         }
+        batch = {k: v.to(dev) for k, v in batch.items()}
         variants = {
             "curl": PixelSACConfig(aux="curl", batch_size=b),
             "curl_bf16": PixelSACConfig(aux="curl", batch_size=b, precision="bf16"),
             "none": PixelSACConfig(aux="none", batch_size=b),
         }
-        agents = {v: PixelSAC((9, 100, 100), 1, cfg) for v, cfg in variants.items()}
+        agents = {v: PixelSAC((9, 100, 100), 1, cfg, device=dev) for v, cfg in variants.items()}
         times: dict[str, list[float]] = {v: [] for v in agents}
         for agent in agents.values():
             agent.update(batch)
         for _ in range(args.repeats):  # interleaved, so that machine noise hits all alike
             for v, agent in agents.items():
+                sync()
                 t = time.perf_counter()
                 agent.update(batch)
+                sync()
                 times[v].append(time.perf_counter() - t)
         med = {v: float(np.median(t)) for v, t in times.items()}
         row = {
@@ -347,14 +423,15 @@ def speed(args: argparse.Namespace) -> None:
     rates = []
     for folder in sorted(args.runs.glob("cartpole-swingup-*-s*")):
         evals = _evals(folder)  # from the first evaluation after step 0 to the newest
-        if folder.is_dir() and len(evals) >= 2:
+        if folder.is_dir() and len(evals) >= 2 and evals[-1]["seconds"] > evals[1]["seconds"]:
             first, last = evals[1], evals[-1]
             rate = (last["env_step"] - first["env_step"]) / (last["seconds"] - first["seconds"])
             rates.append({"run": folder.name, "env_steps_per_s": rate})
     out["loops"] = rates
-    (args.results / "curl_speed.json").write_text(json.dumps(out, indent=1) + "\n")
+    stem = "curl_speed_gpu" if dev == "cuda" else "curl_speed"
+    (args.results / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [
-        f"# CURL update speed ({args.threads} threads, median of {args.repeats}, interleaved)\n",
+        f"# CURL update speed ({where}, median of {args.repeats}, interleaved)\n",
         "| batch | CURL update (s) | same networks without CURL (s) | ratio | "
         "CURL, --precision bf16 (s) | bf16 speed-up |",
         "|---|---|---|---|---|---|",
@@ -364,9 +441,14 @@ def speed(args: argparse.Namespace) -> None:
             for r in out["updates"]
         ),
         "",
-        "The authors' code on this kind of 2-core machine (measured for issue 15): 0.64 s per "
-        "update at batch 128. Training runs below were measured while two ran side by side, "
-        "one thread each.",
+        (
+            "The authors' code on this kind of 2-core machine (measured for issue 15): 0.64 s per "
+            "update at batch 128. Training runs below were measured while two ran side by side, "
+            "one thread each."
+            if dev == "cpu"
+            else "Updates timed by one process on an otherwise idle GPU (synchronised around each "
+            "update); training runs below, if any, may have shared the GPU."
+        ),
         "",
         f"Bare cartpole render+step: {bare:,.0f} environment steps/s (action repeat 8, 100x100).",
         "",
@@ -377,7 +459,7 @@ def speed(args: argparse.Namespace) -> None:
             for r in rates
         ),
     ]
-    (args.results / "curl_speed.md").write_text("\n".join(lines) + "\n")
+    (args.results / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -396,6 +478,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-curl"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--jobs", type=int, default=2, help="processes at a time")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=5000, help="run: env steps between checkpoints"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--batch-sizes", default="128,512", help="speed: batch sizes")
     parser.add_argument("--repeats", type=int, default=7, help="speed: timed updates each")

@@ -13,6 +13,7 @@ import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import FrameReplay, FrameStacker, center_crop, random_crop
+from seqrep.runs import training_state
 
 SMALL = PixelSACConfig(crop_size=32, feature_dim=16, hidden=32, batch_size=16)
 
@@ -114,6 +115,41 @@ def test_actor_update_leaves_the_conv_weights_unchanged():
     for k, v in agent.encoder.trunk.state_dict().items():
         assert torch.equal(v, conv[k]), k
     assert any(not torch.equal(v, actor_head[k]) for k, v in agent.actor_head.state_dict().items())
+
+
+def test_authors_update_steps_the_encoder_twice_with_the_curl_gradient():
+    """curl_update="authors" on the first update (no actor or target step yet), with the
+    critic's optimiser frozen (lr 0): the encoder moves by two first Adam steps on CURL's
+    gradient (their encoder and CURL optimisers both hold it, MishaLaskin/curl#28), W by one,
+    and the Q heads not at all; the joint update leaves W out of every optimiser but one."""
+    torch.manual_seed(0)
+    cfg = PixelSACConfig(**{**SMALL.__dict__, "curl_update": "authors"})
+    agent = PixelSAC((9, 40, 40), 2, cfg)
+    for group in agent.critic_opt.param_groups:
+        group["lr"] = 0.0
+    assert not any(p is agent.W.weight for g in agent.critic_opt.param_groups for p in g["params"])
+    enc0 = [p.detach().clone() for p in agent.encoder.parameters()]
+    w0 = [p.detach().clone() for p in agent.W.parameters()]
+    q0 = copy.deepcopy(agent.critic.state_dict())
+    metrics = agent.update(_batch())
+    assert {"curl_loss", "curl_accuracy", "critic_loss"} <= set(metrics)
+    lr, eps = cfg.lr, 1e-8  # Adam's first step: lr * g / (|g| + eps), bias-corrected
+    for p0, p in zip(enc0, agent.encoder.parameters(), strict=True):
+        g = p.grad  # CURL's gradient: the last backward, left in place after the steps
+        assert g is not None
+        assert torch.allclose(p.detach(), p0 - 2 * lr * g / (g.abs() + eps), atol=1e-6)
+    for p0, p in zip(w0, agent.W.parameters(), strict=True):
+        assert p.grad is not None
+        assert torch.allclose(p.detach(), p0 - lr * p.grad / (p.grad.abs() + eps), atol=1e-6)
+    for k, v in agent.critic.state_dict().items():
+        assert torch.equal(v, q0[k]), k
+    state_names = set(training_state(agent))
+    assert {"curl_opt", "curl_encoder_opt", "critic_opt"} <= state_names
+    joint = PixelSAC((9, 40, 40), 2, SMALL)
+    assert not hasattr(joint, "curl_opt")
+    assert any(p is joint.W.weight for g in joint.critic_opt.param_groups for p in g["params"])
+    with pytest.raises(ValueError, match="unknown --curl-update"):
+        PixelSACConfig(curl_update="both").validate()
 
 
 def test_variants_and_bad_options():
@@ -419,6 +455,11 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
     write("cartpole-swingup-none-crop-s0", pixel([25.0, 150.0, 310.0]))
     write("cartpole-swingup-none-crop-s1", pixel([35.0]))  # just started
     write("cartpole-swingup-state-s0", [{"step": 50, "eval_return_mean": 500.0, "seconds": 1.0}])
+    for seed in (0, 1):  # where each run ran, as its config says
+        config = {"kind": "PixelRunConfig", "device": "cuda", "batch_size": 128}
+        (tmp_path / "runs" / f"cartpole-swingup-curl-crop-s{seed}" / "config.json").write_text(
+            json.dumps(config)
+        )
     bench = Path(__file__).resolve().parents[1] / "bench" / "curl.py"
     done = subprocess.run(
         [sys.executable, str(bench), "report", "--runs", str(tmp_path / "runs"), "--seeds",
@@ -434,4 +475,8 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
     assert rows["state"]["mean_at_shared"] is None  # no state evaluation at step 0
     table = (tmp_path / "out" / "curl.md").read_text()
     assert "| 310, 35 (at 0) |" in table and "| - at 0 |" in table
+    assert "| 300, 800 | cuda, batch 128 |" in table and "| 310, 35 (at 0) | ? |" in table
+    # paired by seed, finished seeds of both only (seed 0): 300 - 310 at the budget; curve
+    # means after step 0: (100 + 300) / 2 - (150 + 310) / 2
+    assert "| cartpole-swingup | 1 | -10 ± 0 (-10) | 0 of 1 | -30 ± 0 (-30) |" in table
     assert (tmp_path / "out" / "curl_curves_cartpole-swingup.png").stat().st_size > 1000

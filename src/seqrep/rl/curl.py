@@ -26,6 +26,14 @@ need (the update is compute-bound on a CPU):
 - the key crop and the next observation go through the target encoder in one batched pass;
 - the actor update reuses this step's trunk features (detached), computed before the critic
   step, instead of encoding the observation again after it.
+
+``curl_update="authors"`` restores the authors' order for CURL instead of the first point: after
+the critic, actor and target steps, a fresh query pass on the same anchor crop and keys from the
+just-updated target encoder, and CURL's gradient applied to the encoder by two Adam optimisers
+(their encoder optimiser and their CURL optimiser, which also holds the encoder:
+MishaLaskin/curl#28), so the encoder takes CURL's step twice, each normalised on its own, where
+the joint update weighs CURL's raw gradient against the critic's. One more encoder
+forward/backward per update.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ __all__ = ["AUGMENTS", "AUXILIARIES", "PixelSAC", "PixelSACConfig"]
 
 AUXILIARIES = ("curl", "none")
 AUGMENTS = ("crop", "none", "gaussian")
+CURL_UPDATES = ("joint", "authors")
 
 
 @dataclass
@@ -73,6 +82,13 @@ class PixelSACConfig:
     update_every: int = field(
         default=2, metadata={"help": "actor and target updates every N critic updates"}
     )
+    curl_update: str = field(
+        default="joint",
+        metadata={
+            "help": "joint (CURL's loss summed with the critic's, one step) or authors (a "
+            "separate CURL step after the critic's, the encoder stepped by two optimisers)"
+        },
+    )
     precision: str = field(
         default="fp32",
         metadata={"help": "fp32, or bf16: the conv layers under bfloat16 autocast (CPU/GPU)"},
@@ -94,6 +110,10 @@ class PixelSACConfig:
         for name in ("lr", "alpha_lr", "init_alpha"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0")
+        if self.curl_update not in CURL_UPDATES:
+            raise ValueError(
+                f"unknown --curl-update {self.curl_update!r}; choose {', '.join(CURL_UPDATES)}"
+            )
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown --precision {self.precision!r}; choose fp32, bf16")
         if self.noise_std < 0:
@@ -139,9 +159,16 @@ class PixelSAC(nn.Module):
         self.target_entropy = -float(act_dim)
         self.to(self.device)
         critic_params = [*self.critic.parameters(), *self.encoder.parameters()]
-        if cfg.aux == "curl":
+        self.joint_curl = cfg.aux == "curl" and cfg.curl_update == "joint"
+        if self.joint_curl:
             critic_params += list(self.W.parameters())
         self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.lr)
+        if cfg.aux == "curl" and not self.joint_curl:
+            # The authors' two optimisers; both hold the encoder (MishaLaskin/curl#28).
+            self.curl_encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr)
+            self.curl_opt = torch.optim.Adam(
+                [*self.W.parameters(), *self.encoder.parameters()], lr=cfg.lr
+            )
         self.actor_opt = torch.optim.Adam(
             [*self.actor.parameters(), *self.actor_head.parameters()], lr=cfg.lr
         )
@@ -205,7 +232,7 @@ class PixelSAC(nn.Module):
         and targets. Returns scalar metrics."""
         cfg = self.cfg
         obs, next_obs, b = batch["obs"], batch["next_obs"], len(batch["obs"])
-        use_curl = cfg.aux == "curl"
+        use_curl = self.joint_curl  # CURL inside the critic step; "authors": a step of its own
         anchor = self.view(obs)
         # The next observation and CURL's positive go through the target encoder together;
         # joined as uint8, before the (4x larger) float conversion.
@@ -262,4 +289,21 @@ class PixelSAC(nn.Module):
                 "alpha": self.alpha.item(),
                 "entropy": -log_prob.mean().item(),
             }
+        if cfg.aux == "curl" and not use_curl:
+            metrics |= self._separate_curl_step(anchor, obs)
         return metrics
+
+    def _separate_curl_step(self, anchor: Tensor, obs: Tensor) -> dict[str, float]:
+        """The authors' CURL step (``curl_update="authors"``): the query from the updated
+        encoder on the critic's anchor crop [B, C, S, S], the key from the updated target
+        encoder on a fresh view of ``obs`` [B, C, H, W]; both optimisers step the encoder."""
+        with torch.no_grad():
+            z_pos = self.encode(self.target_encoder, self.view(obs))
+        z_a = self.encoder.head(self.encode(self.encoder.trunk, anchor))
+        res = info_nce_result(z_a, z_pos, similarity=self.W)
+        self.curl_encoder_opt.zero_grad(set_to_none=True)
+        self.curl_opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        self.curl_encoder_opt.step()
+        self.curl_opt.step()
+        return {"curl_loss": res.loss.item(), "curl_accuracy": res.accuracy.item()}
