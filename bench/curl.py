@@ -281,14 +281,16 @@ def report(args: argparse.Namespace) -> None:
                     "run_on": run_on,
                 }
             )
-            for i, (_, c) in enumerate(sorted(curves.items())):
+            # Seeds thin, their mean thick, over the steps every seed has evaluated at.
+            color = None
+            for c in curves.values():
                 x = [r["env_step"] for r in c]
                 y = [r["return"] for r in c]
-                line = ax.plot(x, y, lw=1.2, alpha=0.8, label=label if i == 0 else None)
-                if i == 0:
-                    color = line[0].get_color()
-                else:
-                    line[0].set_color(color)
+                (line,) = ax.plot(x, y, lw=0.8, alpha=0.35, color=color)
+                color = line.get_color()
+            steps = sorted(set.intersection(*({r["env_step"] for r in c} for c in curves.values())))
+            mean = [np.mean([_return_at(c, t) for c in curves.values()]) for t in steps]
+            ax.plot(steps, mean, lw=2.2, color=color, label=f"{label} (mean of {len(curves)})")
         for ref in published_dmc(task):
             ax.errorbar(
                 float(ref["env_steps"]) * (1 + 0.01 * len(ax.lines)),

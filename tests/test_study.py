@@ -362,3 +362,31 @@ def test_the_full_profile_holds_the_low_data_profile_and_its_cell_counts():
     per_size = 1 + 2 * len(STATE_OBJECTIVES)  # scratch, then every objective frozen and tuned
     assert len(imitation) == len(low) == per_size * 3 * 5 * 4
     assert sorted({c["episodes"] for c in imitation}) == [1, 2, 5, 10]
+
+
+def test_paper_sized_command_is_a_valid_study_config():
+    """The report's command for the paper-sized run parses into a study config that validates
+    (so that a renamed option cannot leave it stale)."""
+    import dataclasses
+    import shlex
+
+    from seqrep.study import PAPER_SIZED_COMMAND, StudyConfig, profile_config
+
+    words = shlex.split(PAPER_SIZED_COMMAND)
+    assert words[:2] == ["seqrep", "study"]
+    options = dict(zip(words[2::2], words[3::2], strict=True))
+    profile = options.pop("--profile")
+    kinds = {f.name: f.type for f in dataclasses.fields(StudyConfig)}
+    kwargs = {}
+    for option, value in options.items():
+        name = option.removeprefix("--").replace("-", "_")
+        if name in ("jobs", "out"):  # the command's, not the config's
+            continue
+        if name == "device":  # validate() checks that a GPU is visible: not on CI
+            assert value == "cuda"
+            continue
+        assert name in kinds, option
+        kwargs[name] = int(value) if kinds[name] == "int" else value
+    cfg = profile_config(profile, **kwargs)
+    cfg.validate()
+    assert (cfg.pretrain_steps, cfg.feature_dim, cfg.online_steps) == (200_000, 256, 1_000_000)

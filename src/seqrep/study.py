@@ -213,6 +213,14 @@ class StudyConfig:
             )
 
 
+# What the full profile cuts to fit about 16 CPU-hours, put back: 200k pretraining steps and a
+# 256-d representation (the paper's code), its tanh-Gaussian BC, 1M downstream steps.
+PAPER_SIZED_COMMAND = (
+    "seqrep study --profile full --pretrain-steps 200000 --feature-dim 256 "
+    "--bc-loss tanh_gaussian --bc-steps 1000000 --offline-steps 1000000 "
+    "--online-steps 1000000 --device cuda --jobs 8 --out runs/study-paper"
+)
+
 PROFILES: dict[str, StudyConfig] = {
     # The regime the paper's claim is about is the main axis: imitation at 1, 2, 5 and 10 expert
     # episodes (the first N of one 10-episode set), every objective frozen and fine-tuned;
@@ -875,7 +883,8 @@ Where this differs from Yang & Nachum (2021): v5 environments instead of D4RL's 
 seqrep's own behaviour zoo instead of D4RL's files; a CPU budget (the paper pretrains 200k
 steps with a 256-unit embedding; downstream budgets are longer there too).{online_note} The paper
 reports its comparisons as figures, not tables, so the orderings, not the decimals, are what
-compare.
+compare. The paper-sized run, for a machine with a GPU and many cores:
+`{PAPER_SIZED_COMMAND}`.
 
 ## The headline, measured
 
