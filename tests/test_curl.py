@@ -152,6 +152,37 @@ def test_authors_update_steps_the_encoder_twice_with_the_curl_gradient():
         PixelSACConfig(curl_update="both").validate()
 
 
+def test_authors_mlp_init_and_log_std_bound():
+    """--mlp-init orthogonal: every actor and critic Linear is orthogonal (W W^T = I on its
+    smaller side) with zero bias, and the target critic starts as its copy; --log-std-min -10
+    lets the actor's log-std reach -10 (the default stops at CleanRL's -5)."""
+    torch.manual_seed(0)
+    cfg = PixelSACConfig(**{**SMALL.__dict__, "mlp_init": "orthogonal", "log_std_min": -10.0})
+    agent = PixelSAC((9, 40, 40), 2, cfg)
+    linears = [m for net in (agent.actor, agent.critic) for m in net.modules()]
+    linears = [m for m in linears if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 9  # 3 in the actor, 3 in each Q
+    for m in linears:
+        w = m.weight.detach().double()
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        assert torch.allclose(gram, torch.eye(len(gram), dtype=torch.float64), atol=1e-5)
+        assert torch.count_nonzero(m.bias) == 0
+    for k, v in agent.critic.state_dict().items():
+        assert torch.equal(v, agent.target_critic.target.state_dict()[k]), k
+    default = PixelSAC((9, 40, 40), 2, SMALL)
+    assert torch.count_nonzero(default.critic.q1[0].bias) > 0  # PyTorch's init: biases drawn
+    for actor, lowest in ((agent.actor, -10.0), (default.actor, -5.0)):
+        last = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.bias.fill_(-1e4)  # saturate: the log-std sits at its lower bound
+        _, log_std = actor.gaussian(torch.zeros(3, SMALL.feature_dim))
+        assert torch.allclose(log_std, torch.full_like(log_std, lowest))
+    with pytest.raises(ValueError, match="unknown --mlp-init"):
+        PixelSACConfig(mlp_init="xavier").validate()
+    with pytest.raises(ValueError, match="--log-std-min must be below"):
+        PixelSACConfig(log_std_min=3.0).validate()
+
+
 def test_variants_and_bad_options():
     for aux, augment in (
         ("curl", "crop"),

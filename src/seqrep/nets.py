@@ -28,6 +28,7 @@ __all__ = [
     "StateEncoder",
     "StridedConvEncoder",
     "check_pool",
+    "curl_init",
     "masked_max_pool",
     "masked_mean_pool",
     "mlp",
@@ -300,7 +301,7 @@ class PerStep(nn.Module):
         return lengths
 
 
-def _curl_init(module: nn.Module) -> None:
+def curl_init(module: nn.Module) -> None:
     """CURL's (and SAC-AE's) initialisation: orthogonal linear weights, delta-orthogonal convs
     (only the kernel's centre tap is non-zero, orthogonal with ReLU gain), zero biases."""
     if isinstance(module, nn.Linear | nn.Conv2d) and module.bias is not None:
@@ -332,7 +333,7 @@ class PixelConvTrunk(nn.Module):
         if side < 1:
             raise ValueError(f"image_size {image_size} is too small for {layers} conv layers")
         self.out_dim = filters * side * side
-        self.apply(_curl_init)
+        self.apply(curl_init)
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, pixels: Tensor) -> Tensor:
@@ -352,7 +353,7 @@ class FeatureHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(in_dim, feature_dim)
         self.norm = nn.LayerNorm(feature_dim)
-        _curl_init(self.linear)
+        curl_init(self.linear)
 
     def forward(self, x: Tensor) -> Tensor:
         """[B, in_dim] -> [B, feature_dim]."""

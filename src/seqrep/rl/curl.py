@@ -47,15 +47,16 @@ from torch import Tensor, nn
 
 from seqrep.critics import BilinearCritic
 from seqrep.losses import info_nce_result
-from seqrep.nets import FeatureHead, MomentumEncoder, PixelConvTrunk, PixelEncoder
+from seqrep.nets import FeatureHead, MomentumEncoder, PixelConvTrunk, PixelEncoder, curl_init
 from seqrep.rl.pixels import center_crop, random_crop
-from seqrep.rl.sac import SquashedGaussianActor, TwinQ
+from seqrep.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ
 
 __all__ = ["AUGMENTS", "AUXILIARIES", "PixelSAC", "PixelSACConfig"]
 
 AUXILIARIES = ("curl", "none")
 AUGMENTS = ("crop", "none", "gaussian")
 CURL_UPDATES = ("joint", "authors")
+MLP_INITS = ("default", "orthogonal")
 
 
 @dataclass
@@ -81,6 +82,17 @@ class PixelSACConfig:
     encoder_tau: float = field(default=0.05, metadata={"help": "encoder target (key) rate"})
     update_every: int = field(
         default=2, metadata={"help": "actor and target updates every N critic updates"}
+    )
+    mlp_init: str = field(
+        default="default",
+        metadata={
+            "help": "actor and critic MLPs: default (PyTorch's) or orthogonal (CURL's code: "
+            "orthogonal weights, zero biases)"
+        },
+    )
+    log_std_min: float = field(
+        default=LOG_STD_MIN,
+        metadata={"help": "the actor's lowest log-std (CleanRL's -5; CURL's code: -10)"},
     )
     curl_update: str = field(
         default="joint",
@@ -110,6 +122,10 @@ class PixelSACConfig:
         for name in ("lr", "alpha_lr", "init_alpha"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0")
+        if self.mlp_init not in MLP_INITS:
+            raise ValueError(f"unknown --mlp-init {self.mlp_init!r}; choose {', '.join(MLP_INITS)}")
+        if not self.log_std_min < LOG_STD_MAX:
+            raise ValueError(f"--log-std-min must be below the upper bound {LOG_STD_MAX}")
         if self.curl_update not in CURL_UPDATES:
             raise ValueError(
                 f"unknown --curl-update {self.curl_update!r}; choose {', '.join(CURL_UPDATES)}"
@@ -150,8 +166,11 @@ class PixelSAC(nn.Module):
         trunk = PixelConvTrunk(obs_shape[0], cfg.crop_size)
         self.encoder = PixelEncoder(trunk, cfg.feature_dim)  # the critic's (and CURL's query)
         self.actor_head = FeatureHead(trunk.out_dim, cfg.feature_dim)
-        self.actor = SquashedGaussianActor(cfg.feature_dim, act_dim, cfg.hidden)
+        self.actor = SquashedGaussianActor(cfg.feature_dim, act_dim, cfg.hidden, cfg.log_std_min)
         self.critic = TwinQ(cfg.feature_dim, act_dim, cfg.hidden)
+        if cfg.mlp_init == "orthogonal":  # before the target critic copies it
+            self.actor.apply(curl_init)
+            self.critic.apply(curl_init)
         self.target_encoder = MomentumEncoder(self.encoder, tau=cfg.encoder_tau)  # CURL's keys
         self.target_critic = MomentumEncoder(self.critic, tau=cfg.critic_tau)
         self.W = BilinearCritic(cfg.feature_dim)  # q^T W k, W ~ U[0, 1)

@@ -47,14 +47,20 @@ class SACConfig:
 class SquashedGaussianActor(nn.Module):
     """pi(a|s): a = tanh(u), u ~ N(mu(s), sigma(s)); features [B, F] -> actions [B, A]."""
 
-    def __init__(self, feature_dim: int, act_dim: int, hidden: int) -> None:
+    def __init__(
+        self, feature_dim: int, act_dim: int, hidden: int, log_std_min: float = LOG_STD_MIN
+    ) -> None:
         super().__init__()
+        if not log_std_min < LOG_STD_MAX:
+            raise ValueError(f"log_std_min {log_std_min} must be below {LOG_STD_MAX}")
         self.net = mlp(feature_dim, [hidden, hidden], 2 * act_dim)
+        self.log_std_min = log_std_min
 
     def gaussian(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """The pre-tanh Gaussian's mean and log-std [B, A] (log-std squashed into bounds)."""
         mean, log_std = self.net(features).chunk(2, dim=-1)
-        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        lo = self.log_std_min
+        return mean, lo + 0.5 * (LOG_STD_MAX - lo) * (torch.tanh(log_std) + 1)
 
     @staticmethod
     def _log_prob(u: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
