@@ -207,8 +207,11 @@ def _paired_lines(
     out = []
     for task in tasks:
         a, b = curves.get((task, "curl-crop"), {}), curves.get((task, "none-crop"), {})
-        seeds = sorted(s for s in a if s in b and a[s][-1]["env_step"] >= budget)
-        seeds = [s for s in seeds if b[s][-1]["env_step"] >= budget]
+        seeds = sorted(
+            s
+            for s in a.keys() & b.keys()
+            if min(a[s][-1]["env_step"], b[s][-1]["env_step"]) >= budget
+        )
         if not seeds:
             continue
         final = [float(a[s][-1]["return"] - b[s][-1]["return"]) for s in seeds]
@@ -242,7 +245,7 @@ def report(args: argparse.Namespace) -> None:
     names = [*VARIANTS, "state"]  # every variant that has run folders, asked for or not
     args.results.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    curves_of: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}  # read each folder once
+    # (task, variant) -> seed -> evaluations: each folder is read once
     curve_by_seed: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for task in tasks:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -254,7 +257,6 @@ def report(args: argparse.Namespace) -> None:
                     curves[seed] = evals
             if not curves:
                 continue
-            curves_of[task, variant] = list(curves.values())
             curve_by_seed[task, variant] = curves
             run_on = sorted({_run_on(args.runs / f"{task}-{variant}-s{s}") for s in curves})
             label = "state SAC (seqrep)" if variant == "state" else VARIANTS[variant][2]
@@ -315,7 +317,8 @@ def report(args: argparse.Namespace) -> None:
         task_rows = [r for r in rows if r["task"] == task]
         shared = min((r["common_step"] for r in task_rows), default=0)
         for r in task_rows:
-            mean, std = _mean_std([_return_at(c, shared) for c in curves_of[task, r["variant"]]])
+            curves = curve_by_seed[task, r["variant"]].values()
+            mean, std = _mean_std([_return_at(c, shared) for c in curves])
             r |= {"shared_step": shared, "mean_at_shared": mean, "std_at_shared": std}
     (args.results / "curl.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = [
