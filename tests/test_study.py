@@ -193,12 +193,17 @@ def test_headline_compares_confidence_intervals():
         row("none", "scratch", 40, 35, 45),
         row("temporal", "frozen", 60, 50, 70),
         row("acl", "frozen", 55, 44, 66),
-        row("cpc", "finetune", 90, 85, 95),  # fine-tuned: not part of the frozen claim
+        row("cpc", "finetune", 90, 85, 95),  # fine-tuned: a clause of its own
+        row("acl", "finetune", 42, 30, 50),
         row("autoencoder", "frozen", 65, 60, 70),
+        row("autoencoder", "finetune", 99, 97, 100),  # not contrastive: in neither clause
     ]
     (line,) = headline(summary)
     assert "`temporal` 60.0 [50.0, 70.0]" in line and "beats it outside the CIs" in line
     assert "`autoencoder` 65.0: **not below**" in line
+    assert "fine-tuned contrastive encoder `cpc` 90.0 [85.0, 95.0]: beats scratch" in line
+    summary[3] = row("cpc", "finetune", 90, 44, 95)  # its CI reaches scratch's now
+    assert "`cpc` 90.0 [44.0, 95.0]: does **not** beat scratch" in headline(summary)[0]
     summary[1] = row("temporal", "frozen", 60, 44, 76)  # CIs overlap now
     assert "does **not** beat it" in headline(summary)[0]
     assert "no room" not in headline(summary)[0]

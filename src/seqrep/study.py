@@ -665,8 +665,10 @@ def _headline_size(cells: list[dict[str, Any]]) -> int | None:
 def headline(summary: list[dict[str, Any]]) -> list[str]:
     """The paper's headline, checked per environment on the imitation cells: does BC with the
     best frozen contrastive encoder beat BC from scratch outside the 95% CIs, and does it beat
-    the best frozen non-contrastive baseline (forward, inverse, autoencoder, VAE)? On the
-    data-efficiency axis, at the fewest expert episodes where BC from scratch is mediocre."""
+    the best frozen non-contrastive baseline (forward, inverse, autoencoder, VAE)? Then the
+    same question for the best fine-tuned contrastive encoder, the other way a user would take
+    a pretrained encoder. On the data-efficiency axis, at the fewest expert episodes where BC
+    from scratch is mediocre."""
     lines = []
     for env_id in dict.fromkeys(s["env"] for s in summary):
         cells = [s for s in summary if s["env"] == env_id and s["setting"] == "imitation"]
@@ -695,6 +697,20 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
                 f"; best non-contrastive baseline `{base['objective']}` "
                 f"{_fmt(base['score_mean'])}: "
                 + ("below" if best["score_mean"] > base["score_mean"] else "**not below**")
+            )
+        tuned = [
+            s for s in cells if s["mode"] == "finetune" and s["objective"] in CONTRASTIVE_OBJECTIVES
+        ]
+        if tuned:
+            top = max(tuned, key=lambda s: s["score_mean"])
+            text += (
+                f"; best fine-tuned contrastive encoder `{top['objective']}` "
+                f"{_fmt(top['score_mean'])} [{_fmt(top['ci_low'])}, {_fmt(top['ci_high'])}]: "
+                + (
+                    "beats scratch outside the CIs"
+                    if top["ci_low"] > none["ci_high"]
+                    else "does **not** beat scratch outside the CIs"
+                )
             )
         if none["ci_low"] >= CEILING:
             text += (
