@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from seqrep.evaluate import bootstrap_ci, interquartile_mean
+from seqrep.runs import RunDirError
+from seqrep.study import profile_config
 
 TINY = [
     "--profile", "quick",
@@ -114,12 +116,77 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     parallel = tmp_path / "parallel"
     subprocess.run([*_study(parallel), "--jobs", "2"], env=env, check=True, capture_output=True)
     assert _table(parallel)[0] == table
+    # Two machines' shares (--only), joined by --merge: the same table, and the encoders.
+    shares = [tmp_path / "seed0", tmp_path / "seed1"]
+    for seed, share in enumerate(shares):
+        only = ["--only", f"seed={seed}"]
+        subprocess.run([*_study(share), *only], env=env, check=True, capture_output=True)
+        assert {r["seed"] for r in _table(share)[0]} == {str(seed)}
+    merged = tmp_path / "merged"
+    joins = [a for share in shares for a in ("--merge", str(share))]
+    done = subprocess.run([*_study(merged), *joins], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and f"merged {CELLS} finished cells" in done.stderr, done.stderr
+    assert _table(merged)[0] == table
+    encoders = lambda d: sorted(p.name for p in (d / "checkpoints").glob("encoder-*"))  # noqa: E731
+    assert encoders(merged) == encoders(whole) and encoders(merged)
+    again = subprocess.run([*_study(merged), *joins], env=env, capture_output=True, text=True)
+    assert "merged 0 finished cells" in again.stderr  # nothing twice
     # Every pretraining and cell as a task on a local 2-worker Ray instance: the same table.
     if importlib.util.find_spec("ray") is not None:
         on_ray = tmp_path / "ray"
         done = subprocess.run([*_study(on_ray), "--ray"], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
         assert _table(on_ray)[0] == table
+
+
+def test_cell_filter_and_merge_refusals(tmp_path):
+    from seqrep.cli import main
+    from seqrep.runs import RunDir, release_lock
+    from seqrep.study import merge_studies, parse_cell_filter
+
+    only = parse_cell_filter(["env=A,B", "seed=0", "env=B,C"])
+    assert only == {"env": frozenset({"B"}), "seed": frozenset({"0"})}  # repeated: both hold
+    with pytest.raises(ValueError, match="unknown field 'colour'; choose env, setting"):
+        parse_cell_filter(["colour=red"])
+    with pytest.raises(ValueError, match="write FIELD=VALUE"):
+        parse_cell_filter(["env"])
+    # A folder of another study is refused before --out is created.
+    other = tmp_path / "other"
+    RunDir.open(other, "study", profile_config("quick", seeds=(7,)))
+    release_lock(other)
+    (other / "cells.jsonl").write_text('{"env": "Hopper-v5"}\n')
+    target = tmp_path / "target"
+    args = ["study", "--profile", "quick", "--merge", str(other), "--out", str(target)]
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and not target.exists()
+    with pytest.raises(RunDirError, match=r"differs in: seeds"):
+        merge_studies(profile_config("quick"), RunDir(target), [other])
+    with pytest.raises(SystemExit):
+        main([*args[:-2], "--only", "seed=0"])  # --merge runs nothing: no --only with it
+    assert not target.exists()
+
+
+def test_merge_appends_missing_cells_once_and_drops_a_torn_line(tmp_path):
+    import json
+
+    from seqrep.runs import RunDir, release_lock
+    from seqrep.study import _cells, finished_cells, merge_studies
+
+    cfg = profile_config("quick")
+    cells = _cells(cfg)[:3]
+    rows = [{**c, "score": float(i)} for i, c in enumerate(cells)]
+    source = RunDir.open(tmp_path / "source", "study", cfg)
+    (source.path / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
+    (source.checkpoints / "encoder-x.pt").write_bytes(b"weights")
+    release_lock(source.path)
+    target = RunDir.open(tmp_path / "target", "study", cfg)
+    torn = json.dumps(rows[2])[:20]  # a kill mid-append
+    (target.path / "cells.jsonl").write_text(json.dumps(rows[0]) + "\n" + torn)
+    assert merge_studies(cfg, target, [source.path, source.path]) == 2  # each cell once
+    assert [r["score"] for r in finished_cells(cfg, target)] == [0.0, 1.0, 2.0]
+    assert (target.checkpoints / "encoder-x.pt").read_bytes() == b"weights"
+    assert merge_studies(cfg, target, [source.path]) == 0
 
 
 def test_killed_online_cell_resumes_from_its_checkpoint(pendulum_zoo, tmp_path, kill_mid_run):
@@ -167,8 +234,6 @@ def test_bootstrap_ci_and_iqm_against_closed_forms():
 
 
 def test_study_config_errors(tmp_path):
-    from seqrep.study import profile_config
-
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
         profile_config("huge")
     with pytest.raises(ValueError, match=r"unknown objectives \['simclr'\]"):

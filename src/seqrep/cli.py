@@ -39,6 +39,8 @@ from seqrep.study import (
     PROFILES,
     StudyConfig,
     finished_cells,
+    merge_studies,
+    parse_cell_filter,
     profile_config,
     run_study,
     write_study_report,
@@ -730,6 +732,23 @@ _offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari
     is_flag=True,
     help="write report.md from the cells finished so far, run none (e.g. while a study runs)",
 )
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="FIELD=VALUES",
+    help="run only the cells whose FIELD (env, setting, objective, mode, seed, episodes) holds "
+    "one of the comma-separated VALUES; repeat for more fields (e.g. one machine's share: "
+    "--only env=Walker2d-v5 --only setting=imitation); the study's configuration is unchanged",
+)
+@click.option(
+    "--merge",
+    "merge",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="add the finished cells and encoders of another folder of the same study (e.g. a "
+    "share run elsewhere with --only) to --out, then report; runs no cells; repeatable",
+)
 @config_options(StudyConfig)
 @_out_options
 @click.pass_context
@@ -739,6 +758,8 @@ def study_cmd(
     jobs: int,
     ray_address: str | None,
     report_only: bool,
+    only: tuple[str, ...],
+    merge: tuple[str, ...],
     out: str | None,
     overwrite: bool,
     quiet: bool,
@@ -746,6 +767,12 @@ def study_cmd(
 ) -> None:
     """Pretrain state encoders on zoo data with every objective, then imitation (BC), offline RL
     (TD3+BC) and online RL (SAC) with each; resumable, skips finished cells."""
+    selected = parse_cell_filter(only)
+    if merge and (report_only or only or out is None):
+        raise ValueError(
+            "--merge adds other folders' cells to --out and runs none: give --out, and "
+            "neither --report-only nor --only with it"
+        )
     given = {
         k: v
         for k, v in kwargs.items()
@@ -758,6 +785,11 @@ def study_cmd(
             f"--report-only: {out or '(no --out)'} holds no finished study cells to report; "
             "pass the --out of a study that has run (with the options it ran with)"
         )
+    for source in merge:  # a folder of another study must fail before --out is written
+        try:
+            RunDir.attach(source, "study", cfg)
+        except RunDirError as e:
+            raise RunDirError(f"--merge {source}: {e}") from None
     if ray_address is not None and not report_only:
         connect(ray_address)  # Ray missing or unreachable: say so before the folder is touched
     if report_only:  # the study may still be running: read its folder, do not lock it
@@ -767,7 +799,14 @@ def study_cmd(
     else:
         run = RunDir.open(out, "study", cfg, overwrite=overwrite)
         console.print(f"run folder: [bold]{run.path}[/]")
-        rows = run_study(cfg, run, quiet=quiet, jobs=jobs, ray_address=ray_address)
+        if merge:
+            added = merge_studies(cfg, run, [Path(m) for m in merge])
+            console.print(f"merged {added} finished cells from {', '.join(merge)}", soft_wrap=True)
+            rows = finished_cells(cfg, run)
+        else:
+            rows = run_study(
+                cfg, run, quiet=quiet, jobs=jobs, ray_address=ray_address, only=selected
+            )
     click.echo(write_study_report(cfg, run, rows))
     click.echo(f"\nreport: {run.path / 'report.md'}\ncells:  {run.path / 'cells.csv'}")
 

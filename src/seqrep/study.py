@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import io
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,14 @@ from seqrep.rl.envs import evaluate_policy
 from seqrep.rl.offline import BC_LOSSES, TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_reference
-from seqrep.runs import RunDir, batch_to, check_options, progress_bar, resolve_device
+from seqrep.runs import (
+    RunDir,
+    atomic_write_text,
+    batch_to,
+    check_options,
+    progress_bar,
+    resolve_device,
+)
 from seqrep.sweep import connect, stream
 from seqrep.train_rl import SACRunConfig, train_sac, zoo_dataset
 from seqrep.train_states import pretrain_state_encoder
@@ -52,6 +60,8 @@ __all__ = [
     "StudyConfig",
     "finished_cells",
     "headline",
+    "merge_studies",
+    "parse_cell_filter",
     "profile_config",
     "run_study",
     "summarise_study",
@@ -466,6 +476,37 @@ def _cell_key(c: dict[str, Any]) -> tuple[Any, ...]:
     return (c["env"], c["setting"], c["objective"], c["mode"], c["seed"], c.get("episodes"))
 
 
+# The fields that name a cell, in the order of its key; what --only can select on.
+CELL_FIELDS = ("env", "setting", "objective", "mode", "seed", "episodes")
+CellFilter = dict[str, frozenset[str]]
+
+
+def parse_cell_filter(terms: tuple[str, ...] | list[str]) -> CellFilter:
+    """``("env=Walker2d-v5,Hopper-v5", "setting=imitation")`` -> {field: accepted values}: a
+    cell is selected when every named field holds one of its values (compared as text).
+
+    Raises:
+        ValueError: a term is not ``FIELD=VALUE[,VALUE...]`` or names no cell field.
+    """
+    selected: CellFilter = {}
+    for term in terms:
+        name, sep, values = term.partition("=")
+        name = name.strip()
+        accepted = frozenset(v.strip() for v in values.split(",") if v.strip())
+        if not sep or not accepted:
+            raise ValueError(f"--only {term!r}: write FIELD=VALUE[,VALUE...], e.g. env=Hopper-v5")
+        if name not in CELL_FIELDS:
+            raise ValueError(
+                f"--only {term!r}: unknown field {name!r}; choose {', '.join(CELL_FIELDS)}"
+            )
+        selected[name] = selected.get(name, accepted) & accepted
+    return selected
+
+
+def _selected(cell: dict[str, Any], only: CellFilter | None) -> bool:
+    return not only or all(str(cell.get(k)) in values for k, values in only.items())
+
+
 def _owners(cfg: StudyConfig, jobs: int) -> dict[tuple[Any, ...], int]:
     """Which worker runs each cell: round-robin over pretrained encoders (env, objective, seed),
     so that every cell needing one encoder runs in the worker that trains it."""
@@ -493,13 +534,25 @@ def _append_row(folder: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def _run_worker(cfg: StudyConfig, folder: Path, worker: int, jobs: int, quiet: bool) -> None:
+def _todo(cfg: StudyConfig, folder: Path, only: CellFilter | None) -> list[dict[str, Any]]:
+    """The selected cells of ``cfg`` that ``folder`` has not finished, in grid order."""
+    done = {_cell_key(r) for r in _read_rows(folder)}
+    return [c for c in _cells(cfg) if _cell_key(c) not in done and _selected(c, only)]
+
+
+def _run_worker(
+    cfg: StudyConfig,
+    folder: Path,
+    worker: int,
+    jobs: int,
+    quiet: bool,
+    only: CellFilter | None = None,
+) -> None:
     """Run this worker's unfinished cells, appending each finished row to cells.jsonl."""
     if jobs > 1:
         torch.set_num_threads(1)  # one core per worker
-    done = {_cell_key(r) for r in _read_rows(folder)}
     owner = _owners(cfg, jobs)
-    todo = [c for c in _cells(cfg) if _cell_key(c) not in done and owner[_cell_key(c)] == worker]
+    todo = [c for c in _todo(cfg, folder, only) if owner[_cell_key(c)] == worker]
     data_cache: dict[str, dict[str, TrajectoryDataset]] = {}
     label = "study cells" if jobs == 1 else f"study cells (worker {worker + 1}/{jobs})"
     with progress_bar(label, len(todo), disable=quiet) as advance:
@@ -518,30 +571,33 @@ def run_study(
     quiet: bool = False,
     jobs: int = 1,
     ray_address: str | None = None,
+    only: CellFilter | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) every cell of ``cfg`` into ``run``; returns all finished cell rows.
 
     ``jobs`` > 1 runs that many worker processes (one core each) after collecting the data sets
     once; ``ray_address`` runs every pretraining and every cell as a Ray task instead (see
     :mod:`seqrep.sweep`). Each cell's result depends only on its seed, not on who ran it.
+    ``only`` (:func:`parse_cell_filter`) runs just the selected cells, e.g. one machine's share
+    of a study whose folders :func:`merge_studies` joins afterwards.
     """
     cfg.validate()
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if ray_address is not None:
-        _run_on_ray(cfg, run, ray_address, quiet)
+        _run_on_ray(cfg, run, ray_address, quiet, only)
     elif jobs == 1:
-        _run_worker(cfg, run.path, 0, 1, quiet)
+        _run_worker(cfg, run.path, 0, 1, quiet, only)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        for env_id in cfg.envs:
+        for env_id in dict.fromkeys(c["env"] for c in _todo(cfg, run.path, only)):
             _study_data(cfg, env_id, run.path)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
             futures = [
-                pool.submit(_run_worker, cfg, run.path, i, jobs, quiet or i > 0)
+                pool.submit(_run_worker, cfg, run.path, i, jobs, quiet or i > 0, only)
                 for i in range(jobs)
             ]
             for future in futures:
@@ -567,7 +623,9 @@ def _ray_pretrain(
     return pretrained_encoder_state(cfg, objective, seed, data)
 
 
-def _run_on_ray(cfg: StudyConfig, run: RunDir, address: str, quiet: bool) -> None:
+def _run_on_ray(
+    cfg: StudyConfig, run: RunDir, address: str, quiet: bool, only: CellFilter | None = None
+) -> None:
     """Every unfinished cell as a Ray task, fed the data sets (collected once, here) and its
     encoder (from the cache, or from a pretraining task); the driver caches each encoder and
     appends each row as it arrives."""
@@ -575,8 +633,7 @@ def _run_on_ray(cfg: StudyConfig, run: RunDir, address: str, quiet: bool) -> Non
     gpus = 1 if resolve_device(cfg.device) == "cuda" else 0
     pretrain_task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_pretrain)
     cell_task = ray.remote(num_cpus=1, num_gpus=gpus)(_ray_cell)
-    done = {_cell_key(r) for r in _read_rows(run.path)}
-    todo = [c for c in _cells(cfg) if _cell_key(c) not in done]
+    todo = _todo(cfg, run.path, only)
     data = {
         env: ray.put(_study_data(cfg, env, run.path))
         for env in dict.fromkeys(c["env"] for c in todo)
@@ -608,6 +665,38 @@ def finished_cells(cfg: StudyConfig, run: RunDir) -> list[dict[str, Any]]:
     order = {_cell_key(c): i for i, c in enumerate(_cells(cfg))}
     rows = [r for r in _read_rows(run.path) if _cell_key(r) in order]
     return sorted(rows, key=lambda r: order[_cell_key(r)])
+
+
+def merge_studies(cfg: StudyConfig, run: RunDir, sources: list[Path]) -> int:
+    """Join the cells that other folders of the same study finished (for example, shares run
+    on other machines with ``--only``) into ``run``: each finished cell ``run`` lacks is
+    appended to its cells.jsonl, each pretrained encoder it lacks is copied into its
+    checkpoints. The sources are only read. Returns the number of cells added.
+
+    Raises:
+        RunDirError: a source holds no study, or a study of another configuration.
+    """
+    grid = {_cell_key(c) for c in _cells(cfg)}
+    done = {_cell_key(r) for r in _read_rows(run.path)}
+    added: list[dict[str, Any]] = []
+    for source in sources:
+        other = RunDir.attach(source, "study", cfg)  # refuses another configuration
+        for row in _read_rows(other.path):
+            if _cell_key(row) in grid and _cell_key(row) not in done:
+                done.add(_cell_key(row))
+                added.append(row)
+        for encoder in sorted(other.checkpoints.glob("encoder-*.pt")):
+            target = run.checkpoints / encoder.name
+            if not target.exists():
+                tmp = target.with_suffix(".pt.tmp")
+                shutil.copyfile(encoder, tmp)
+                tmp.replace(target)  # a kill never leaves half a checkpoint under its name
+    if added:  # one rewrite, so that a kill keeps either the old file or the merged one
+        path = run.path / "cells.jsonl"
+        kept = path.read_text() if path.exists() else ""
+        kept = kept[: kept.rfind("\n") + 1]  # a line torn by a kill is no finished cell
+        atomic_write_text(path, kept + "".join(json.dumps(r) + "\n" for r in added))
+    return len(added)
 
 
 # ----------------------------------------------------------------------------- report
