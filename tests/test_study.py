@@ -145,7 +145,7 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
 def test_cell_filter_and_merge_refusals(tmp_path):
     from seqrep.cli import main
     from seqrep.runs import RunDir, release_lock
-    from seqrep.study import merge_studies, parse_cell_filter
+    from seqrep.study import _cells, check_cell_filter, merge_studies, parse_cell_filter
 
     only = parse_cell_filter(["env=A,B", "seed=0", "env=B,C"])
     assert only == {"env": frozenset({"B"}), "seed": frozenset({"0"})}  # repeated: both hold
@@ -153,6 +153,13 @@ def test_cell_filter_and_merge_refusals(tmp_path):
         parse_cell_filter(["colour=red"])
     with pytest.raises(ValueError, match="write FIELD=VALUE"):
         parse_cell_filter(["env"])
+    quick = profile_config("quick")
+    assert check_cell_filter(quick, {}) == len(_cells(quick))
+    assert check_cell_filter(quick, parse_cell_filter(["seed=0"])) == len(_cells(quick)) // 3
+    with pytest.raises(
+        ValueError, match=r"selects none of the study.s \d+ cells \(env: Hopper-v5\)"
+    ):
+        check_cell_filter(quick, parse_cell_filter(["env=Hoper-v5"]))
     # A folder of another study is refused before --out is created.
     other = tmp_path / "other"
     RunDir.open(other, "study", profile_config("quick", seeds=(7,)))

@@ -38,6 +38,7 @@ from seqrep.series_bench import (
 from seqrep.study import (
     PROFILES,
     StudyConfig,
+    check_cell_filter,
     finished_cells,
     merge_studies,
     parse_cell_filter,
@@ -785,6 +786,7 @@ def study_cmd(
             f"--report-only: {out or '(no --out)'} holds no finished study cells to report; "
             "pass the --out of a study that has run (with the options it ran with)"
         )
+    check_cell_filter(cfg, selected)
     for source in merge:  # a folder of another study must fail before --out is written
         try:
             RunDir.attach(source, "study", cfg)

@@ -58,6 +58,7 @@ from seqrep.train_states import pretrain_state_encoder
 __all__ = [
     "PROFILES",
     "StudyConfig",
+    "check_cell_filter",
     "finished_cells",
     "headline",
     "merge_studies",
@@ -505,6 +506,22 @@ def parse_cell_filter(terms: tuple[str, ...] | list[str]) -> CellFilter:
 
 def _selected(cell: dict[str, Any], only: CellFilter | None) -> bool:
     return not only or all(str(cell.get(k)) in values for k, values in only.items())
+
+
+def check_cell_filter(cfg: StudyConfig, only: CellFilter) -> int:
+    """The number of ``cfg``'s cells that ``only`` selects (all of them when it is empty).
+
+    Raises:
+        ValueError: it selects none (a misspelt value, say), with the values the grid holds.
+    """
+    cells = _cells(cfg)
+    count = sum(_selected(c, only) for c in cells)
+    if count == 0:
+        held = "; ".join(
+            f"{k}: {', '.join(dict.fromkeys(str(c.get(k)) for c in cells))}" for k in only
+        )
+        raise ValueError(f"--only selects none of the study's {len(cells)} cells ({held})")
+    return count
 
 
 def _owners(cfg: StudyConfig, jobs: int) -> dict[tuple[Any, ...], int]:
