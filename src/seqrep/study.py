@@ -1089,8 +1089,10 @@ features to the observed state and to the expert's action. `none` is the random 
 
 
 def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: str) -> str | None:
-    """Imitation score against expert episodes, one line per (objective, mode) with its 95% CI
-    band (None without the data-efficiency axis)."""
+    """Imitation score against expert episodes: one small panel per pretrained objective, its
+    frozen and fine-tuned lines beside BC from scratch, each with its 95% CI band (None without
+    the data-efficiency axis). Panels rather than one axis: with a dozen objectives on one
+    axis, the lines and bands cannot be told apart."""
     cells = [
         s
         for s in summary
@@ -1101,32 +1103,60 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
         return None
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for objective, mode in dict.fromkeys((s["objective"], s["mode"]) for s in cells):
-        line = sorted(
-            (s for s in cells if (s["objective"], s["mode"]) == (objective, mode)),
-            key=lambda s: s["episodes"],
-        )
-        x = [s["episodes"] for s in line]
-        style = "--" if mode == "finetune" else "-"
-        (drawn,) = ax.plot(
-            x, [s["score_mean"] for s in line], style, marker="o", label=f"{objective} {mode}"
-        )
-        low = np.nan_to_num([s["ci_low"] for s in line], nan=line[0]["score_mean"])
-        high = np.nan_to_num([s["ci_high"] for s in line], nan=line[0]["score_mean"])
-        ax.fill_between(x, low, high, color=drawn.get_color(), alpha=0.12)
-    ax.axhline(
-        MEDIOCRE, color="gray", lw=0.8, ls=":", label=f"{MEDIOCRE:.0f}: scratch below is mediocre"
+    def line(objective: str, mode: str) -> list[dict[str, Any]]:
+        chosen = (s for s in cells if (s["objective"], s["mode"]) == (objective, mode))
+        return sorted(chosen, key=lambda s: s["episodes"])
+
+    def draw(ax: Any, points: list[dict[str, Any]], colour: str, label: str, **kw: Any) -> None:
+        if not points:
+            return
+        x, mean = [s["episodes"] for s in points], [s["score_mean"] for s in points]
+        ax.plot(x, mean, color=colour, marker="o", ms=3, label=label, **kw)
+        low = np.nan_to_num([s["ci_low"] for s in points], nan=np.nan_to_num(mean))
+        high = np.nan_to_num([s["ci_high"] for s in points], nan=np.nan_to_num(mean))
+        ax.fill_between(x, low, high, color=colour, alpha=0.15, lw=0)
+
+    objectives = [o for o in dict.fromkeys(s["objective"] for s in cells) if o != "none"]
+    panels = objectives or ["none"]
+    ncols = min(6, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(2.3 * ncols + 0.4, 1.9 * nrows + 0.9),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
     )
+    scratch = line("none", "scratch")
+    for ax, objective in zip(axes.flat, panels, strict=False):
+        draw(ax, scratch, "black", "BC from scratch", lw=1.2)
+        if objective != "none":
+            draw(ax, line(objective, "frozen"), "tab:blue", "frozen encoder")
+            draw(ax, line(objective, "finetune"), "tab:orange", "fine-tuned encoder", ls="--")
+        ax.axhline(MEDIOCRE, color="gray", lw=0.7, ls=":")
+        ax.set_title(objective, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_axis_off()
+    ax = axes.flat[0]
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
-    ax.set(
-        xlabel="expert episodes for behaviour cloning",
-        ylabel="normalised score (mean, 95% CI)",
-        title=f"{env_id}: imitation against expert data",
+    ax.minorticks_off()
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="gray", lw=0.7, ls=":"))
+    labels.append(f"{MEDIOCRE:.0f}: scratch below it is mediocre")
+    fig.legend(handles, labels, loc="upper right", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"{env_id}: imitation score against expert episodes (mean, 95% CI)",
+        x=0.01,
+        ha="left",
+        fontsize=10,
     )
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+    fig.supxlabel("expert episodes for behaviour cloning", fontsize=9)
+    fig.supylabel("normalised score", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     name = f"data-efficiency-{env_id}.png"
     fig.savefig(folder / name, dpi=100)
     plt.close(fig)
