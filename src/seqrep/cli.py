@@ -769,10 +769,10 @@ def study_cmd(
     """Pretrain state encoders on zoo data with every objective, then imitation (BC), offline RL
     (TD3+BC) and online RL (SAC) with each; resumable, skips finished cells."""
     selected = parse_cell_filter(only)
-    if merge and (report_only or only or out is None):
+    if merge and (report_only or only or ray_address is not None or out is None):
         raise ValueError(
             "--merge adds other folders' cells to --out and runs none: give --out, and "
-            "neither --report-only nor --only with it"
+            "none of --report-only, --only or --ray with it"
         )
     given = {
         k: v
