@@ -346,6 +346,38 @@ def test_headline_on_the_data_efficiency_axis_uses_the_fewest_episodes_where_scr
     assert "E with 1 expert episode:" in headline(summary)[0]
 
 
+def test_efficiency_table_marks_cis_wholly_above_or_below_scratch():
+    from seqrep.study import efficiency_tables
+
+    def row(objective, mode, episodes, mean, low, high):
+        return {
+            "env": "E",
+            "setting": "imitation",
+            "objective": objective,
+            "mode": mode,
+            "episodes": episodes,
+            "score_mean": mean,
+            "ci_low": low,
+            "ci_high": high,
+        }
+
+    summary = [
+        row("none", "scratch", 1, 40, 30, 50),
+        row("none", "scratch", 5, 90, 85, 95),
+        row("cpc", "frozen", 1, 20, 10, 29),  # wholly below scratch's CI
+        row("cpc", "frozen", 5, 92, 86, 98),  # overlaps: no mark
+        row("cpc", "finetune", 1, 60, 51, 70),  # wholly above
+        row("cpc", "finetune", 5, 97, 95, 99),  # touches 95: not wholly above
+        row("none", "scratch", None, 97, 96, 98),  # off the axis: not in the table
+    ]
+    text = efficiency_tables(summary)
+    assert "| objective | mode | 1 ep | 5 ep |" in text
+    assert "| none | scratch | 40.0 [30.0, 50.0] | 90.0 [85.0, 95.0] |" in text
+    assert "| cpc | frozen | 20.0 [10.0, 29.0] ↓ | 92.0 [86.0, 98.0] |" in text
+    assert "| cpc | finetune | 60.0 [51.0, 70.0] ↑ | 97.0 [95.0, 99.0] |" in text
+    assert efficiency_tables([r for r in summary if r["episodes"] in (1, None)]) == ""
+
+
 def test_study_cells_on_the_data_efficiency_axis(tmp_path):
     """--bc-episodes adds one imitation cell per size (offline and online cells have none); the
     first N episodes are exactly the expert set's first N; a mix of all expert episodes into
@@ -425,6 +457,8 @@ def test_a_study_on_the_data_efficiency_axis_reports_score_against_expert_data(
     )
     report = (out / "report.md").read_text()
     assert "data-efficiency-Pendulum-v1.png" in report
+    assert "## Imitation against expert data" in report and "| 1 ep | 2 ep |" in report
+    assert "scores-Pendulum-v1-imitation.png" not in report  # the panels and table replace it
     assert (out / "data-efficiency-Pendulum-v1.png").stat().st_size > 1000
     assert "1, 2 (the first N of one expert set) zoo-expert episodes" in report
     assert "Pendulum-v1 with 1 expert episode" in report or "with 2 expert episodes" in report

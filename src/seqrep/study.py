@@ -827,6 +827,56 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def efficiency_tables(summary: list[dict[str, Any]]) -> str:
+    """Per environment on the data-efficiency axis, one row per (objective, mode) and one column
+    per expert-set size: mean [95% CI], marked up (down) where the CI lies wholly above (below)
+    BC from scratch's at that size. Empty without the axis."""
+    out = []
+    for env_id in dict.fromkeys(s["env"] for s in summary):
+        cells = [
+            s
+            for s in summary
+            if s["env"] == env_id and s["setting"] == "imitation" and s["episodes"] is not None
+        ]
+        sizes = sorted({s["episodes"] for s in cells})
+        if len(sizes) < 2:
+            continue
+        scratch = {s["episodes"]: s for s in cells if s["objective"] == "none"}
+        by_key: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+        for s in cells:
+            by_key.setdefault((s["objective"], s["mode"]), {})[s["episodes"]] = s
+
+        def entry(s: dict[str, Any] | None, base: dict[str, Any] | None) -> str:
+            if s is None:
+                return "-"
+            text = f"{_fmt(s['score_mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+            if base is not None and s is not base:
+                if s["ci_low"] > base["ci_high"]:
+                    text += " ↑"
+                elif s["ci_high"] < base["ci_low"]:
+                    text += " ↓"
+            return text
+
+        header = " | ".join(f"{n} ep" for n in sizes)
+        lines = [
+            f"### {env_id}",
+            "",
+            f"| objective | mode | {header} |",
+            "|---|---|" + "---|" * len(sizes),
+        ]
+        for (objective, mode), row in by_key.items():
+            values = " | ".join(entry(row.get(n), scratch.get(n)) for n in sizes)
+            lines.append(f"| {objective} | {mode} | {values} |")
+        out.append("\n".join(lines))
+    if not out:
+        return ""
+    return (
+        "\n## Imitation against expert data\n\nNormalised score, mean [95% CI] over seeds, "
+        "per number of expert episodes; ↑ (↓): the CI lies wholly above (below) BC from "
+        "scratch's at that size.\n\n" + "\n\n".join(out) + "\n"
+    )
+
+
 def _online_curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict]]:
     """Online cells with a learning curve, grouped by (env, objective, mode) in first-seen
     order; one row per seed."""
@@ -894,6 +944,8 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     for env_id in dict.fromkeys(s["env"] for s in summary):
         for setting in dict.fromkeys(s["setting"] for s in summary if s["env"] == env_id):
             sel = [s for s in summary if s["env"] == env_id and s["setting"] == setting]
+            if setting == "imitation" and any(s["episodes"] is not None for s in sel):
+                continue  # a bar per (objective, mode, size) is unreadable: the panels show it
             fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(sel)), 4))
             x = np.arange(len(sel))
             mean = np.array([s["score_mean"] for s in sel])
@@ -954,6 +1006,7 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
         "- No imitation cells with both BC from scratch and a frozen contrastive encoder."
     )
     online_lines = online_summary(rows)
+    efficiency = efficiency_tables(summary)
     episodes_text = (
         ", ".join(map(str, cfg.bc_episodes)) + " (the first N of one expert set)"
         if cfg.bc_episodes
@@ -1011,7 +1064,7 @@ compare. The paper-sized run, for a machine with a GPU and many cores:
 ## The headline, measured
 
 {claims}
-{online_section}
+{efficiency}{online_section}
 ## Every setting
 
 {table}
