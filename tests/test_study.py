@@ -250,39 +250,42 @@ def test_study_config_errors(tmp_path):
         profile_config("quick", objectives=("none", "simclr")).validate()
 
 
+def _row(objective, mode, episodes, mean, low, high):
+    """One row of a study summary (imitation, env "E")."""
+    return {
+        "env": "E",
+        "setting": "imitation",
+        "objective": objective,
+        "mode": mode,
+        "episodes": episodes,
+        "score_mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+    }
+
+
 def test_headline_compares_confidence_intervals():
     from seqrep.study import headline
 
-    def row(objective, mode, mean, low, high):
-        return {
-            "env": "E",
-            "setting": "imitation",
-            "objective": objective,
-            "mode": mode,
-            "score_mean": mean,
-            "ci_low": low,
-            "ci_high": high,
-        }
-
     summary = [
-        row("none", "scratch", 40, 35, 45),
-        row("temporal", "frozen", 60, 50, 70),
-        row("acl", "frozen", 55, 44, 66),
-        row("cpc", "finetune", 90, 85, 95),  # fine-tuned: a clause of its own
-        row("acl", "finetune", 42, 30, 50),
-        row("autoencoder", "frozen", 65, 60, 70),
-        row("autoencoder", "finetune", 99, 97, 100),  # not contrastive: in neither clause
+        _row("none", "scratch", None, 40, 35, 45),
+        _row("temporal", "frozen", None, 60, 50, 70),
+        _row("acl", "frozen", None, 55, 44, 66),
+        _row("cpc", "finetune", None, 90, 85, 95),  # fine-tuned: a clause of its own
+        _row("acl", "finetune", None, 42, 30, 50),
+        _row("autoencoder", "frozen", None, 65, 60, 70),
+        _row("autoencoder", "finetune", None, 99, 97, 100),  # not contrastive: in neither clause
     ]
     (line,) = headline(summary)
     assert "`temporal` 60.0 [50.0, 70.0]" in line and "beats it outside the CIs" in line
     assert "`autoencoder` 65.0: **not below**" in line
     assert "fine-tuned contrastive encoder `cpc` 90.0 [85.0, 95.0]: beats scratch" in line
-    summary[3] = row("cpc", "finetune", 90, 44, 95)  # its CI reaches scratch's now
+    summary[3] = _row("cpc", "finetune", None, 90, 44, 95)  # its CI reaches scratch's now
     assert "`cpc` 90.0 [44.0, 95.0]: does **not** beat scratch" in headline(summary)[0]
-    summary[1] = row("temporal", "frozen", 60, 44, 76)  # CIs overlap now
+    summary[1] = _row("temporal", "frozen", None, 60, 44, 76)  # CIs overlap now
     assert "does **not** beat it" in headline(summary)[0]
     assert "no room" not in headline(summary)[0]
-    summary[0] = row("none", "scratch", 98, 96, 100)  # BC from scratch at the expert already
+    summary[0] = _row("none", "scratch", None, 98, 96, 100)  # BC from scratch at the expert already
     assert "no room for a representation to help" in headline(summary)[0]
 
 
@@ -319,56 +322,32 @@ def test_effective_rank_and_linear_probe_against_closed_forms():
 def test_headline_on_the_data_efficiency_axis_uses_the_fewest_episodes_where_scratch_is_mediocre():
     from seqrep.study import headline
 
-    def row(objective, mode, episodes, mean):
-        return {
-            "env": "E",
-            "setting": "imitation",
-            "objective": objective,
-            "mode": mode,
-            "episodes": episodes,
-            "score_mean": mean,
-            "ci_low": mean - 5,
-            "ci_high": mean + 5,
-        }
-
     summary = [
-        row("none", "scratch", 1, 85),  # not mediocre at 1 episode (here, by construction)
-        row("none", "scratch", 2, 70),
-        row("none", "scratch", 5, 90),
-        row("temporal", "frozen", 1, 50),
-        row("temporal", "frozen", 2, 88),
-        row("temporal", "frozen", 5, 91),
+        _row("none", "scratch", 1, 85, 80, 90),  # not mediocre at 1 episode (here, by construction)
+        _row("none", "scratch", 2, 70, 65, 75),
+        _row("none", "scratch", 5, 90, 85, 95),
+        _row("temporal", "frozen", 1, 50, 45, 55),
+        _row("temporal", "frozen", 2, 88, 83, 93),
+        _row("temporal", "frozen", 5, 91, 86, 96),
     ]
     (line,) = headline(summary)
     assert "E with 2 expert episodes" in line and "`temporal` 88.0" in line
     assert "scratch 70.0" in line and "beats it outside the CIs" in line
-    summary[1] = row("none", "scratch", 2, 95)  # never mediocre: the smallest size
+    summary[1] = _row("none", "scratch", 2, 95, 90, 100)  # never mediocre: the smallest size
     assert "E with 1 expert episode:" in headline(summary)[0]
 
 
 def test_efficiency_table_marks_cis_wholly_above_or_below_scratch():
     from seqrep.study import efficiency_tables
 
-    def row(objective, mode, episodes, mean, low, high):
-        return {
-            "env": "E",
-            "setting": "imitation",
-            "objective": objective,
-            "mode": mode,
-            "episodes": episodes,
-            "score_mean": mean,
-            "ci_low": low,
-            "ci_high": high,
-        }
-
     summary = [
-        row("none", "scratch", 1, 40, 30, 50),
-        row("none", "scratch", 5, 90, 85, 95),
-        row("cpc", "frozen", 1, 20, 10, 29),  # wholly below scratch's CI
-        row("cpc", "frozen", 5, 92, 86, 98),  # overlaps: no mark
-        row("cpc", "finetune", 1, 60, 51, 70),  # wholly above
-        row("cpc", "finetune", 5, 97, 95, 99),  # touches 95: not wholly above
-        row("none", "scratch", None, 97, 96, 98),  # off the axis: not in the table
+        _row("none", "scratch", 1, 40, 30, 50),
+        _row("none", "scratch", 5, 90, 85, 95),
+        _row("cpc", "frozen", 1, 20, 10, 29),  # wholly below scratch's CI
+        _row("cpc", "frozen", 5, 92, 86, 98),  # overlaps: no mark
+        _row("cpc", "finetune", 1, 60, 51, 70),  # wholly above
+        _row("cpc", "finetune", 5, 97, 95, 99),  # touches 95: not wholly above
+        _row("none", "scratch", None, 97, 96, 98),  # off the axis: not in the table
     ]
     text = efficiency_tables(summary)
     assert "| objective | mode | 1 ep | 5 ep |" in text
