@@ -1217,7 +1217,8 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
 
 
 def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None:
-    """Loss and accuracy / prediction-error curves of every objective (first seed)."""
+    """Loss and accuracy / prediction-error curves of every objective (first seed): one panel
+    per objective, in rows of six, the loss on the left axis and its metric on the right."""
     import matplotlib.pyplot as plt
 
     histories = {}
@@ -1227,20 +1228,27 @@ def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None
             histories[objective] = state["history"]
     if not histories:
         return None
-    fig, axes = plt.subplots(2, len(histories), figsize=(2.2 * len(histories), 4), squeeze=False)
-    for k, (objective, hist) in enumerate(histories.items()):
+    ncols = min(6, len(histories))
+    nrows = -(-len(histories) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.6 * ncols, 2.0 * nrows + 0.6), squeeze=False, sharex=True
+    )
+    for ax, (objective, hist) in zip(axes.flat, histories.items(), strict=False):
         steps = [h["step"] for h in hist]
-        axes[0, k].plot(steps, [h["loss"] for h in hist])
-        axes[0, k].set_title(objective, fontsize=8)
+        ax.plot(steps, [h["loss"] for h in hist], color="C0", lw=1)
         metric = "accuracy" if "accuracy" in hist[-1] else "prediction_error"
-        axes[1, k].plot(steps, [h[metric] for h in hist], color="C1")
-        axes[1, k].set_xlabel("step", fontsize=7)
-        if k == 0:
-            axes[0, k].set_ylabel("loss", fontsize=8)
-            axes[1, k].set_ylabel("accuracy / prediction error", fontsize=7)
-        for ax in axes[:, k]:
-            ax.tick_params(labelsize=6)
-    fig.suptitle(f"{env_id}: pretraining (seed {cfg.seeds[0]})", fontsize=9)
+        right = ax.twinx()
+        right.plot(steps, [h[metric] for h in hist], color="C1", lw=1)
+        ax.set_title(f"{objective} ({metric.replace('_', ' ')})", fontsize=8)
+        ax.tick_params(labelsize=6, labelcolor="C0")
+        right.tick_params(labelsize=6, labelcolor="C1")
+    for ax in axes.flat[len(histories) :]:
+        ax.set_axis_off()
+    fig.suptitle(
+        f"{env_id}: pretraining (seed {cfg.seeds[0]}); loss (blue, left axis) and accuracy or "
+        "prediction error (orange, right axis) against step",
+        fontsize=9,
+    )
     fig.tight_layout()
     name = f"pretraining-{env_id}.png"
     fig.savefig(folder / name, dpi=100)
