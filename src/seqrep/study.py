@@ -473,13 +473,14 @@ def _cells(cfg: StudyConfig) -> list[dict[str, Any]]:
     return cells
 
 
-def _cell_key(c: dict[str, Any]) -> tuple[Any, ...]:
-    return (c["env"], c["setting"], c["objective"], c["mode"], c["seed"], c.get("episodes"))
-
-
-# The fields that name a cell, in the order of its key; what --only can select on.
+# The fields that name a cell, in the order of its key; what --only can select on. Every cell
+# has the others; ``episodes`` only on the data-efficiency axis.
 CELL_FIELDS = ("env", "setting", "objective", "mode", "seed", "episodes")
 CellFilter = dict[str, frozenset[str]]
+
+
+def _cell_key(c: dict[str, Any]) -> tuple[Any, ...]:
+    return (*(c[k] for k in CELL_FIELDS[:-1]), c.get("episodes"))
 
 
 def parse_cell_filter(terms: tuple[str, ...] | list[str]) -> CellFilter:
@@ -788,14 +789,15 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
         if not scratch or not contrastive:
             continue
         best, none = max(contrastive, key=lambda s: s["score_mean"]), scratch[0]
-        outside = best["ci_low"] > none["ci_high"]
         at = "" if size is None else f" with {size} expert episode{'s' * (size > 1)}"
         text = (
             f"- {env_id}{at}: best frozen contrastive encoder `{best['objective']}` "
-            f"{_fmt(best['score_mean'])} [{_fmt(best['ci_low'])}, {_fmt(best['ci_high'])}] vs "
-            f"BC from scratch {_fmt(none['score_mean'])} [{_fmt(none['ci_low'])}, "
-            f"{_fmt(none['ci_high'])}]: "
-            + ("beats it outside the CIs" if outside else "does **not** beat it outside the CIs")
+            f"{_fmt_ci(best)} vs BC from scratch {_fmt_ci(none)}: "
+            + (
+                "beats it outside the CIs"
+                if _ci_above(best, none)
+                else "does **not** beat it outside the CIs"
+            )
         )
         if baselines:
             base = max(baselines, key=lambda s: s["score_mean"])
@@ -810,11 +812,10 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
         if tuned:
             top = max(tuned, key=lambda s: s["score_mean"])
             text += (
-                f"; best fine-tuned contrastive encoder `{top['objective']}` "
-                f"{_fmt(top['score_mean'])} [{_fmt(top['ci_low'])}, {_fmt(top['ci_high'])}]: "
+                f"; best fine-tuned contrastive encoder `{top['objective']}` {_fmt_ci(top)}: "
                 + (
                     "beats scratch outside the CIs"
-                    if top["ci_low"] > none["ci_high"]
+                    if _ci_above(top, none)
                     else "does **not** beat scratch outside the CIs"
                 )
             )
@@ -827,19 +828,28 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _efficiency_axis(
+    summary: list[dict[str, Any]], env_id: str
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """``env_id``'s imitation rows on the data-efficiency axis and its expert-set sizes
+    (ascending); no rows when the axis has fewer than two sizes."""
+    cells = [
+        s
+        for s in summary
+        if s["env"] == env_id and s["setting"] == "imitation" and s["episodes"] is not None
+    ]
+    sizes = sorted({s["episodes"] for s in cells})
+    return (cells, sizes) if len(sizes) >= 2 else ([], [])
+
+
 def efficiency_tables(summary: list[dict[str, Any]]) -> str:
     """Per environment on the data-efficiency axis, one row per (objective, mode) and one column
     per expert-set size: mean [95% CI], marked up (down) where the CI lies wholly above (below)
     BC from scratch's at that size. Empty without the axis."""
     out = []
     for env_id in dict.fromkeys(s["env"] for s in summary):
-        cells = [
-            s
-            for s in summary
-            if s["env"] == env_id and s["setting"] == "imitation" and s["episodes"] is not None
-        ]
-        sizes = sorted({s["episodes"] for s in cells})
-        if len(sizes) < 2:
+        cells, sizes = _efficiency_axis(summary, env_id)
+        if not cells:
             continue
         scratch = {s["episodes"]: s for s in cells if s["objective"] == "none"}
         by_key: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
@@ -849,11 +859,11 @@ def efficiency_tables(summary: list[dict[str, Any]]) -> str:
         def entry(s: dict[str, Any] | None, base: dict[str, Any] | None) -> str:
             if s is None:
                 return "-"
-            text = f"{_fmt(s['score_mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+            text = _fmt_ci(s)
             if base is not None and s is not base:
-                if s["ci_low"] > base["ci_high"]:
+                if _ci_above(s, base):
                     text += " ↑"
-                elif s["ci_high"] < base["ci_low"]:
+                elif _ci_above(base, s):
                     text += " ↓"
             return text
 
@@ -906,6 +916,16 @@ def online_summary(rows: list[dict[str, Any]]) -> list[str]:
             f"[{_fmt(low)}, {_fmt(high)}] over {len(rs)} seeds"
         )
     return lines
+
+
+def _fmt_ci(s: dict[str, Any]) -> str:
+    """A summary row's score as ``mean [low, high]``."""
+    return f"{_fmt(s['score_mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+
+
+def _ci_above(s: dict[str, Any], base: dict[str, Any]) -> bool:
+    """Whether ``s``'s 95% CI lies wholly above ``base``'s."""
+    return bool(s["ci_low"] > base["ci_high"])
 
 
 def _fmt(x: float | None, digits: int = 1) -> str:
@@ -1141,18 +1161,30 @@ features to the observed state and to the expert's action. `none` is the random 
     )
 
 
+def _panel_grid(
+    n: int, width: float, height: float, pad: tuple[float, float] = (0.0, 0.6), **kw: Any
+) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels in rows of at most six, each ``width`` x ``height`` inches, plus
+    ``pad`` inches (width, height) for titles and legends; spare cells switched off; ``kw``
+    goes to ``plt.subplots``. Returns (figure, the n axes)."""
+    import matplotlib.pyplot as plt
+
+    ncols = min(6, n)
+    nrows = -(-n // ncols)
+    size = (width * ncols + pad[0], height * nrows + pad[1])
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    return fig, list(axes.flat[:n])
+
+
 def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: str) -> str | None:
     """Imitation score against expert episodes: one small panel per pretrained objective, its
     frozen and fine-tuned lines beside BC from scratch, each with its 95% CI band (None without
     the data-efficiency axis). Panels rather than one axis: with a dozen objectives on one
     axis, the lines and bands cannot be told apart."""
-    cells = [
-        s
-        for s in summary
-        if s["env"] == env_id and s["setting"] == "imitation" and s["episodes"] is not None
-    ]
-    sizes = sorted({s["episodes"] for s in cells})
-    if len(sizes) < 2:
+    cells, sizes = _efficiency_axis(summary, env_id)
+    if not cells:
         return None
     import matplotlib.pyplot as plt
 
@@ -1171,18 +1203,9 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
 
     objectives = [o for o in dict.fromkeys(s["objective"] for s in cells) if o != "none"]
     panels = objectives or ["none"]
-    ncols = min(6, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(2.3 * ncols + 0.4, 1.9 * nrows + 0.9),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
-    )
+    fig, axes = _panel_grid(len(panels), 2.3, 1.9, (0.4, 0.9), sharex=True, sharey=True)
     scratch = line("none", "scratch")
-    for ax, objective in zip(axes.flat, panels, strict=False):
+    for ax, objective in zip(axes, panels, strict=True):
         draw(ax, scratch, "black", "BC from scratch", lw=1.2)
         if objective != "none":
             draw(ax, line(objective, "frozen"), "tab:blue", "frozen encoder")
@@ -1191,9 +1214,7 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
         ax.set_title(objective, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, lw=0.5)
-    for ax in axes.flat[len(panels) :]:
-        ax.set_axis_off()
-    ax = axes.flat[0]
+    ax = axes[0]
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
@@ -1228,12 +1249,8 @@ def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None
             histories[objective] = state["history"]
     if not histories:
         return None
-    ncols = min(6, len(histories))
-    nrows = -(-len(histories) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.6 * ncols, 2.0 * nrows + 0.6), squeeze=False, sharex=True
-    )
-    for ax, (objective, hist) in zip(axes.flat, histories.items(), strict=False):
+    fig, axes = _panel_grid(len(histories), 2.6, 2.0, sharex=True)
+    for ax, (objective, hist) in zip(axes, histories.items(), strict=True):
         steps = [h["step"] for h in hist]
         ax.plot(steps, [h["loss"] for h in hist], color="C0", lw=1)
         metric = "accuracy" if "accuracy" in hist[-1] else "prediction_error"
@@ -1242,8 +1259,6 @@ def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None
         ax.set_title(f"{objective} ({metric.replace('_', ' ')})", fontsize=8)
         ax.tick_params(labelsize=6, labelcolor="C0")
         right.tick_params(labelsize=6, labelcolor="C1")
-    for ax in axes.flat[len(histories) :]:
-        ax.set_axis_off()
     fig.suptitle(
         f"{env_id}: pretraining (seed {cfg.seeds[0]}); loss (blue, left axis) and accuracy or "
         "prediction error (orange, right axis) against step",
