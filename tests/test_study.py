@@ -335,6 +335,9 @@ def test_headline_on_the_data_efficiency_axis_uses_the_fewest_episodes_where_scr
     assert "scratch 70.0" in line and "beats it outside the CIs" in line
     summary[1] = _row("none", "scratch", 2, 95, 90, 100)  # never mediocre: the smallest size
     assert "E with 1 expert episode:" in headline(summary)[0]
+    assert "not mediocre (below 80) at any expert-set size" in headline(summary)[0]
+    summary[1] = _row("none", "scratch", 2, 70, 65, 75)
+    assert "not mediocre" not in headline(summary)[0]
 
 
 def test_efficiency_table_marks_cis_wholly_above_or_below_scratch():

@@ -819,6 +819,11 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
                     else "does **not** beat scratch outside the CIs"
                 )
             )
+        if size is not None and none["score_mean"] >= MEDIOCRE:
+            text += (
+                f"; BC from scratch is not mediocre (below {MEDIOCRE:.0f}) at any expert-set size "
+                "here, so the paper's regime (a learner mediocre on its own) is not reached"
+            )
         if none["ci_low"] >= CEILING:
             text += (
                 f"; BC from scratch is already at the expert (CI above {CEILING:.0f}), so this "
