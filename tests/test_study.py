@@ -199,6 +199,31 @@ def test_merge_appends_missing_cells_once_and_drops_a_torn_line(tmp_path):
     assert merge_studies(cfg, target, [source.path]) == 0
 
 
+def test_a_cell_appended_twice_counts_once_and_an_orphaned_worker_starts_no_cell(tmp_path):
+    import json
+
+    from seqrep.runs import RunDir
+    from seqrep.study import _cells, _run_worker, finished_cells, summarise_study
+
+    cfg = profile_config("quick")
+    cells = _cells(cfg)[:2]
+    result = {"return_mean": 0.0, "pretrain_seconds": 0.0, "pretrain_final": {}}
+    first, again = {**cells[0], **result, "score": 50.0}, {**cells[0], **result, "score": 50.0}
+    other = {**cells[1], **result, "score": 80.0}
+    run = RunDir.open(tmp_path / "run", "study", cfg)
+    lines = [first, other, again]  # a killed study's worker finished cells[0] a second time
+    (run.path / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    rows = finished_cells(cfg, run)
+    assert [r["score"] for r in rows] == [50.0, 80.0]
+    assert cells[0]["seed"] != cells[1]["seed"]  # two seeds of one row: 2, not 3
+    assert [s["seeds"] for s in summarise_study(rows)] == [2]
+    # A worker whose study process is gone (its parent pid is not the one it was given) leaves
+    # the folder as it was instead of starting a cell a resumed study may be running too.
+    before = (run.path / "cells.jsonl").read_text()
+    _run_worker(cfg, run.path, 0, 1, quiet=True, parent=os.getppid() + 1)
+    assert (run.path / "cells.jsonl").read_text() == before
+
+
 def test_killed_online_cell_resumes_from_its_checkpoint(pendulum_zoo, tmp_path, kill_mid_run):
     """An online cell checkpoints at every tenth of its steps; a killed study continues the
     cell from there (not from step 0) and ends with the uninterrupted study's numbers."""

@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -534,16 +535,24 @@ def _owners(cfg: StudyConfig, jobs: int) -> dict[tuple[Any, ...], int]:
 
 
 def _read_rows(folder: Path) -> list[dict[str, Any]]:
+    """The finished cells in ``folder``'s cells.jsonl, each cell once (its first row).
+
+    A cell can be appended twice: a worker whose study process was killed finishes the cell it
+    was running, while a resumed study runs that cell again. A cell's result depends only on its
+    seed, so the first row stands and a repeat would only count one seed twice in the summary.
+    """
     path = folder / "cells.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
-    rows = []
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for i, line in enumerate(lines):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if i < len(lines) - 1:  # only the line being appended (or torn by a kill) may be cut
                 raise ValueError(f"{path}: line {i + 1} is not JSON; the file is damaged") from None
-    return rows
+            continue
+        rows.setdefault(_cell_key(row), row)
+    return list(rows.values())
 
 
 def _append_row(folder: Path, row: dict[str, Any]) -> None:
@@ -565,8 +574,14 @@ def _run_worker(
     jobs: int,
     quiet: bool,
     only: CellFilter | None = None,
+    parent: int | None = None,
 ) -> None:
-    """Run this worker's unfinished cells, appending each finished row to cells.jsonl."""
+    """Run this worker's unfinished cells, appending each finished row to cells.jsonl.
+
+    ``parent``: the pid of the study process that started this worker. Once that process is
+    gone (killed; its lock on the folder went with it, so a resumed study may be running), the
+    worker starts no further cell.
+    """
     if jobs > 1:
         torch.set_num_threads(1)  # one core per worker
     owner = _owners(cfg, jobs)
@@ -575,6 +590,8 @@ def _run_worker(
     label = "study cells" if jobs == 1 else f"study cells (worker {worker + 1}/{jobs})"
     with progress_bar(label, len(todo), disable=quiet) as advance:
         for cell in todo:
+            if parent is not None and os.getppid() != parent:
+                return  # orphaned: the study that owned the folder was killed
             env_id = cell["env"]
             if env_id not in data_cache:
                 data_cache[env_id] = _study_data(cfg, env_id, folder)
@@ -615,7 +632,7 @@ def run_study(
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
             futures = [
-                pool.submit(_run_worker, cfg, run.path, i, jobs, quiet or i > 0, only)
+                pool.submit(_run_worker, cfg, run.path, i, jobs, quiet or i > 0, only, os.getpid())
                 for i in range(jobs)
             ]
             for future in futures:
