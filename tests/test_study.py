@@ -314,6 +314,35 @@ def test_headline_compares_confidence_intervals():
     assert "no room for a representation to help" in headline(summary)[0]
 
 
+def test_headline_compares_the_best_pretrained_encoder_with_scratch_in_each_rl_setting():
+    from seqrep.study import headline
+
+    def rl(setting, objective, mode, mean, low, high):
+        return {**_row(objective, mode, None, mean, low, high), "setting": setting}
+
+    summary = [
+        rl("offline", "none", "scratch", 30, 27, 33),
+        rl("offline", "cpc", "finetune", 40, 34, 46),  # the best: CI wholly above scratch's
+        rl("offline", "acl", "finetune", 35, 20, 50),
+        rl("online", "none", "scratch", 20, 10, 30),
+        rl("online", "temporal", "finetune", 25, 15, 35),  # overlaps scratch's CI
+    ]
+    lines = headline(summary)  # no imitation cells: RL lines only
+    assert lines == [
+        "- E, offline RL (TD3+BC): best pretrained encoder `cpc` (finetune) 40.0 [34.0, 46.0] "
+        "vs from scratch 30.0 [27.0, 33.0]: beats it outside the CIs.",
+        "- E, online RL (SAC): best pretrained encoder `temporal` (finetune) 25.0 [15.0, 35.0] "
+        "vs from scratch 20.0 [10.0, 30.0]: does **not** beat it outside the CIs.",
+    ]
+    summary[1] = rl("offline", "cpc", "finetune", 20, 15, 25)  # every encoder below scratch's CI
+    summary[2] = rl("offline", "acl", "finetune", 10, 5, 15)
+    assert (
+        "`cpc` (finetune) 20.0 [15.0, 25.0] vs from scratch 30.0 [27.0, 33.0]: lies **below**"
+        in (headline(summary)[0])
+    )
+    assert headline(summary[3:4]) == []  # scratch alone: nothing to compare
+
+
 def test_online_summary_averages_the_normalised_curve():
     from seqrep.rl.zoo import zoo_reference
     from seqrep.study import online_summary

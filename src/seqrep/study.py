@@ -786,13 +786,18 @@ def _headline_size(cells: list[dict[str, Any]]) -> int | None:
     return next((n for n in sizes if scratch.get(n, 100.0) < MEDIOCRE), sizes[0])
 
 
+# The reinforcement learners of the study's RL settings, as the headline names them.
+RL_LEARNERS = {"offline": "offline RL (TD3+BC)", "online": "online RL (SAC)"}
+
+
 def headline(summary: list[dict[str, Any]]) -> list[str]:
     """The paper's headline, checked per environment on the imitation cells: does BC with the
     best frozen contrastive encoder beat BC from scratch outside the 95% CIs, and does it beat
     the best frozen non-contrastive baseline (forward, inverse, autoencoder, VAE)? Then the
     same question for the best fine-tuned contrastive encoder, the other way a user would take
     a pretrained encoder. On the data-efficiency axis, at the fewest expert episodes where BC
-    from scratch is mediocre."""
+    from scratch is mediocre. Then, per environment, offline RL (TD3+BC) and online RL (SAC):
+    the best pretrained encoder, frozen or fine-tuned, against the same learner from scratch."""
     lines = []
     for env_id in dict.fromkeys(s["env"] for s in summary):
         cells = [s for s in summary if s["env"] == env_id and s["setting"] == "imitation"]
@@ -847,6 +852,25 @@ def headline(summary: list[dict[str, Any]]) -> list[str]:
                 "setting leaves no room for a representation to help"
             )
         lines.append(text + ".")
+    for env_id in dict.fromkeys(s["env"] for s in summary):
+        for setting, learner in RL_LEARNERS.items():
+            cells = [s for s in summary if s["env"] == env_id and s["setting"] == setting]
+            scratch = [s for s in cells if s["objective"] == "none"]
+            pretrained = [s for s in cells if s["objective"] != "none"]
+            if not scratch or not pretrained:
+                continue
+            best, none = max(pretrained, key=lambda s: s["score_mean"]), scratch[0]
+            verdict = (
+                "beats it outside the CIs"
+                if _ci_above(best, none)
+                else "lies **below** it outside the CIs"
+                if _ci_above(none, best)
+                else "does **not** beat it outside the CIs"
+            )
+            lines.append(
+                f"- {env_id}, {learner}: best pretrained encoder `{best['objective']}` "
+                f"({best['mode']}) {_fmt_ci(best)} vs from scratch {_fmt_ci(none)}: {verdict}."
+            )
     return lines
 
 
@@ -1045,7 +1069,7 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
     images = "\n\n".join(f"![{p}]({p})" for p in plots)
     diagnostics = _diagnostics_section(cfg, run)
     claims = "\n".join(headline(summary)) or (
-        "- No imitation cells with both BC from scratch and a frozen contrastive encoder."
+        "- No setting has both its learner from scratch and a pretrained encoder yet."
     )
     online_lines = online_summary(rows)
     efficiency = efficiency_tables(summary)
