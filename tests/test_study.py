@@ -97,6 +97,16 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     assert all(0 < float(r["effective_rank"]) <= 8 for r in diagnostics)  # feature_dim 8
     online = [r for r in rows if r["setting"] == "online"]
     assert {r["objective"] for r in online} == {"none", "temporal"} and len(online) == 6
+    # What a study commits (cells, config, marker, diagnostics, the pretraining plot) reports
+    # the same report.md again without the encoders and data it was measured with.
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    for name in ("cells.jsonl", "config.json", ".seqrep-run", "diagnostics.csv"):
+        (committed / name).write_bytes((whole / name).read_bytes())
+    (committed / "pretraining-Pendulum-v1.png").write_bytes(b"png")
+    again = subprocess.run([*_study(committed), "--report-only"], env=env, capture_output=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (committed / "report.md").read_text() == report
 
     killed = tmp_path / "killed"
     cells = killed / "cells.jsonl"

@@ -1180,10 +1180,21 @@ def representation_diagnostics(cfg: StudyConfig, run: RunDir) -> list[dict[str, 
 
 
 def _diagnostics_section(cfg: StudyConfig, run: RunDir) -> str:
-    rows = representation_diagnostics(cfg, run)
+    """The diagnostics table, computed from the folder's encoders; a folder without encoders or
+    data (a study's committed cells and files, copied to report again) keeps the table its
+    ``diagnostics.csv`` holds from when they were there."""
+    rows: list[dict[str, Any]] = representation_diagnostics(cfg, run)
+    saved = run.path / "diagnostics.csv"
+    if rows:
+        _write_csv(run, "diagnostics.csv", rows)
+    elif saved.exists():
+        with saved.open(newline="") as f:
+            rows = [
+                {k: v if k in ("env", "objective") else float(v) for k, v in r.items()}
+                for r in csv.DictReader(f)
+            ]
     if not rows:
         return ""
-    _write_csv(run, "diagnostics.csv", rows)
     lines = [
         "| env | objective | effective rank | R^2 state | R^2 expert action |",
         "|---|---|---|---|---|",
@@ -1285,16 +1296,18 @@ def _plot_data_efficiency(summary: list[dict[str, Any]], folder: Path, env_id: s
 
 def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None:
     """Loss and accuracy / prediction-error curves of every objective (first seed): one panel
-    per objective, in rows of six, the loss on the left axis and its metric on the right."""
+    per objective, in rows of six, the loss on the left axis and its metric on the right. A
+    folder without encoders keeps the plot it already holds (drawn when they were there)."""
     import matplotlib.pyplot as plt
 
+    name = f"pretraining-{env_id}.png"
     histories = {}
     for objective in cfg.objectives:
         state = RunDir(folder).load_checkpoint(_encoder_checkpoint(env_id, objective, cfg.seeds[0]))
         if state is not None:
             histories[objective] = state["history"]
     if not histories:
-        return None
+        return name if (folder / name).exists() else None
     fig, axes = _panel_grid(len(histories), 2.6, 2.0, sharex=True)
     for ax, (objective, hist) in zip(axes, histories.items(), strict=True):
         steps = [h["step"] for h in hist]
@@ -1311,7 +1324,6 @@ def _plot_pretraining(cfg: StudyConfig, folder: Path, env_id: str) -> str | None
         fontsize=9,
     )
     fig.tight_layout()
-    name = f"pretraining-{env_id}.png"
     fig.savefig(folder / name, dpi=100)
     plt.close(fig)
     return name
