@@ -236,10 +236,9 @@ PAPER_SIZED_COMMAND = (
 PROFILES: dict[str, StudyConfig] = {
     # The regime the paper's claim is about is the main axis: imitation at 1, 2, 5 and 10 expert
     # episodes (the first N of one 10-episode set), every objective frozen and fine-tuned;
-    # TD3+BC on five objectives; SAC on Hopper-v5; 5 seeds, 3 tasks. Cost, from cells timed on
-    # one uncontended core (Hopper: an encoder 46 s, a BC cell 11-18 s) and the last full
-    # study's offline and online cells: 240 encoders about 3.5 h, 1980 BC cells about 8 h,
-    # TD3+BC about 3 h, SAC about 2.3 h: about 17 CPU-hours, resumable across sittings.
+    # TD3+BC on five objectives; SAC on Hopper-v5; 5 seeds, 3 tasks. Cost, measured by the
+    # cells' own clocks (two workers on 2 cores, 2026-12-05): 270 encoders 2.2 h, 2,100 BC
+    # cells 11.7 h, TD3+BC 2.6 h, SAC 2.1 h: 18.6 CPU-hours, resumable across sittings.
     # Online SAC hides one random state dimension every step, as the paper's online setting:
     # on the full state a representation has little to add.
     "full": StudyConfig(bc_episodes=(1, 2, 5, 10), online_hide_dims=1),
