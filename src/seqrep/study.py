@@ -237,7 +237,7 @@ PROFILES: dict[str, StudyConfig] = {
     # The regime the paper's claim is about is the main axis: imitation at 1, 2, 5 and 10 expert
     # episodes (the first N of one 10-episode set), every objective frozen and fine-tuned;
     # TD3+BC on five objectives; SAC on Hopper-v5; 5 seeds, 3 tasks. Cost, measured by the
-    # cells' own clocks (two workers on 2 cores, 2026-12-05): 270 encoders 2.2 h, 2,100 BC
+    # cells' own clocks (two workers on 2 cores, 2026-12-05): 255 encoders 2.2 h, 2,100 BC
     # cells 11.7 h, TD3+BC 2.6 h, SAC 2.1 h: 18.6 CPU-hours, resumable across sittings.
     # Online SAC hides one random state dimension every step, as the paper's online setting:
     # on the full state a representation has little to add.
