@@ -19,12 +19,14 @@ The GPU protocol (the six DMControl100k tasks, batch 512) is the same script:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +367,36 @@ def report(args: argparse.Namespace) -> None:
     print(text)
 
 
+def _median_times(
+    timed: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], Any]
+) -> dict[str, float]:
+    """Median seconds of each callable over ``repeats`` calls after one warm-up call, the
+    callables interleaved so that machine noise hits all alike."""
+    times: dict[str, list[float]] = {v: [] for v in timed}
+    for fn in timed.values():
+        fn()
+    for _ in range(repeats):
+        for v, fn in timed.items():
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            times[v].append(time.perf_counter() - t)
+    return {v: float(np.median(t)) for v, t in times.items()}
+
+
+def _trunk_forward(trunk: Any, pixels: Any) -> None:
+    import torch
+
+    with torch.no_grad():
+        trunk(pixels)
+
+
+def _trunk_forward_backward(trunk: Any, pixels: Any) -> None:
+    trunk.zero_grad(set_to_none=True)
+    trunk(pixels).sum().backward()
+
+
 def speed(args: argparse.Namespace) -> None:
     """Update time of CURL against the same networks' update without CURL, and the loop's env
     steps/s against the bare render+step rate, measured in this run."""
@@ -372,10 +404,12 @@ def speed(args: argparse.Namespace) -> None:
 
     from seqrep.rl.curl import PixelSAC, PixelSACConfig
     from seqrep.rl.pixels import DMCPixels
-    from seqrep.runs import resolve_device
+    from seqrep.runs import resolve_device, retain_freed_memory
 
     torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
+    # As every seqrep verb does, unless this is a child timing glibc's defaults.
+    retained = args.malloc == "retain" and retain_freed_memory()
     # CUDA runs asynchronously: a timer read without a synchronisation measures the launch only.
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     where = torch.cuda.get_device_name() if dev == "cuda" else f"{args.threads} CPU threads"
@@ -400,18 +434,26 @@ def speed(args: argparse.Namespace) -> None:
             "curl_bf16": PixelSACConfig(aux="curl", batch_size=b, precision="bf16"),
             "none": PixelSACConfig(aux="none", batch_size=b),
         }
+        if args.curl_update_only:
+            agent = PixelSAC((9, 100, 100), 1, variants["curl"], device=dev)
+            med = _median_times({"curl": partial(agent.update, batch)}, args.repeats, sync)
+            print(json.dumps({"batch": b, "retained": retained, "curl_s": med["curl"]}), flush=True)
+            continue
         agents = {v: PixelSAC((9, 100, 100), 1, cfg, device=dev) for v, cfg in variants.items()}
-        times: dict[str, list[float]] = {v: [] for v in agents}
-        for agent in agents.values():
-            agent.update(batch)
-        for _ in range(args.repeats):  # interleaved, so that machine noise hits all alike
-            for v, agent in agents.items():
-                sync()
-                t = time.perf_counter()
-                agent.update(batch)
-                sync()
-                times[v].append(time.perf_counter() - t)
-        med = {v: float(np.median(t)) for v, t in times.items()}
+        # The convolution floor: the trunk passes the update's math needs, timed bare on the
+        # same trunk (one forward + backward on the query crop; forwards without gradient on
+        # the next observation by the online trunk, for the actor's next action, and by the
+        # target trunk, and on the key crop by the target trunk).
+        trunk = agents["curl"].encoder.trunk
+        crops = agents["curl"].to_input(agents["curl"].crop(batch["obs"]))
+
+        timed: dict[str, Callable[[], Any]] = {
+            **{v: partial(agent.update, batch) for v, agent in agents.items()},
+            "trunk_f": partial(_trunk_forward, trunk, crops),
+            "trunk_fb": partial(_trunk_forward_backward, trunk, crops),
+        }
+        med = _median_times(timed, args.repeats, sync)
+        conv_floor = med["trunk_fb"] + 3 * med["trunk_f"]
         row = {
             "batch": b,
             "curl_s": med["curl"],
@@ -419,9 +461,32 @@ def speed(args: argparse.Namespace) -> None:
             "floor_s": med["none"],
             "ratio": med["curl"] / med["none"],
             "bf16_speedup": med["curl"] / med["curl_bf16"],
+            "trunk_forward_s": med["trunk_f"],
+            "trunk_forward_backward_s": med["trunk_fb"],
+            "conv_floor_s": conv_floor,
+            "conv_share": conv_floor / med["curl"],
         }
         out["updates"].append(row)
         print(row, flush=True)
+    if args.curl_update_only:
+        return
+    out["retain_freed_memory"] = retained
+    if retained:
+        # The CURL update alone under each malloc, in fresh processes taking turns (glibc,
+        # retained, glibc, retained), so that neither meets the other's heap or a quieter spell.
+        child: dict[bool, list[dict[int, float]]] = {False: [], True: []}
+        for malloc in ("glibc", "retain") * 2:
+            cmd = [sys.executable, __file__, "speed", "--curl-update-only", "--malloc", malloc]
+            cmd += ["--device", args.device, "--threads", str(args.threads)]
+            cmd += ["--batch-sizes", args.batch_sizes, "--repeats", str(args.repeats)]
+            lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            rows = [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
+            child[rows[0]["retained"]].append({r["batch"]: r["curl_s"] for r in rows})
+        for row in out["updates"]:
+            glibc_s = float(np.mean([c[row["batch"]] for c in child[False]]))
+            kept_s = float(np.mean([c[row["batch"]] for c in child[True]]))
+            row |= {"curl_glibc_malloc_s": glibc_s, "curl_retained_alone_s": kept_s}
+            row["retain_speedup"] = glibc_s / kept_s
     env = DMCPixels("cartpole-swingup")
     env.reset(seed=0)
     t, n = time.perf_counter(), 100
@@ -432,11 +497,23 @@ def speed(args: argparse.Namespace) -> None:
     out["bare_env_steps_per_s"] = bare
     rates = []
     for folder in sorted(args.runs.glob("cartpole-swingup-*-s*")):
-        evals = _evals(folder)  # from the first evaluation after step 0 to the newest
-        if folder.is_dir() and len(evals) >= 2 and evals[-1]["seconds"] > evals[1]["seconds"]:
-            first, last = evals[1], evals[-1]
-            rate = (last["env_step"] - first["env_step"]) / (last["seconds"] - first["seconds"])
-            rates.append({"run": folder.name, "env_steps_per_s": rate})
+        # The median over the intervals between evaluations after step 0 (each interval's
+        # training and its closing evaluation), so that a pause of the process (a suspended or
+        # killed-and-resumed job) shifts one interval, not the rate.
+        evals = _evals(folder)[1:] if folder.is_dir() else []
+        intervals = [
+            (b["env_step"] - a["env_step"]) / (b["seconds"] - a["seconds"])
+            for a, b in itertools.pairwise(evals)
+            if b["seconds"] > a["seconds"] and b["env_step"] > a["env_step"]
+        ]
+        if intervals:
+            rates.append(
+                {
+                    "run": folder.name,
+                    "env_steps_per_s": float(np.median(intervals)),
+                    "intervals": len(intervals),
+                }
+            )
     out["loops"] = rates
     stem = "curl_speed_gpu" if dev == "cuda" else "curl_speed"
     (args.results / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -451,6 +528,44 @@ def speed(args: argparse.Namespace) -> None:
             for r in out["updates"]
         ),
         "",
+        "The convolution floor: the conv trunk's passes that a CURL update's math needs, timed "
+        "bare on the same trunk and input (float32): one forward + backward on the query crop, "
+        "and three forwards without gradient (the next observation through the online trunk for "
+        "the actor's next action and through the target trunk, the key crop through the target "
+        "trunk). A float32 update with the same math on these convolution kernels cannot run "
+        "faster than this floor.",
+        "",
+        "| batch | trunk forward (s) | trunk forward + backward (s) | convolution floor (s) | "
+        "floor's share of the CURL update |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['batch']} | {r['trunk_forward_s']:.3f} | {r['trunk_forward_backward_s']:.3f} "
+            f"| {r['conv_floor_s']:.3f} | {r['conv_share']:.2f} |"
+            for r in out["updates"]
+        ),
+        "",
+        "Every timing above runs as `seqrep` does, with freed memory kept for reuse "
+        "(`seqrep.runs.retain_freed_memory`). Against glibc's default malloc, which hands large "
+        "freed blocks back to the kernel and takes them again as fresh pages: the CURL update "
+        "alone, in fresh processes taking turns (two each, the mean of their medians):"
+        if out.get("retain_freed_memory")
+        else "Freed memory was not kept for reuse (no glibc `mallopt` here).",
+        "",
+        *(
+            [
+                "| batch | CURL update, glibc's default malloc (s) | CURL update, memory "
+                "retained (s) | speed-up |",
+                "|---|---|---|---|",
+                *(
+                    f"| {r['batch']} | {r['curl_glibc_malloc_s']:.3f} | "
+                    f"{r['curl_retained_alone_s']:.3f} | {r['retain_speedup']:.2f} |"
+                    for r in out["updates"]
+                ),
+                "",
+            ]
+            if out.get("retain_freed_memory")
+            else []
+        ),
         (
             "The authors' code on this kind of 2-core machine (measured for issue 15): 0.64 s per "
             "update at batch 128. Training runs below were measured while two ran side by side, "
@@ -462,10 +577,12 @@ def speed(args: argparse.Namespace) -> None:
         "",
         f"Bare cartpole render+step: {bare:,.0f} environment steps/s (action repeat 8, 100x100).",
         "",
-        "| training run | environment steps/s (evaluations included) | share of the bare rate |",
-        "|---|---|---|",
+        "| training run | environment steps/s (evaluations included; median over the "
+        "intervals between evaluations) | intervals | share of the bare rate |",
+        "|---|---|---|---|",
         *(
-            f"| {r['run']} | {r['env_steps_per_s']:.1f} | {r['env_steps_per_s'] / bare:.3f} |"
+            f"| {r['run']} | {r['env_steps_per_s']:.1f} | {r['intervals']} "
+            f"| {r['env_steps_per_s'] / bare:.3f} |"
             for r in rates
         ),
     ]
@@ -494,6 +611,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--batch-sizes", default="128,512", help="speed: batch sizes")
     parser.add_argument("--repeats", type=int, default=7, help="speed: timed updates each")
+    parser.add_argument(
+        "--malloc",
+        choices=("retain", "glibc"),
+        default="retain",
+        help="speed: keep freed memory for reuse as seqrep does, or glibc's default malloc",
+    )
+    parser.add_argument(
+        "--curl-update-only",
+        action="store_true",
+        help="speed (internal): time only the CURL update, one JSON line per batch size",
+    )
     args = parser.parse_args()
     {"run": run, "report": report, "speed": speed}[args.action](args)
 

@@ -117,6 +117,29 @@ def test_actor_update_leaves_the_conv_weights_unchanged():
     assert any(not torch.equal(v, actor_head[k]) for k, v in agent.actor_head.state_dict().items())
 
 
+def test_actor_step_skips_the_critics_weight_gradients_and_nothing_else(monkeypatch):
+    """The actor's loss reaches the critic only for dQ/da: the update with the critic's weight
+    gradients switched off during the actor step matches, to the bit, the plain autograd one
+    (a copy with the switch a no-op), and leaves on the critic only its own step's gradients."""
+    import contextlib
+
+    import seqrep.rl.curl as curl_module
+
+    torch.manual_seed(0)
+    agent = PixelSAC((9, 40, 40), 2, SMALL)
+    agent.update(_batch())
+    plain = copy.deepcopy(agent)
+    agent.update(_batch(seed=1))  # the second update runs the actor step
+    critic_grads = {n: p.grad.clone() for n, p in agent.critic.named_parameters()}
+    monkeypatch.setattr(curl_module, "without_parameter_grads", lambda *m: contextlib.nullcontext())
+    plain.update(_batch(seed=1))
+    for (n, a), b in zip(agent.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), n
+    # Plain autograd adds the actor's share there (to the Q net that is the minimum).
+    assert any(not torch.equal(p.grad, critic_grads[n]) for n, p in plain.critic.named_parameters())
+    assert all(p.requires_grad for p in agent.critic.parameters())
+
+
 def test_authors_update_steps_the_encoder_twice_with_the_curl_gradient():
     """curl_update="authors" on the first update (no actor or target step yet), with the
     critic's optimiser frozen (lr 0): the encoder moves by two first Adam steps on CURL's

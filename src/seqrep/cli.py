@@ -27,6 +27,7 @@ from seqrep.runs import (
     interrupted_at,
     load_run,
     resolve_device,
+    retain_freed_memory,
 )
 from seqrep.series_bench import (
     evaluate_cell,
@@ -166,6 +167,7 @@ def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 def cli(threads: int | None) -> None:
     """seqrep: contrastive representation learning on sequences and for decision making."""
+    retain_freed_memory()  # every verb trains or evaluates: steps reuse their freed memory
     if threads is not None:
         torch.set_num_threads(threads)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 import torch
@@ -33,6 +34,7 @@ __all__ = [
     "masked_mean_pool",
     "mlp",
     "pool_steps",
+    "without_parameter_grads",
 ]
 
 
@@ -53,6 +55,21 @@ def mlp(
         if i < len(dims) - 2:
             layers.append(activation())
     return nn.Sequential(*layers)
+
+
+@contextmanager
+def without_parameter_grads(*modules: nn.Module) -> Iterator[None]:
+    """Within the block, the modules' parameters take no gradient (their ``requires_grad`` is
+    restored after): a loss may backpropagate *through* them to their inputs without computing
+    weight gradients nobody steps, e.g. an actor's loss through the critic."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class MomentumEncoder(nn.Module):

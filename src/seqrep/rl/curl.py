@@ -47,7 +47,14 @@ from torch import Tensor, nn
 
 from seqrep.critics import BilinearCritic
 from seqrep.losses import info_nce_result
-from seqrep.nets import FeatureHead, MomentumEncoder, PixelConvTrunk, PixelEncoder, curl_init
+from seqrep.nets import (
+    FeatureHead,
+    MomentumEncoder,
+    PixelConvTrunk,
+    PixelEncoder,
+    curl_init,
+    without_parameter_grads,
+)
 from seqrep.rl.pixels import center_crop, random_crop
 from seqrep.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ
 
@@ -292,7 +299,9 @@ class PixelSAC(nn.Module):
         if self.updates % cfg.update_every == 0:
             trunk_d = trunk_a.detach()  # the actor's loss must not reach the conv layers
             action, log_prob, _ = self.actor(self.actor_head(trunk_d), self.generator)
-            qa1, qa2 = self.critic(self.encoder.head(trunk_d), action)
+            # Through the critic to the action only: its weight gradients would be discarded.
+            with without_parameter_grads(self.encoder.head, self.critic):
+                qa1, qa2 = self.critic(self.encoder.head(trunk_d), action)
             actor_loss = (self.alpha * log_prob - torch.min(qa1, qa2)).mean()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
