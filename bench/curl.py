@@ -158,6 +158,7 @@ def _evals(folder: Path) -> list[dict[str, Any]]:
             "env_step": r.get("env_step", r.get("step")),  # pixel runs: env_step; sac: step
             "return": r["eval_return_mean"],
             "seconds": r["seconds"],
+            "device": r.get("device"),  # runs since 2026-12-05
         }
         for r in RunDir(folder).read_metrics()
         if "eval_return_mean" in r
@@ -183,13 +184,17 @@ def _pm(mean: float | None, std: float | None) -> str:
 
 
 def _run_on(folder: Path) -> str:
-    """Device and batch size from a run folder's config ('?' where it does not say)."""
+    """Device and batch size from a run folder's config ('?' where it does not say; for
+    ``--device auto``, the device its evaluations recorded)."""
     try:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return "?"
     cfg = cfg.get("config", cfg)
-    return f"{cfg.get('device', '?')}, batch {cfg.get('batch_size', '?')}"
+    device = cfg.get("device", "?")
+    if device == "auto":  # the device an evaluation recorded, where one did
+        device = next((e["device"] for e in reversed(_evals(folder)) if e["device"]), device)
+    return f"{device}, batch {cfg.get('batch_size', '?')}"
 
 
 def _curve_mean(curve: list[dict[str, Any]], budget: int) -> float:

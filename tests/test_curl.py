@@ -498,22 +498,23 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
         folder.mkdir(parents=True)
         (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
-    def pixel(returns):  # one evaluation every 50 env steps, from step 0
+    def pixel(returns, **extra):  # one evaluation every 50 env steps, from step 0
         return [
-            {"env_step": 50 * i, "eval_return_mean": r, "seconds": float(i)}
+            {"env_step": 50 * i, "eval_return_mean": r, "seconds": float(i), **extra}
             for i, r in enumerate(returns)
         ]
 
     write("cartpole-swingup-curl-crop-s0", pixel([20.0, 100.0, 300.0]))
     write("cartpole-swingup-curl-crop-s1", pixel([30.0, 200.0, 800.0]))
-    write("cartpole-swingup-none-crop-s0", pixel([25.0, 150.0, 310.0]))
+    write("cartpole-swingup-none-crop-s0", pixel([25.0, 150.0, 310.0], device="cpu"))
     write("cartpole-swingup-none-crop-s1", pixel([35.0]))  # just started
     write("cartpole-swingup-state-s0", [{"step": 50, "eval_return_mean": 500.0, "seconds": 1.0}])
-    for seed in (0, 1):  # where each run ran, as its config says
-        config = {"kind": "PixelRunConfig", "device": "cuda", "batch_size": 128}
-        (tmp_path / "runs" / f"cartpole-swingup-curl-crop-s{seed}" / "config.json").write_text(
-            json.dumps(config)
-        )
+    for variant, device in (("curl-crop", "cuda"), ("none-crop", "auto")):
+        for seed in (0, 1):  # where each run ran, as its config says
+            config = {"kind": "PixelRunConfig", "device": device, "batch_size": 128}
+            (tmp_path / "runs" / f"cartpole-swingup-{variant}-s{seed}" / "config.json").write_text(
+                json.dumps(config)
+            )
     bench = Path(__file__).resolve().parents[1] / "bench" / "curl.py"
     done = subprocess.run(
         [sys.executable, str(bench), "report", "--runs", str(tmp_path / "runs"), "--seeds",
@@ -529,7 +530,9 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
     assert rows["state"]["mean_at_shared"] is None  # no state evaluation at step 0
     table = (tmp_path / "out" / "curl.md").read_text()
     assert "| 310, 35 (at 0) |" in table and "| - at 0 |" in table
-    assert "| 300, 800 | cuda, batch 128 |" in table and "| 310, 35 (at 0) | ? |" in table
+    assert "| 300, 800 | cuda, batch 128 |" in table
+    # --device auto: where the evaluations say it ran (seed 1's record predates that field)
+    assert "| 310, 35 (at 0) | auto, batch 128; cpu, batch 128 |" in table
     # paired by seed, finished seeds of both only (seed 0): 300 - 310 at the budget; curve
     # means after step 0: (100 + 300) / 2 - (150 + 310) / 2
     assert "| cartpole-swingup | 1 | -10 ± 0 (-10) | 0 of 1 | -30 ± 0 (-30) |" in table

@@ -232,6 +232,7 @@ def train_pixel_sac(
                 "eval_return_mean": float(returns.mean()),
                 "eval_return_std": float(returns.std()),
                 "seconds": time.perf_counter() - t0,
+                "device": device,  # where --device auto ran
             }
         )
 
