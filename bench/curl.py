@@ -183,9 +183,9 @@ def _pm(mean: float | None, std: float | None) -> str:
     return "-" if mean is None else f"{mean:.0f} ± {std:.0f}"
 
 
-def _run_on(folder: Path) -> str:
+def _run_on(folder: Path, evals: list[dict[str, Any]]) -> str:
     """Device and batch size from a run folder's config ('?' where it does not say; for
-    ``--device auto``, the device its evaluations recorded)."""
+    ``--device auto``, the device its evaluations ``evals`` (from :func:`_evals`) recorded)."""
     try:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
@@ -193,7 +193,7 @@ def _run_on(folder: Path) -> str:
     cfg = cfg.get("config", cfg)
     device = cfg.get("device", "?")
     if device == "auto":  # the device an evaluation recorded, where one did
-        device = next((e["device"] for e in reversed(_evals(folder)) if e["device"]), device)
+        device = next((e["device"] for e in reversed(evals) if e["device"]), device)
     return f"{device}, batch {cfg.get('batch_size', '?')}"
 
 
@@ -265,7 +265,9 @@ def report(args: argparse.Namespace) -> None:
             if not curves:
                 continue
             curve_by_seed[task, variant] = curves
-            run_on = sorted({_run_on(args.runs / f"{task}-{variant}-s{s}") for s in curves})
+            run_on = sorted(
+                {_run_on(args.runs / f"{task}-{variant}-s{s}", c) for s, c in curves.items()}
+            )
             label = "state SAC (seqrep)" if variant == "state" else VARIANTS[variant][2]
             finals = {s: c[-1] for s, c in curves.items()}
             done = [s for s, f in finals.items() if f["env_step"] >= args.env_steps]
