@@ -4,6 +4,7 @@ the other rank's queries (which a plain, non-autograd all-gather would drop)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -32,8 +33,28 @@ def _data() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     return net, x, y
 
 
-def _worker(rank: int, init_file: str, out: str, cross_rank: bool) -> None:
+def _rank_main(rank: int, work, init_file: str, out: str, *args) -> None:
+    """One spawned rank: join the group, save what ``work(rank, *args)`` returns, leave.
+
+    The rank leaves with ``os._exit(0)`` once its results are on disk and the group is
+    destroyed: gloo's worker threads can abort the interpreter's finalization (pytorch/pytorch
+    #179291), a teardown race these tests do not check and that once failed CI after every
+    number was computed."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    torch.save(work(rank, *args), Path(out) / f"rank{rank}.pt")
+    gc.collect()  # the DDP reducer and autograd graphs hold the group: drop them first
+    shutdown()  # barrier, then leave together
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _spawn_ranks(tmp_path: Path, work, *args) -> list[dict]:
+    mp.spawn(_rank_main, args=(work, str(tmp_path / "init"), str(tmp_path), *args), nprocs=WORLD)
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def _info_nce_rank(rank: int, cross_rank: bool) -> dict:
     net, x, y = _data()
     model = torch.nn.parallel.DistributedDataParallel(net)
     mine = slice(rank * B, (rank + 1) * B)
@@ -42,22 +63,15 @@ def _worker(rank: int, init_file: str, out: str, cross_rank: bool) -> None:
     k.retain_grad()
     loss = info_nce(q, k, temperature=0.5, cross_rank=cross_rank)
     loss.backward()
-    torch.save(
-        {
-            "loss": loss.detach(),
-            "grads": [p.grad.clone() for p in net.parameters()],
-            "key_grad": k.grad.clone(),
-        },
-        Path(out) / f"rank{rank}.pt",
-    )
-    shutdown()  # barrier, then leave together
+    return {
+        "loss": loss.detach(),
+        "grads": [p.grad.clone() for p in net.parameters()],
+        "key_grad": k.grad.clone(),
+    }
 
 
 def _spawn(tmp_path: Path, cross_rank: bool) -> list[dict]:
-    mp.spawn(
-        _worker, args=(str(tmp_path / "init"), str(tmp_path), cross_rank), nprocs=WORLD, join=True
-    )
-    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    return _spawn_ranks(tmp_path, _info_nce_rank, cross_rank)
 
 
 def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
@@ -177,8 +191,7 @@ METHOD_CASES = (
 PLAIN_GATHER_CASES = ("cpc", "triplet_batch_hard", "temporal")
 
 
-def _method_worker(rank: int, init_file: str, out: str, plain_gather: bool) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+def _methods_rank(rank: int, plain_gather: bool) -> dict:
     import seqrep.distributed as sd
 
     if plain_gather:  # the classic bug: keys gathered without autograd (own rows keep theirs)
@@ -204,18 +217,11 @@ def _method_worker(rank: int, init_file: str, out: str, plain_gather: bool) -> N
             "logged": res.metrics["loss"],
             "grads": {n: p.grad for n, p in method.named_parameters() if p.requires_grad},
         }
-    torch.save(results, Path(out) / f"methods{rank}.pt")
-    shutdown()  # barrier, then leave together
+    return results
 
 
 def _spawn_methods(tmp_path: Path, plain_gather: bool) -> list[dict]:
-    mp.spawn(
-        _method_worker,
-        args=(str(tmp_path / "init"), str(tmp_path), plain_gather),
-        nprocs=WORLD,
-        join=True,
-    )
-    return [torch.load(tmp_path / f"methods{r}.pt") for r in range(WORLD)]
+    return _spawn_ranks(tmp_path, _methods_rank, plain_gather)
 
 
 def _single_process(name: str) -> tuple[torch.Tensor, float, dict[str, torch.Tensor]]:
