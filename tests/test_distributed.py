@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,6 @@ def _rank_main(rank: int, work, init_file: str, out: str, *args) -> None:
     number was computed."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     torch.save(work(rank, *args), Path(out) / f"rank{rank}.pt")
-    gc.collect()  # the DDP reducer and autograd graphs hold the group: drop them first
     shutdown()  # barrier, then leave together
     sys.stdout.flush()
     sys.stderr.flush()
@@ -91,6 +91,29 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
             assert torch.allclose(got, want, atol=1e-10)
     for i, r in enumerate(ranks):  # each key gets the gradient of every rank's queries
         assert torch.allclose(r["key_grad"], WORLD * k.grad[i * B : (i + 1) * B], atol=1e-10)
+
+
+def test_shutdown_frees_a_data_parallel_model_caught_in_a_reference_cycle(tmp_path):
+    """DDP's reducer holds the process group; a DDP model outlives its function in a reference
+    cycle. shutdown() must free it while the interpreter is alive, not at its finalization."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+
+    def train_one_step() -> weakref.ref:
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(5, 4))
+        model(torch.randn(3, 5)).sum().backward()
+        return weakref.ref(model)
+
+    enabled = gc.isenabled()
+    gc.disable()  # no collection by chance between the steps below
+    try:
+        model = train_one_step()
+        assert model() is not None  # the cycle keeps it after its function returned
+        shutdown()
+        assert model() is None
+        assert not dist.is_initialized()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def test_without_cross_rank_negatives_the_objective_differs(tmp_path):
