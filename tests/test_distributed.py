@@ -94,13 +94,16 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batch(tmp_path):
 
 
 def test_shutdown_frees_a_data_parallel_model_caught_in_a_reference_cycle(tmp_path):
-    """DDP's reducer holds the process group; a DDP model outlives its function in a reference
-    cycle. shutdown() must free it while the interpreter is alive, not at its finalization."""
+    """DDP's reducer holds the process group; a DDP model in a reference cycle outlives its
+    function (a fresh process's first DDP model is in one of its own making; this test makes
+    its own, so that it holds wherever the test runs). shutdown() must free it while the
+    interpreter is alive, not at its finalization."""
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
 
     def train_one_step() -> weakref.ref:
         model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(5, 4))
         model(torch.randn(3, 5)).sum().backward()
+        model.cycle = [model]
         return weakref.ref(model)
 
     enabled = gc.isenabled()
