@@ -96,10 +96,11 @@ def shutdown() -> None:
     """Leave the process group together (a no-op in one process). The barrier first matters:
     a gloo rank that tears down its connections while a peer still holds them can abort.
 
-    A DistributedDataParallel model sits in a reference cycle, so its reducer (which holds the
-    group) outlives the function that made it until the garbage collector runs; left to the
-    interpreter's finalization, gloo's teardown there can abort the process after all work is
-    done (pytorch/pytorch#179291). Collecting first frees it while the interpreter is whole."""
+    A DistributedDataParallel model can sit in a reference cycle (a fresh process's first one
+    does), so its reducer, which holds the group, outlives the function that made it until the
+    garbage collector runs; left to the interpreter's finalization, gloo's teardown there can
+    abort the process after all work is done (pytorch/pytorch#179291). Collecting first frees
+    it while the interpreter is whole."""
     if dist.is_available() and dist.is_initialized():
         gc.collect()
         if dist.get_world_size() > 1:
