@@ -509,6 +509,8 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
     write("cartpole-swingup-none-crop-s0", pixel([25.0, 150.0, 310.0], device="cpu"))
     write("cartpole-swingup-none-crop-s1", pixel([35.0]))  # just started
     write("cartpole-swingup-state-s0", [{"step": 50, "eval_return_mean": 500.0, "seconds": 1.0}])
+    write("cartpole-swingup-curl-crop-authors-s0", pixel([20.0, 200.0, 400.0]))
+    write("cartpole-swingup-none-crop-authors-s0", pixel([20.0, 100.0, 250.0]))
     for variant, device in (("curl-crop", "cuda"), ("none-crop", "auto")):
         for seed in (0, 1):  # where each run ran, as its config says
             config = {"kind": "PixelRunConfig", "device": device, "batch_size": 128}
@@ -535,5 +537,10 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
     assert "| 310, 35 (at 0) | auto, batch 128; cpu, batch 128 |" in table
     # paired by seed, finished seeds of both only (seed 0): 300 - 310 at the budget; curve
     # means after step 0: (100 + 300) / 2 - (150 + 310) / 2
-    assert "| cartpole-swingup | 1 | -10 ± 0 (-10) | 0 of 1 | -30 ± 0 (-30) |" in table
+    assert "| cartpole-swingup | CURL | 1 | -10 ± 0 (-10) | 0 of 1 | -30 ± 0 (-30) |" in table
+    # and the same with the authors' details, its own pair: 400 - 250; 300 - 175
+    authors = (
+        "| cartpole-swingup | CURL, the authors' code details | 1 | +150 ± 0 (+150) | 1 of 1 |"
+    )
+    assert authors + " +125 ± 0 (+125) |" in table
     assert (tmp_path / "out" / "curl_curves_cartpole-swingup.png").stat().st_size > 1000
