@@ -42,6 +42,11 @@ SIX_TASKS = (
     "ball_in_cup-catch",
 )
 AUTHORS_SAC = ("--mlp-init", "orthogonal", "--log-std-min", "-10")
+DRQ_OPTIONS = (
+    *("--image-size", "84", "--crop-size", "84", "--drq-k", "2", "--drq-m", "2"),
+    *("--encoder-tanh", "--encoder-tau", "0.01", "--alpha-lr", "1e-3", "--alpha-beta1", "0.9"),
+    *AUTHORS_SAC,
+)
 VARIANTS = {  # name: (--aux, --augment, label, further options)
     "curl-crop": ("curl", "crop", "CURL", ()),
     "none-crop": ("none", "crop", "crop-only SAC (RAD)", ()),
@@ -62,6 +67,13 @@ VARIANTS = {  # name: (--aux, --augment, label, further options)
         (*AUTHORS_SAC, "--curl-update", "authors"),
     ),
     "none-crop-authors": ("none", "crop", "crop-only SAC, the authors' code details", AUTHORS_SAC),
+    # DrQ (Kostrikov, Yarats & Fergus 2021) with its own settings where they differ from CURL's:
+    # frames rendered at 84 and shifted by up to 4 pixels, K = M = 2 augmented copies, tanh
+    # after the encoder's LayerNorm, encoder target rate 0.01, temperature lr 1e-3 with Adam's
+    # default betas, orthogonal MLPs and log-std down to -10 (DrQ's code); DrQ + CURL adds
+    # CURL's loss on the first shifted copy: `run --variants drq,drq-curl --seeds 0,1,2`.
+    "drq": ("none", "shift", "DrQ (K=2, M=2)", DRQ_OPTIONS),
+    "drq-curl": ("curl", "shift", "DrQ + CURL", DRQ_OPTIONS),
 }
 
 
@@ -103,8 +115,8 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 # 1% of the ~10 min between them): a stopped job redoes at most that much. A
                 # resume may change it; on a GPU, where 5k steps take seconds, save less often.
                 cmd += ["--checkpoint-every", str(args.checkpoint_every), *extra]
-                if task == "cheetah-run":  # CURL's learning rate for cheetah
-                    cmd += ["--lr", "2e-4"]
+                if task == "cheetah-run" and not variant.startswith("drq"):
+                    cmd += ["--lr", "2e-4"]  # CURL's learning rate for cheetah (DrQ: 1e-3)
                 cmd += ["--out", str(_folder(args.runs, task, variant, seed))]
                 jobs.append((f"{task} {variant} seed {seed}", cmd))
             if args.state:
@@ -204,8 +216,16 @@ def _curve_mean(curve: list[dict[str, Any]], budget: int) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-# CURL against crop-only SAC with everything else equal: seqrep's update, and the authors' details.
-PAIRS = (("curl-crop", "none-crop"), ("curl-crop-authors", "none-crop-authors"))
+# (with, without): one thing added with everything else equal. CURL against crop-only SAC,
+# under seqrep's update and under the authors' details; DrQ's K = M = 2 averaging (with its
+# settings) against crop-only SAC, and against CURL with CURL's loss kept; CURL's loss on DrQ.
+PAIRS = (
+    ("curl-crop", "none-crop"),
+    ("curl-crop-authors", "none-crop-authors"),
+    ("drq", "none-crop"),
+    ("drq-curl", "curl-crop"),
+    ("drq-curl", "drq"),
+)
 
 
 def _paired_lines(
@@ -213,8 +233,9 @@ def _paired_lines(
     curves: dict[tuple[str, str], dict[int, list[dict[str, Any]]]],
     budget: int,
 ) -> str:
-    """CURL minus crop-only SAC, seed by seed (the same seed shares the first random steps and
-    the evaluation episodes): does the contrastive loss add anything to the augmentation?"""
+    """Each pair of :data:`PAIRS`, the first minus the second, seed by seed (the same seed
+    shares the first random steps and the evaluation episodes): does the contrastive loss add
+    anything to the augmentation, and DrQ's averaging to the crop?"""
     out = []
     for task in tasks:
         for with_curl, without in PAIRS:
@@ -229,7 +250,7 @@ def _paired_lines(
             final = [float(a[s][-1]["return"] - b[s][-1]["return"]) for s in seeds]
             area = [_curve_mean(a[s], budget) - _curve_mean(b[s], budget) for s in seeds]
             out.append(
-                f"| {task} | {VARIANTS[with_curl][2]} | {len(seeds)} | "
+                f"| {task} | {VARIANTS[with_curl][2]} | {VARIANTS[without][2]} | {len(seeds)} | "
                 f"{np.mean(final):+.0f} ± {np.std(final):.0f} "
                 f"({', '.join(f'{d:+.0f}' for d in final)}) | {sum(d > 0 for d in final)} of "
                 f"{len(seeds)} | {np.mean(area):+.0f} ± {np.std(area):.0f} "
@@ -238,10 +259,10 @@ def _paired_lines(
     if not out:
         return ""
     return (
-        "\n\nCURL minus crop-only SAC with the same other details, paired by seed (finished "
+        "\n\nOne variant minus another with the same other details, paired by seed (finished "
         "seeds of both):\n\n"
-        f"| task | CURL | seeds | at {budget:,} | CURL ahead | mean over the evaluations after "
-        "step 0 |\n|---|---|---|---|---|---|\n" + "\n".join(out)
+        f"| task | variant | minus | seeds | at {budget:,} | variant ahead | mean over the "
+        "evaluations after step 0 |\n|---|---|---|---|---|---|---|\n" + "\n".join(out)
     )
 
 

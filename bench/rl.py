@@ -33,7 +33,7 @@ import torch
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import recipe_is_current, zoo_index, zoo_recipe, zoo_reference
-from seqrep.runs import RunDir
+from seqrep.runs import Prepared, RunDir
 from seqrep.train_rl import offline_agent, replay_buffer_dataset, train_offline, zoo_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -207,7 +207,7 @@ def offline_bench(
                 if data_name == "medium-replay":
                     # Row folders of an earlier mixture stay as they are, beside today's.
                     name += f"-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
-                run = RunDir.open(cache / "runs" / name, "bench-offline", row_cfg)
+                run = RunDir.open(cache / "runs" / name, Prepared("bench-offline", row_cfg))
                 evals = train_offline(
                     agent,
                     data,

@@ -35,7 +35,7 @@ def pendulum_expert(tmp_path_factory):
     """SAC trained for 4000 Pendulum steps (about 35 s), and random actions' returns."""
     pytest.importorskip("gymnasium")
     from seqrep.rl.envs import evaluate_policy
-    from seqrep.runs import RunDir
+    from seqrep.runs import Prepared, RunDir
     from seqrep.train_rl import SACRunConfig, train_sac
 
     cfg = SACRunConfig(
@@ -45,7 +45,7 @@ def pendulum_expert(tmp_path_factory):
         eval_episodes=5,
         checkpoint_every=10**9,
     )
-    run = RunDir.open(tmp_path_factory.mktemp("sac") / "run", "sac", cfg)
+    run = RunDir.open(tmp_path_factory.mktemp("sac") / "run", Prepared("sac", cfg))
     agent, summary = train_sac(cfg, run, quiet=True)
     rng = np.random.default_rng(0)
     random_returns = evaluate_policy(

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
-from seqrep.rl.pixels import FrameReplay, FrameStacker, center_crop, random_crop
+from seqrep.rl.pixels import FrameReplay, FrameStacker, center_crop, random_crop, random_shift
 from seqrep.runs import training_state
 
 SMALL = PixelSACConfig(crop_size=32, feature_dim=16, hidden=32, batch_size=16)
@@ -52,6 +52,24 @@ def test_center_crop_is_exact():
     assert torch.equal(center_crop(x, 84), x[:, :, 8:92, 8:92])
     with pytest.raises(ValueError, match="exceeds the image"):
         center_crop(x, 101)
+
+
+def test_random_shift_spans_exactly_four_pixels_each_way_with_replicated_borders():
+    h = w = 12
+    grid = (torch.arange(h)[:, None] * 100 + torch.arange(w)[None, :]).to(torch.int32)
+    x = grid.expand(4000, 3, h, w).contiguous()
+    out = random_shift(x, 4, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out, out[:, :1].expand_as(out))
+    # The pixel at output (i, j) is input (clamp(i + dy), clamp(j + dx)), dy, dx in -4..4.
+    rows = torch.arange(h)
+    seen = set()
+    for n in range(len(out)):
+        top_left = int(out[n, 0, 6, 6])  # an interior pixel: never clamped by a shift of 4
+        dy, dx = top_left // 100 - 6, top_left % 100 - 6
+        expected = grid[(rows + dy).clamp(0, h - 1)][:, (rows + dx).clamp(0, w - 1)]
+        assert torch.equal(out[n, 0], expected)
+        seen.add((dy, dx))
+    assert seen == {(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)}
 
 
 # ------------------------------------------------------------------------------- CURL loss
@@ -537,10 +555,124 @@ def test_bench_report_of_finished_and_unfinished_runs(tmp_path):
     assert "| 310, 35 (at 0) | auto, batch 128; cpu, batch 128 |" in table
     # paired by seed, finished seeds of both only (seed 0): 300 - 310 at the budget; curve
     # means after step 0: (100 + 300) / 2 - (150 + 310) / 2
-    assert "| cartpole-swingup | CURL | 1 | -10 ± 0 (-10) | 0 of 1 | -30 ± 0 (-30) |" in table
+    assert (
+        "| cartpole-swingup | CURL | crop-only SAC (RAD) | 1 | -10 ± 0 (-10) | 0 of 1 | "
+        "-30 ± 0 (-30) |" in table
+    )
     # and the same with the authors' details, its own pair: 400 - 250; 300 - 175
     authors = (
-        "| cartpole-swingup | CURL, the authors' code details | 1 | +150 ± 0 (+150) | 1 of 1 |"
+        "| cartpole-swingup | CURL, the authors' code details | crop-only SAC, the authors' code "
+        "details | 1 | +150 ± 0 (+150) | 1 of 1 |"
     )
     assert authors + " +125 ± 0 (+125) |" in table
     assert (tmp_path / "out" / "curl_curves_cartpole-swingup.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------- DrQ
+DRQ = PixelSACConfig(crop_size=32, feature_dim=16, hidden=32, batch_size=16, aux="none")
+
+
+def test_drq_with_one_copy_each_is_crop_only_sac_on_the_same_draws():
+    """K = M = 1 with the shift: each update equals crop-only SAC's on frames padded
+    beforehand, whose random 32 x 32 crops are the same draws as the shift's."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    shift = PixelSAC((9, 32, 32), 2, dataclasses.replace(DRQ, augment="shift"), seed=3)
+    torch.manual_seed(0)
+    crop = PixelSAC((9, 40, 40), 2, dataclasses.replace(DRQ, augment="crop"), seed=3)
+    pad = torch.nn.ReplicationPad2d(4)
+    for step in range(4):  # two actor and target updates
+        batch = _batch(size=32, seed=step)
+        padded = {
+            **batch,
+            "obs": pad(batch["obs"].float()).to(torch.uint8),
+            "next_obs": pad(batch["next_obs"].float()).to(torch.uint8),
+        }
+        assert shift.update(batch) == pytest.approx(crop.update(padded), rel=0, abs=0)
+    for (name, a), b in zip(shift.state_dict().items(), crop.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_drq_target_is_the_mean_over_copies_computed_one_copy_at_a_time():
+    torch.manual_seed(0)
+    agent = PixelSAC((9, 32, 32), 2, dataclasses_replace(DRQ, augment="shift", drq_k=3))
+    g = torch.Generator().manual_seed(1)
+    k, b = 3, 5
+    z_next = torch.randn(k * b, 16, generator=g)
+    action = torch.rand(k * b, 2, generator=g) * 2 - 1
+    log_prob = torch.randn(k * b, generator=g)
+    reward, terminal = torch.randn(b, generator=g), torch.tensor([0.0, 1, 0, 0, 1])
+    batched = agent.soft_target(z_next, action, log_prob, reward, terminal)
+    one_at_a_time = []
+    for c in range(k):
+        rows = slice(c * b, (c + 1) * b)
+        q1, q2 = agent.target_critic(z_next[rows], action[rows])
+        v = torch.min(q1, q2) - agent.alpha * log_prob[rows]
+        one_at_a_time.append(reward + agent.cfg.gamma * (1 - terminal) * v)
+    torch.testing.assert_close(batched, torch.stack(one_at_a_time).mean(0))
+
+
+def test_drq_critic_loss_is_the_mean_of_each_copys_loss():
+    torch.manual_seed(0)
+    agent = PixelSAC((9, 32, 32), 2, dataclasses_replace(DRQ, augment="shift", drq_m=2))
+    g = torch.Generator().manual_seed(1)
+    z, action, target = (
+        torch.randn(10, 16, generator=g),
+        torch.randn(5, 2, generator=g),
+        torch.randn(5, generator=g),
+    )
+    loss, _ = agent.critic_loss(z, action, target)
+    per_copy = []
+    for rows in (slice(0, 5), slice(5, 10)):
+        q1, q2 = agent.critic(z[rows], action)
+        per_copy.append(((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean())
+    torch.testing.assert_close(loss, torch.stack(per_copy).mean())
+
+
+def test_drq_update_sees_k_and_m_distinct_views_and_composes_with_curl():
+    """K = M = 2 with CURL: the critic's encoder sees 2B shifted views of the observations,
+    the target encoder 2B of the next ones plus B keys, and every view differs from its twin."""
+    torch.manual_seed(0)
+    cfg = dataclasses_replace(DRQ, aux="curl", augment="shift", drq_k=2, drq_m=2)
+    agent = PixelSAC((9, 32, 32), 2, cfg)
+    seen: dict[str, list[torch.Tensor]] = {"online": [], "target": []}
+    agent.encoder.trunk.register_forward_hook(lambda m, i, o: seen["online"].append(i[0]))
+    agent.target_encoder.register_forward_hook(lambda m, i, o: seen["target"].append(i[0]))
+    metrics = agent.update(_batch(size=32))
+    assert "curl_accuracy" in metrics
+    anchors, next_for_actor = seen["online"][:2]
+    assert anchors.shape[0] == 32 and next_for_actor.shape[0] == 32
+    assert seen["target"][0].shape[0] == 48  # 2 x 16 next views + 16 CURL keys
+    assert not torch.equal(anchors[:16], anchors[16:])
+    assert not torch.equal(next_for_actor[:16], next_for_actor[16:])
+
+
+def test_drq_options_are_checked():
+    with pytest.raises(ValueError, match="--augment none makes"):
+        PixelSACConfig(aux="none", augment="none", drq_k=2).validate()
+    with pytest.raises(ValueError, match="--drq-m must be >= 1"):
+        PixelSACConfig(drq_m=0).validate()
+    from seqrep.train_curl import PixelRunConfig
+
+    with pytest.raises(ValueError, match="--crop-size 84 must equal --image-size 100"):
+        PixelRunConfig(augment="shift").validate()
+    PixelRunConfig(augment="shift", image_size=84, drq_k=2, drq_m=2).validate()
+
+
+def test_drq_encoder_tanh_and_temperature_betas():
+    cfg = dataclasses_replace(DRQ, augment="shift", encoder_tanh=True, alpha_beta1=0.9)
+    agent = PixelSAC((9, 32, 32), 2, cfg)
+    x = torch.rand(4, 9, 32, 32) * 50  # large inputs: LayerNorm output beyond +-1 before tanh
+    assert (
+        agent.encoder(x).abs().max() < 1
+        and agent.actor_head(agent.encoder.trunk(x)).abs().max() < 1
+    )
+    assert agent.alpha_opt.param_groups[0]["betas"] == (0.9, 0.999)
+    assert PixelSAC((9, 32, 32), 2, DRQ).alpha_opt.param_groups[0]["betas"] == (0.5, 0.999)
+
+
+def dataclasses_replace(cfg: PixelSACConfig, **changes: object) -> PixelSACConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, **changes)

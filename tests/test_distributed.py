@@ -355,9 +355,9 @@ def test_torchrun_pretraining_killed_and_resumed_continues_the_same_metrics(tmp_
     )
     train, _ = load_normalised("GunPoint", "")
     torch.set_num_threads(1)
-    from seqrep.runs import RunDir
+    from seqrep.runs import Prepared, RunDir
 
-    run = RunDir.open(tmp_path / "single", "pretrain", cfg)
+    run = RunDir.open(tmp_path / "single", Prepared("pretrain", cfg))
     pretrain(cfg, train, run, quiet=True)
     single = [v for _, v in _losses(tmp_path / "single")]
     assert single == pytest.approx([v for _, v in want[:3]], rel=1e-5)

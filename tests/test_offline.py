@@ -245,11 +245,11 @@ def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kil
 def test_rerun_without_checkpoint_starts_the_metrics_afresh(tmp_path):
     pytest.importorskip("gymnasium")
     from seqrep.rl.zoo import uniform_random_policy
-    from seqrep.runs import RunDir
+    from seqrep.runs import Prepared, RunDir
     from seqrep.train_rl import collect_episodes, train_offline
 
     data = collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 400, 0)
-    run = RunDir.open(tmp_path / "run", "bc", {"steps": 20})
+    run = RunDir.open(tmp_path / "run", Prepared("bc", {"steps": 20}))
     run.log({"step": 10, "bc_loss": 1.0})  # left by an attempt killed before its checkpoint
     agent = BehaviourCloning(data.obs_dim, data.act_dim, hidden=16)
     train_offline(agent, data, 20, batch_size=32, run=run, log_every=10)

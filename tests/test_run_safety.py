@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from seqrep.cli import main
-from seqrep.runs import RunDir, RunDirError
+from seqrep.runs import Prepared, RunDir, RunDirError
 
 TINY_MI = ["mi-bench", "--mi-levels", "1", "--steps-per-level", "4", "--critics", "separable"]
 TINY_MI += ["--estimators", "infonce", "--hidden", "8", "--embed-dim", "4", "--batch-size", "8"]
@@ -29,7 +29,7 @@ def _exit_code(args: list[str]) -> int:
 
 
 def _a_run_with_a_checkpoint(folder: Path, kind: str = "x", config: dict | None = None) -> Path:
-    run = RunDir.open(folder, kind, config or {"a": 1})
+    run = RunDir.open(folder, Prepared(kind, config or {"a": 1}))
     run.save_checkpoint({"step": 7})
     return run.checkpoints / "last.pt"
 
@@ -56,23 +56,23 @@ def test_overwrite_refuses_a_run_that_is_also_a_repository_home_or_cwd(tmp_path,
     _a_run_with_a_checkpoint(repo)
     (repo / ".git").mkdir()
     with pytest.raises(RunDirError, match="root of a git repository"):
-        RunDir.open(repo, "x", {"a": 1}, overwrite=True)
+        RunDir.open(repo, Prepared("x", {"a": 1}), overwrite=True)
     home = tmp_path / "home"
     _a_run_with_a_checkpoint(home)
     monkeypatch.setenv("HOME", str(home))
     with pytest.raises(RunDirError, match="home directory"):
-        RunDir.open(home, "x", {"a": 1}, overwrite=True)
+        RunDir.open(home, Prepared("x", {"a": 1}), overwrite=True)
     cwd = tmp_path / "cwd"
     ckpt = _a_run_with_a_checkpoint(cwd)
     monkeypatch.chdir(cwd)
     with pytest.raises(RunDirError, match="current directory"):
-        RunDir.open(".", "x", {"a": 1}, overwrite=True)
+        RunDir.open(".", Prepared("x", {"a": 1}), overwrite=True)
     assert ckpt.exists()
 
 
 def test_overwrite_replaces_a_run_and_keeps_the_lock(tmp_path):
     ckpt = _a_run_with_a_checkpoint(tmp_path / "r")
-    run = RunDir.open(tmp_path / "r", "x", {"a": 2}, overwrite=True)
+    run = RunDir.open(tmp_path / "r", Prepared("x", {"a": 2}), overwrite=True)
     assert not ckpt.exists() and (run.path / ".seqrep-run").exists()
     assert json.loads((run.path / "config.json").read_text()) == {"kind": "x", "a": 2}
 
@@ -82,7 +82,7 @@ def test_overwrite_replaces_a_run_and_keeps_the_lock(tmp_path):
     ("kind", "args", "message"),
     [
         ("sac", ["sac", "--env", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
-        ("pretrain", ["pretrain", "--lr", "-1"], "--lr must be > 0"),
+        ("pretrain", ["pretrain", "--lr", "-1"], "--lr is a learning rate and must lie in (0, 1]"),
         ("bc", ["bc", "--data", "missing.hdf5"], "missing.hdf5"),
         ("bc", ["bc", "--data", "no/such/set-v0"], "cannot load Minari data set"),
     ],
@@ -96,14 +96,16 @@ def test_overwrite_checks_everything_before_deleting(kind, args, message, tmp_pa
 
 # 3. a start that never reached its first checkpoint is not a run to protect
 def test_a_folder_without_a_checkpoint_is_restarted_not_refused(tmp_path):
-    run = RunDir.open(tmp_path / "r", "x", {"a": 1})
+    run = RunDir.open(tmp_path / "r", Prepared("x", {"a": 1}))
     run.log({"step": 1})
-    run = RunDir.open(tmp_path / "r", "x", {"a": 2})  # corrected command: no --overwrite needed
+    run = RunDir.open(
+        tmp_path / "r", Prepared("x", {"a": 2})
+    )  # corrected command: no --overwrite needed
     assert json.loads((run.path / "config.json").read_text())["a"] == 2
     assert run.read_metrics() == []
     run.save_checkpoint({"step": 3})
     with pytest.raises(RunDirError, match="differs in: a"):
-        RunDir.open(tmp_path / "r", "x", {"a": 3})
+        RunDir.open(tmp_path / "r", Prepared("x", {"a": 3}))
 
 
 # 4. collect writes data sets atomically; incomplete ones are explained; --overwrite
@@ -153,8 +155,8 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from seqrep.runs import RunDir; "
-            f"RunDir.open({str(folder)!r}, 'x', {{}}); print('held', flush=True); time.sleep(60)",
+            "import sys, time; from seqrep.runs import Prepared, RunDir; "
+            f"RunDir.open({str(folder)!r}, Prepared('x', {{}})); print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -162,7 +164,7 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RunDirError, match=f"in use by process {holder.pid}"):
-            RunDir.open(folder, "x", {})
+            RunDir.open(folder, Prepared("x", {}))
         # A report reads the folder while its process runs (study --report-only), config
         # checked, no lock taken; a folder of another config or no run is refused.
         assert RunDir.attach(folder, "x", {}).path == folder
@@ -173,7 +175,7 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    RunDir.open(folder, "x", {})  # the lock ends with its process
+    RunDir.open(folder, Prepared("x", {}))  # the lock ends with its process
 
 
 # 6. bench series: never mixes configurations, never writes into committed results by default
@@ -405,14 +407,14 @@ def test_a_run_resumes_after_its_config_class_gained_an_option(tmp_path):
         a: int = 1
         b: str = "new"
 
-    run = RunDir.open(tmp_path / "r", "x", Before())
+    run = RunDir.open(tmp_path / "r", Prepared("x", Before()))
     run.save_checkpoint({"step": 5})
-    again = RunDir.open(tmp_path / "r", "x", After())
+    again = RunDir.open(tmp_path / "r", Prepared("x", After()))
     assert again.load_checkpoint() == {"step": 5}
-    other = RunDir.open(tmp_path / "other", "x", Before())
+    other = RunDir.open(tmp_path / "other", Prepared("x", Before()))
     other.save_checkpoint({"step": 1})
     with pytest.raises(RunDirError, match="differs in: b"):
-        RunDir.open(tmp_path / "other", "x", After(b="changed"))
+        RunDir.open(tmp_path / "other", Prepared("x", After(b="changed")))
 
 
 def test_an_option_whose_default_changed_reloads_as_the_old_run_ran(tmp_path):
@@ -437,11 +439,13 @@ def test_an_option_whose_default_changed_reloads_as_the_old_run_ran(tmp_path):
         a: int = 1
         b: str = field(default="new")
 
-    run = RunDir.open(tmp_path / "r", "x", Before())
+    run = RunDir.open(tmp_path / "r", Prepared("x", Before()))
     run.save_checkpoint({"step": 5})
-    assert RunDir.open(tmp_path / "r", "x", After(b="old")).load_checkpoint() == {"step": 5}
+    assert RunDir.open(tmp_path / "r", Prepared("x", After(b="old"))).load_checkpoint() == {
+        "step": 5
+    }
     with pytest.raises(RunDirError, match="differs in: b"):
-        RunDir.open(tmp_path / "r", "x", After())
+        RunDir.open(tmp_path / "r", Prepared("x", After()))
 
     saved = {"kind": "pretrain", "data": "GunPoint", "method": "cpc", "iterations": 3}
     assert with_options_added_since(saved, PretrainConfig)["pool"] == "max"
@@ -463,18 +467,19 @@ def test_a_resume_may_change_how_often_it_checkpoints_but_nothing_else(tmp_path)
     config.json records it); any other option still counts as a different config."""
     from seqrep.train_curl import PixelRunConfig
 
-    run = RunDir.open(tmp_path / "r", "curl", PixelRunConfig(task="seqrep-dot"))
+    run = RunDir.open(tmp_path / "r", Prepared("curl", PixelRunConfig(task="seqrep-dot")))
     run.save_checkpoint({"step": 5})
     again = RunDir.open(
-        tmp_path / "r", "curl", PixelRunConfig(task="seqrep-dot", checkpoint_every=2000)
+        tmp_path / "r", Prepared("curl", PixelRunConfig(task="seqrep-dot", checkpoint_every=2000))
     )
     assert again.load_checkpoint() == {"step": 5}
     assert json.loads((tmp_path / "r" / "config.json").read_text())["checkpoint_every"] == 2000
     with pytest.raises(RunDirError, match=r"differs in: eval_every\)"):
         RunDir.open(
             tmp_path / "r",
-            "curl",
-            PixelRunConfig(task="seqrep-dot", checkpoint_every=500, eval_every=5000),
+            Prepared(
+                "curl", PixelRunConfig(task="seqrep-dot", checkpoint_every=500, eval_every=5000)
+            ),
         )
 
 

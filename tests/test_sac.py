@@ -302,7 +302,7 @@ def test_replay_buffer_dataset_splits_at_terminals_and_resets(tmp_path):
     import numpy as np
 
     from seqrep.rl.replay import ReplayBuffer
-    from seqrep.runs import RunDir
+    from seqrep.runs import Prepared, RunDir
     from seqrep.train_rl import SACRunConfig, replay_buffer_dataset
 
     buf = ReplayBuffer(10, 1, 1)
@@ -312,7 +312,7 @@ def test_replay_buffer_dataset_splits_at_terminals_and_resets(tmp_path):
         nxt = obs + 1.0
         buf.add(np.array([obs]), np.array([t / 10]), float(t), np.array([nxt]), terminal)
         obs = 100.0 * (t + 1) if terminal or t in resets_after else nxt
-    run = RunDir.open(tmp_path / "run", "sac", SACRunConfig(total_steps=10))
+    run = RunDir.open(tmp_path / "run", Prepared("sac", SACRunConfig(total_steps=10)))
     run.save_checkpoint({"buffer": buf.state_dict(), "step": 10})
     data = replay_buffer_dataset(run.path)[0]
     assert data.episode_starts.tolist() == [0, 3, 7, 10]

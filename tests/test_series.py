@@ -136,7 +136,7 @@ def test_cpc_series_shorter_than_k():
     assert "acc_k3" in out.metrics
     out = model.loss(torch.randn(2, 3, 2), torch.tensor([3, 2]))  # all shorter than K + 1
     assert "acc_k1" in out.metrics and "acc_k3" not in out.metrics  # K reduced to what fits
-    with pytest.raises(ValueError, match="Lower the number of steps"):
+    with pytest.raises(ValueError, match="a larger crop window"):
         model.loss(torch.randn(2, 3, 2), torch.tensor([1, 1]))
 
 
@@ -160,7 +160,7 @@ def hmm_series(n: int, length: int, seed: int) -> SeriesDataset:
 
 
 def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
-    from seqrep.runs import RunDir
+    from seqrep.runs import Prepared, RunDir
 
     data = hmm_series(32, 64, 0)
     cfg = PretrainConfig(
@@ -179,7 +179,7 @@ def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
         log_every=10,
         lr=3e-3,
     )
-    run = RunDir.open(tmp_path / "run", "pretrain", cfg)
+    run = RunDir.open(tmp_path / "run", Prepared("pretrain", cfg))
     _, summary = pretrain(cfg, data, run, quiet=True)
     final = summary["final"]
     chance = 1 / 16
@@ -191,7 +191,7 @@ def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
 
 
 def test_pretrain_resume_continues_the_same_curve(tmp_path):
-    from seqrep.runs import RunDir
+    from seqrep.runs import Prepared, RunDir
 
     data = hmm_series(16, 32, 1)
     cfg = PretrainConfig(
@@ -208,10 +208,10 @@ def test_pretrain_resume_continues_the_same_curve(tmp_path):
         log_every=5,
         checkpoint_every=10,
     )
-    full_run = RunDir.open(tmp_path / "full", "pretrain", cfg)
+    full_run = RunDir.open(tmp_path / "full", Prepared("pretrain", cfg))
     pretrain(cfg, data, full_run, quiet=True)
     # Stop after the step-10 checkpoint, then resume in the same folder.
-    cut_run = RunDir.open(tmp_path / "cut", "pretrain", cfg)
+    cut_run = RunDir.open(tmp_path / "cut", Prepared("pretrain", cfg))
     pretrain(replace(cfg, iterations=10), data, cut_run, quiet=True)
     pretrain(cfg, data, cut_run, quiet=True)
     a, b = full_run.read_metrics(), cut_run.read_metrics()

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from seqrep.mi_bench import MIBenchConfig, run_mi_bench
-from seqrep.runs import RunDir
+from seqrep.runs import Prepared, RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_mi_bench_default_run_shows_the_published_picture(tmp_path):
     """The claims of Poole et al.'s benchmark on the default `seqrep mi-bench` run."""
     cfg = MIBenchConfig()
-    summary = run_mi_bench(cfg, RunDir.open(tmp_path / "mi", "mi-bench", cfg), quiet=True)
+    summary = run_mi_bench(cfg, RunDir.open(tmp_path / "mi", Prepared("mi-bench", cfg)), quiet=True)
     rows = {r["true_mi"]: r for r in summary["rows"]}
     log_k = math.log(cfg.batch_size)
     for critic in cfg.critics:

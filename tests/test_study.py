@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from seqrep.evaluate import bootstrap_ci, interquartile_mean
-from seqrep.runs import RunDirError
+from seqrep.runs import Prepared, RunDirError
 from seqrep.study import profile_config
 
 TINY = [
@@ -172,7 +172,7 @@ def test_cell_filter_and_merge_refusals(tmp_path):
         check_cell_filter(quick, parse_cell_filter(["env=Hoper-v5"]))
     # A folder of another study is refused before --out is created.
     other = tmp_path / "other"
-    RunDir.open(other, "study", profile_config("quick", seeds=(7,)))
+    RunDir.open(other, Prepared("study", profile_config("quick", seeds=(7,))))
     release_lock(other)
     (other / "cells.jsonl").write_text('{"env": "Hopper-v5"}\n')
     target = tmp_path / "target"
@@ -196,11 +196,11 @@ def test_merge_appends_missing_cells_once_and_drops_a_torn_line(tmp_path):
     cfg = profile_config("quick")
     cells = _cells(cfg)[:3]
     rows = [{**c, "score": float(i)} for i, c in enumerate(cells)]
-    source = RunDir.open(tmp_path / "source", "study", cfg)
+    source = RunDir.open(tmp_path / "source", Prepared("study", cfg))
     (source.path / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
     (source.checkpoints / "encoder-x.pt").write_bytes(b"weights")
     release_lock(source.path)
-    target = RunDir.open(tmp_path / "target", "study", cfg)
+    target = RunDir.open(tmp_path / "target", Prepared("study", cfg))
     torn = json.dumps(rows[2])[:20]  # a kill mid-append
     (target.path / "cells.jsonl").write_text(json.dumps(rows[0]) + "\n" + torn)
     assert merge_studies(cfg, target, [source.path, source.path]) == 2  # each cell once
@@ -220,7 +220,7 @@ def test_a_cell_appended_twice_counts_once_and_an_orphaned_worker_starts_no_cell
     result = {"return_mean": 0.0, "pretrain_seconds": 0.0, "pretrain_final": {}}
     first, again = {**cells[0], **result, "score": 50.0}, {**cells[0], **result, "score": 50.0}
     other = {**cells[1], **result, "score": 80.0}
-    run = RunDir.open(tmp_path / "run", "study", cfg)
+    run = RunDir.open(tmp_path / "run", Prepared("study", cfg))
     lines = [first, other, again]  # a killed study's worker finished cells[0] a second time
     (run.path / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     rows = finished_cells(cfg, run)

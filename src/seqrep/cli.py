@@ -15,10 +15,11 @@ import torch
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.distributed import broadcast_object, process_group, rank, shutdown, world_size
-from seqrep.mi_bench import MIBenchConfig, format_table, run_mi_bench
+from seqrep.mi_bench import MIBenchConfig, format_table, prepare_mi_bench, run_mi_bench
 from seqrep.rl.pixels import RenderError
 from seqrep.runs import (
     DEVICES,
+    Prepared,
     RunDir,
     RunDirError,
     check_device,
@@ -39,19 +40,19 @@ from seqrep.series_bench import (
 from seqrep.study import (
     PROFILES,
     StudyConfig,
-    check_cell_filter,
     finished_cells,
     merge_studies,
     parse_cell_filter,
+    prepare_study,
     profile_config,
     run_study,
     write_study_report,
 )
-from seqrep.sweep import LOCAL, connect
-from seqrep.train import PretrainConfig, build_from_config, pretrain
+from seqrep.sweep import LOCAL
+from seqrep.train import PretrainConfig, build_from_config, prepare_pretrain, pretrain
 from seqrep.train_curl import (
     PixelRunConfig,
-    make_pixel_env,
+    prepare_pixel_run,
     train_pixel_sac,
     write_pixel_report,
 )
@@ -60,8 +61,8 @@ from seqrep.train_rl import (
     SACRunConfig,
     collect_episodes,
     load_sac_policy,
-    load_trajectories,
     prepare_offline,
+    prepare_sac,
     replay_buffer_dataset,
     run_offline,
     train_sac,
@@ -69,6 +70,7 @@ from seqrep.train_rl import (
 )
 from seqrep.train_states import (
     StatePretrainConfig,
+    prepare_state_pretraining,
     pretrain_state_encoder,
     save_state_encoder,
     write_state_report,
@@ -132,11 +134,9 @@ def config_options(
 
 
 def _config_from(config_cls: type, kwargs: dict[str, Any]) -> Any:
+    """The verb's config from its options (validated by the verb's ``prepare_*``)."""
     names = {f.name for f in dataclasses.fields(config_cls)}
-    cfg = config_cls(**{k: v for k, v in kwargs.items() if k in names})
-    if hasattr(cfg, "validate"):  # before any run folder is written
-        cfg.validate()
-    return cfg
+    return config_cls(**{k: v for k, v in kwargs.items() if k in names})
 
 
 def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -177,8 +177,8 @@ def cli(threads: int | None) -> None:
 @_out_options
 def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
     """Correlated-Gaussian MI benchmark (Poole et al. 2019): InfoNCE vs NWJ bounds."""
-    cfg = _config_from(MIBenchConfig, kwargs)  # validated
-    run = RunDir.open(out, "mi-bench", cfg, overwrite=overwrite)
+    cfg = _config_from(MIBenchConfig, kwargs)
+    run = RunDir.open(out, prepare_mi_bench(cfg), overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
     summary = run_mi_bench(cfg, run, quiet=quiet)
     click.echo(format_table(cfg, summary))
@@ -193,18 +193,20 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
 
     Data-parallel on several processes when launched by torchrun, e.g.
     ``torchrun --nproc-per-node 2 -m seqrep pretrain ...`` (--batch-size is per process)."""
-    cfg = _config_from(PretrainConfig, kwargs)  # validated
-    with process_group(resolve_device(cfg.device)):
-        _pretrain_and_probe(cfg, out, overwrite, quiet)
+    # Every rank prepares on its own, before the process group exists: a failure is each
+    # rank's, identical, and no collective waits on it.
+    prepared = prepare_pretrain(_config_from(PretrainConfig, kwargs))
+    with process_group(resolve_device(prepared.config.device)):
+        _pretrain_and_probe(prepared, out, overwrite, quiet)
 
 
-def _open_on_rank0(out: str | None, kind: str, cfg: Any, overwrite: bool) -> RunDir | None:
+def _open_on_rank0(out: str | None, prepared: Prepared, overwrite: bool) -> RunDir | None:
     """Rank 0 opens the run folder; if it cannot, every rank stops with its message (rather
     than waiting for it in the first collective)."""
     run, error = None, None
     if rank() == 0:
         try:
-            run = RunDir.open(out, kind, cfg, overwrite=overwrite)
+            run = RunDir.open(out, prepared, overwrite=overwrite)
         except RunDirError as e:
             error = str(e)
     error = broadcast_object(error)
@@ -213,9 +215,9 @@ def _open_on_rank0(out: str | None, kind: str, cfg: Any, overwrite: bool) -> Run
     return run
 
 
-def _pretrain_and_probe(cfg: PretrainConfig, out: str | None, overwrite: bool, quiet: bool) -> None:
-    train, test = load_normalised(cfg.data, cfg.test_data)
-    run = _open_on_rank0(out, "pretrain", cfg, overwrite)
+def _pretrain_and_probe(prepared: Any, out: str | None, overwrite: bool, quiet: bool) -> None:
+    cfg, train, test = prepared.config, prepared.train, prepared.test
+    run = _open_on_rank0(out, prepared, overwrite)
     if run is not None:
         # config.json keeps the paths as typed (a resume must match them); data.json records
         # where they pointed, so `seqrep probe` finds the files from any directory.
@@ -254,10 +256,10 @@ def pretrain_states_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs:
     folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
 
     Data-parallel when launched by torchrun (--batch-size is per process)."""
-    cfg = _config_from(StatePretrainConfig, kwargs)  # validated
+    prepared = prepare_state_pretraining(_config_from(StatePretrainConfig, kwargs))
+    cfg, data = prepared.config, prepared.data
     with process_group(resolve_device(cfg.device)):
-        data, _ = load_trajectories(cfg.data)
-        run = _open_on_rank0(out, "pretrain-states", cfg, overwrite)
+        run = _open_on_rank0(out, prepared, overwrite)
         if run is not None:
             console.print(
                 f"run folder: [bold]{run.path}[/]  ({data.num_episodes} episodes, {len(data)} "
@@ -392,8 +394,11 @@ def probe_cmd(run_dir: str, data: str, test_data: str, device: str) -> None:
     required=True,
     help="features.npy ([N, D] float32), or .csv / .parquet (split, label, f0..f{D-1})",
 )
+@click.option("--overwrite", is_flag=True, help="replace an existing --out file")
 @DEVICE_OPTION
-def encode_cmd(run_dir: str, data: str, split: str, out_file: str, device: str) -> None:
+def encode_cmd(
+    run_dir: str, data: str, split: str, out_file: str, overwrite: bool, device: str
+) -> None:
     """Encode series with RUN_DIR's frozen encoder (z-scored with the run's training data)."""
     import numpy as np
 
@@ -404,6 +409,11 @@ def encode_cmd(run_dir: str, data: str, split: str, out_file: str, device: str) 
     target = Path(out_file)
     if target.suffix not in (".npy", ".csv", ".parquet"):
         raise click.UsageError(f"--out {out_file}: write .npy, .csv or .parquet")
+    if target.is_dir() or (target.exists() and not overwrite):
+        raise click.UsageError(
+            f"--out {out_file} already exists: pass --overwrite to replace it, or choose "
+            "another file"
+        )
     cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
     train_source = _probe_data(run_dir, "", cfg.data, "data")
     names = ("train", "test") if split == "both" else (split,)
@@ -517,11 +527,8 @@ def bench_series_cmd(
 @_out_options
 def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
     """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
-    from seqrep.rl.envs import make_env
-
     cfg = _config_from(SACRunConfig, kwargs)
-    make_env(cfg.env, hide_dims=cfg.hide_dims).close()  # a bad id or --hide-dims fails here
-    run = RunDir.open(out, "sac", cfg, overwrite=overwrite)
+    run = RunDir.open(out, prepare_sac(cfg), overwrite=overwrite)
     console.print(f"run folder: [bold]{run.path}[/]")
     _, summary = train_sac(cfg, run, quiet=quiet)
     click.echo(write_sac_report(cfg, run, summary))
@@ -535,11 +542,7 @@ def curl_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> No
     """SAC from rendered pixels on a DeepMind Control task with CURL's contrastive auxiliary
     (--aux curl|none) and augmentation (--augment crop|none|gaussian); resumable."""
     cfg = _config_from(PixelRunConfig, kwargs)
-    # The task, dm_control and the renderer are checked before the run folder is touched.
-    probe = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat())
-    probe.reset(seed=0)
-    probe.close()
-    run = RunDir.open(out, "curl", cfg, overwrite=overwrite)
+    run = RunDir.open(out, prepare_pixel_run(cfg), overwrite=overwrite)
     console.print(
         f"run folder: [bold]{run.path}[/]  (device {resolve_device(cfg.device)}, action repeat "
         f"{cfg.repeat()})"
@@ -702,8 +705,8 @@ def _offline_command(kind: str, name: str, help_text: str) -> None:
     @_out_options
     def command(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
         cfg = _config_from(OfflineRunConfig, kwargs)
-        prepared = prepare_offline(cfg)  # data and environment checked before any write
-        run = RunDir.open(out, name, cfg, overwrite=overwrite)
+        prepared = prepare_offline(cfg, name)
+        run = RunDir.open(out, prepared, overwrite=overwrite)
         console.print(f"run folder: [bold]{run.path}[/]")
         r = run_offline(kind, cfg, run, quiet=quiet, prepared=prepared)
         click.echo(
@@ -782,29 +785,23 @@ def study_cmd(
         if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT
     }
     cfg = profile_config(profile, **given)
-    cfg.validate()
-    if report_only and (out is None or not has_progress(Path(out))):
-        raise ValueError(
-            f"--report-only: {out or '(no --out)'} holds no finished study cells to report; "
-            "pass the --out of a study that has run (with the options it ran with)"
-        )
-    check_cell_filter(cfg, selected)
-    for source in merge:  # a folder of another study must fail before --out is written
-        try:
-            RunDir.attach(source, "study", cfg)
-        except RunDirError as e:
-            raise RunDirError(f"--merge {source}: {e}") from None
-    if ray_address is not None and not report_only:
-        connect(ray_address)  # Ray missing or unreachable: say so before the folder is touched
     if report_only:  # the study may still be running: read its folder, do not lock it
-        assert out is not None  # checked above
+        cfg.validate()
+        if out is None or not has_progress(Path(out)):
+            raise ValueError(
+                f"--report-only: {out or '(no --out)'} holds no finished study cells to report; "
+                "pass the --out of a study that has run (with the options it ran with)"
+            )
         run = RunDir.attach(out, "study", cfg)
         rows = finished_cells(cfg, run)
     else:
-        run = RunDir.open(out, "study", cfg, overwrite=overwrite)
+        prepared = prepare_study(
+            cfg, jobs=jobs, ray_address=ray_address, only=selected, merge=merge
+        )
+        run = RunDir.open(out, prepared, overwrite=overwrite)
         console.print(f"run folder: [bold]{run.path}[/]")
         if merge:
-            added = merge_studies(cfg, run, [Path(m) for m in merge])
+            added = merge_studies(cfg, run, list(prepared.merge))
             console.print(f"merged {added} finished cells from {', '.join(merge)}", soft_wrap=True)
             rows = finished_cells(cfg, run)
         else:

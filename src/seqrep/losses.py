@@ -64,7 +64,16 @@ def _finite_or_raise(loss: Tensor, **inputs: Tensor | None) -> Tensor:
     for name, x in inputs.items():
         if x is not None and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains NaN or inf values")
-    raise FloatingPointError("the loss is not finite although every input is; please report this")
+    sizes = ", ".join(
+        f"{name} up to {float(x.detach().abs().max()):.3g}"
+        for name, x in inputs.items()
+        if x is not None and x.numel()
+    )
+    raise FloatingPointError(
+        f"the loss is not finite although every input is ({sizes}): the scores of these "
+        "inputs overflow the float range; scale the embeddings down (normalise them, e.g. "
+        "similarity='cosine', or lower the temperature's inverse) or compute in float64"
+    )
 
 
 def _check_same_batch(names: tuple[str, str], a: Tensor, b: Tensor) -> None:

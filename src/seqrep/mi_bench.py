@@ -29,9 +29,9 @@ from seqrep.mi import (
     rho_for_mi,
 )
 from seqrep.nets import mlp
-from seqrep.runs import RunDir, check_options, progress_bar, resolve_device
+from seqrep.runs import Prepared, RunDir, check_options, progress_bar, resolve_device
 
-__all__ = ["ESTIMATORS", "MIBenchConfig", "build_critic", "run_mi_bench"]
+__all__ = ["ESTIMATORS", "MIBenchConfig", "build_critic", "prepare_mi_bench", "run_mi_bench"]
 
 ESTIMATORS = {"infonce": infonce_lower_bound, "nwj": nwj_lower_bound}
 
@@ -87,6 +87,13 @@ class MIBenchConfig:
                 f"hold (at most {MAX_MI_PER_DIM} nats per dimension, {top:g} here): lower the "
                 "level or raise --dim"
             )
+
+
+def prepare_mi_bench(cfg: MIBenchConfig) -> Prepared:
+    """``seqrep mi-bench``'s work, checked: the validated config (the benchmark draws its own
+    data); nothing is written."""
+    cfg.validate()
+    return Prepared("mi-bench", cfg)
 
 
 def build_critic(kind: str, dim: int, hidden: int, embed_dim: int) -> Critic:

@@ -363,18 +363,20 @@ class PixelConvTrunk(nn.Module):
 
 
 class FeatureHead(nn.Module):
-    """Linear then LayerNorm: [B, in_dim] -> [B, feature_dim] (CURL's encoder head; CURL's code
-    applies no tanh after the LayerNorm)."""
+    """Linear then LayerNorm, optionally then tanh: [B, in_dim] -> [B, feature_dim] (CURL's
+    encoder head has no tanh after the LayerNorm, DrQ's has one)."""
 
-    def __init__(self, in_dim: int, feature_dim: int = 50) -> None:
+    def __init__(self, in_dim: int, feature_dim: int = 50, tanh: bool = False) -> None:
         super().__init__()
         self.linear = nn.Linear(in_dim, feature_dim)
         self.norm = nn.LayerNorm(feature_dim)
+        self.tanh = tanh
         curl_init(self.linear)
 
     def forward(self, x: Tensor) -> Tensor:
         """[B, in_dim] -> [B, feature_dim]."""
-        return self.norm(self.linear(x))
+        h = self.norm(self.linear(x))
+        return torch.tanh(h) if self.tanh else h
 
 
 class PixelEncoder(nn.Module):
@@ -384,10 +386,10 @@ class PixelEncoder(nn.Module):
     actor's, in CURL) while the head stays this encoder's own.
     """
 
-    def __init__(self, trunk: PixelConvTrunk, feature_dim: int = 50) -> None:
+    def __init__(self, trunk: PixelConvTrunk, feature_dim: int = 50, tanh: bool = False) -> None:
         super().__init__()
         self.trunk = trunk
-        self.head = FeatureHead(trunk.out_dim, feature_dim)
+        self.head = FeatureHead(trunk.out_dim, feature_dim, tanh)
         self.feature_dim = feature_dim
 
     def forward(self, pixels: Tensor) -> Tensor:

@@ -18,7 +18,9 @@ import atexit
 import ctypes
 import dataclasses
 import datetime as _dt
+import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -47,6 +49,8 @@ from seqrep.distributed import broadcast_object, gather_objects, rank, world_siz
 
 __all__ = [
     "DEVICES",
+    "OptionError",
+    "Prepared",
     "RunDir",
     "RunDirError",
     "atomic_write_bytes",
@@ -56,6 +60,7 @@ __all__ = [
     "check_options",
     "console",
     "has_progress",
+    "hold_lock",
     "interrupted_at",
     "is_run_folder",
     "load_run",
@@ -77,6 +82,23 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 class RunDirError(RuntimeError):
     """A run folder cannot be used as asked (config mismatch, unreadable checkpoint)."""
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A verb's work, built and checked before anything is written: the config validated, the
+    data loaded and checked against the method, encoder files opened, environments made and
+    renderers probed. Each verb's ``prepare_*`` function returns one (a subclass holding what it
+    built), and :meth:`RunDir.open` takes nothing else, so no verb can open, and so no
+    ``--overwrite`` can clear, a run folder before its preparation has returned.
+
+    Attributes:
+        kind: the verb, e.g. ``"sac"`` (config.json's ``kind``).
+        config: the verb's validated config dataclass (or dict).
+    """
+
+    kind: str
+    config: Any
 
 
 def _jsonable(config: Any) -> dict[str, Any]:
@@ -181,13 +203,24 @@ def _clear_run_folder(path: Path) -> None:
 
 
 def _acquire_lock(path: Path) -> None:
-    """Take the folder's exclusive lock for this process's lifetime, or say who holds it."""
-    key = path.resolve()
+    """Take the run folder's exclusive lock for this process's lifetime, or say who holds it."""
+    hold_lock(path / LOCK, path, "two runs must not write one folder", "choose another --out")
+
+
+def hold_lock(lock_file: Path, what: Path, why: str, fix: str) -> None:
+    """Hold an exclusive lock (flock) on ``lock_file`` for this process's lifetime, recording
+    this process in it, so that a second process writing ``what`` fails at once instead of
+    both writing it. Taking a lock this process holds is a no-op.
+
+    Raises:
+        RunDirError: another process holds it: its pid, ``why`` it matters and the ``fix``.
+    """
+    key = what.resolve()
     if key in _HELD_LOCKS:
         return
     import fcntl
 
-    handle = open(path / LOCK, "a+")
+    handle = open(lock_file, "a+")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -195,8 +228,7 @@ def _acquire_lock(path: Path) -> None:
         holder = handle.read().strip() or "another process"
         handle.close()
         raise RunDirError(
-            f"{path} is in use by {holder}: two runs must not write one folder. Wait for it to "
-            "finish (or stop it), or choose another --out."
+            f"{what} is in use by {holder}: {why}. Wait for it to finish (or stop it), or {fix}."
         ) from None
     handle.seek(0)
     handle.truncate()
@@ -212,7 +244,8 @@ def _release_all_locks() -> None:
 
 
 def release_lock(path: str | os.PathLike[str]) -> None:
-    """Give up this process's lock on a run folder (the lock also ends with the process)."""
+    """Give up this process's lock on a run folder or file (the lock also ends with the
+    process)."""
     handle = _HELD_LOCKS.pop(Path(path).resolve(), None)
     if handle is not None:
         handle.close()  # closing the file releases the flock
@@ -229,21 +262,20 @@ class RunDir:
     def open(
         cls,
         out: str | os.PathLike[str] | None,
-        kind: str,
-        config: Any,
+        prepared: Prepared,
         *,
         overwrite: bool = False,
         runs_root: str | os.PathLike[str] = "runs",
     ) -> RunDir:
         """Create (or reopen for resuming) a run folder, and lock it for this process.
 
-        Call it only after the config, the data and the environment have been checked: it is
-        the first thing that writes to disk.
+        It is the first thing a verb writes to disk, and it takes the verb's :class:`Prepared`
+        work: everything that can fail on the user's input has been checked by then.
 
         Args:
             out: the folder; ``None`` makes ``runs/<kind>-<YYYYmmdd-HHMMSS>``.
-            kind: the job's name, e.g. ``"mi-bench"``.
-            config: a dataclass (or dict) written to config.json.
+            prepared: what the verb's ``prepare_*`` function returned; its ``kind`` (e.g.
+                ``"mi-bench"``) and ``config`` (a dataclass or dict) go to config.json.
             overwrite: replace an existing run instead of resuming it. Only a folder that
                 holds a seqrep run (config.json and marker) is ever cleared, and never the
                 current directory, a parent of it, home or a repository root.
@@ -251,7 +283,14 @@ class RunDir:
         Raises:
             RunDirError: the folder is not a run folder, holds another config (with a
                 checkpoint), is locked by another process, or cannot be written.
+            TypeError: ``prepared`` is not a :class:`Prepared`.
         """
+        if not isinstance(prepared, Prepared):
+            raise TypeError(
+                "RunDir.open takes a verb's Prepared work (its prepare_* function's result), "
+                f"got {type(prepared).__name__}: check everything before opening a run folder"
+            )
+        kind, config = prepared.kind, prepared.config
         if out is None:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             out = Path(runs_root) / f"{kind}-{stamp}"
@@ -300,6 +339,7 @@ class RunDir:
         run = cls(path)
         try:
             run.checkpoints.mkdir(exist_ok=True)
+            run.remove_partial_files()
             (path / MARKER).write_text(
                 "This folder is a seqrep run (see config.json); `--overwrite` may replace it.\n"
             )
@@ -327,11 +367,28 @@ class RunDir:
             )
         return cls(path)
 
+    def remove_partial_files(self) -> None:
+        """Delete the ``*.tmp`` files a killed or failed write left behind. Only the process
+        holding the folder's lock writes there, so none of them is being written now."""
+        for folder in (self.path, self.checkpoints):
+            if folder.is_dir():
+                for tmp in folder.glob("*.tmp"):
+                    tmp.unlink(missing_ok=True)
+
     # ----------------------------------------------------------------------- metrics
     def log(self, record: dict[str, Any]) -> None:
-        """Append one JSON line to metrics.jsonl."""
-        with open(self.path / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record, default=float) + "\n")
+        """Append one JSON line to metrics.jsonl.
+
+        Raises:
+            RunDirError: the line cannot be written (no space left, no permission).
+        """
+        target = self.path / "metrics.jsonl"
+        try:
+            with open(target, "a") as f:
+                f.write(json.dumps(record, default=float) + "\n")
+        except OSError as e:
+            why = "no space left" if _no_space(e, self.path) else e.strerror or str(e)
+            raise RunDirError(f"cannot append to {target}: {why}") from e
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All records of metrics.jsonl (a torn last line from a crash is skipped)."""
@@ -356,11 +413,15 @@ class RunDir:
 
     # ----------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, state: dict[str, Any], name: str = "last.pt") -> Path:
-        """torch.save to a temporary file, then rename: a kill never leaves half a file."""
+        """torch.save to a temporary file, then rename: a kill never leaves half a file, and a
+        failed write (a full disk) removes its partial file and keeps the previous checkpoint.
+
+        Raises:
+            RunDirError: the checkpoint cannot be written (no space left, no permission).
+        """
         target = self.checkpoints / name
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, target)
+        with _partial_file_removed_on_failure(target) as tmp:
+            torch.save(state, tmp)
         return target
 
     def load_checkpoint(self, name: str = "last.pt") -> dict[str, Any] | None:
@@ -496,7 +557,7 @@ def check_device(device: str) -> str:
 
 
 # glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
 _MMAP_THRESHOLD_MAX = 32 << 20  # glibc refuses more on 64-bit systems
 
 
@@ -508,9 +569,10 @@ def retain_freed_memory() -> bool:
     A CPU training step frees and re-allocates the same hundreds of MB of activations each
     step. Under glibc's defaults much of that goes back to the kernel and returns as fresh
     pages, each a page fault and a zeroing: about 90k faults (350 MiB) per pixel SAC update at
-    batch 128, a fifth of its time (``python bench/curl.py speed``). Blocks up to 32 MiB now come
-    from the heap, and the heap is never trimmed; the cost is that the process holds on to its
-    peak heap until it exits. Tensors above 32 MiB are still mapped on each allocation.
+    batch 128 and 740k at batch 512, a fifth to a third of its time (``python bench/curl.py
+    speed``). Every block now comes from the heap (no block gets a mapping of its own, so
+    tensors above glibc's largest mapping threshold, 32 MiB, are reused too), and the heap is
+    never trimmed; the cost is that the process holds on to its peak heap until it exits.
     """
     if os.name != "posix" or sys.platform == "darwin":
         return False
@@ -521,7 +583,8 @@ def retain_freed_memory() -> bool:
     return all(
         mallopt(param, value) == 1
         for param, value in (
-            (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX),
+            (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX),  # for any later mapping glibc makes
+            (_M_MMAP_MAX, 0),  # no block of its own mapping: every block from the heap
             (_M_TRIM_THRESHOLD, 2**31 - 1),
             (_M_TOP_PAD, 256 << 20),  # each heap growth reserves this much more
         )
@@ -535,6 +598,42 @@ def batch_to(batch: dict[str, Tensor], device: str | torch.device) -> dict[str, 
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+class OptionError(ValueError):
+    """An option out of range. ``str()`` names it as a command-line flag (``--q-lr``); a
+    Python front end (e.g. an estimator's parameters) names it its own way with
+    :meth:`naming`.
+
+    Attributes:
+        option: the config field, e.g. ``"q_lr"``.
+        template: the message with ``{name}`` where the option's name goes.
+    """
+
+    def __init__(self, option: str, template: str) -> None:
+        super().__init__(template.format(name=_flag(option)))
+        self.option, self.template = option, template
+
+    def naming(self, name: str) -> str:
+        """The message with the option called ``name``."""
+        return self.template.format(name=name)
+
+
+def _is_rate(name: str) -> bool:
+    """A learning rate, by the naming rule every config follows (``lr``, ``q_lr``, ...)."""
+    return name == "lr" or name.endswith("_lr")
+
+
+def _number_values(cfg: Any) -> Iterator[tuple[str, float]]:
+    """Every real-valued option of a config dataclass (tuples item by item), by name."""
+    if not dataclasses.is_dataclass(cfg):
+        return
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                yield f.name, float(item)
+
+
 def check_options(
     cfg: Any,
     *,
@@ -544,6 +643,11 @@ def check_options(
     choices: dict[str, tuple[str, ...]] | None = None,
 ) -> None:
     """Range checks for a config's options, each failure one line naming the flag.
+
+    Whatever the arguments, every number of a config dataclass must be finite (``inf`` or
+    ``nan`` would train to NaN without an error), and every learning rate (``lr``, ``*_lr``)
+    must lie in (0, 1]: Adam's step is about the rate itself, so a rate above 1 moves each
+    weight by more than its typical size on every step.
 
     Args:
         positive: must be > 0 (counts >= 1, rates > 0).
@@ -557,31 +661,85 @@ def check_options(
     Raises:
         ValueError: the first option out of range, with what it must be.
     """
+    for name, value in _number_values(cfg):
+        if not math.isfinite(value):
+            raise OptionError(name, f"{{name}} must be a finite number, got {value}")
+        if _is_rate(name) and not 0 < value <= 1:
+            raise OptionError(
+                name, f"{{name}} is a learning rate and must lie in (0, 1], got {value}"
+            )
     for name in positive:
-        value = getattr(cfg, name)
-        if not value > 0:
-            raise ValueError(f"{_flag(name)} must be > 0, got {value}")
+        if not getattr(cfg, name) > 0:
+            raise OptionError(name, f"{{name}} must be > 0, got {getattr(cfg, name)}")
     for name in non_negative:
-        value = getattr(cfg, name)
-        if not value >= 0:
-            raise ValueError(f"{_flag(name)} must be >= 0, got {value}")
+        if not getattr(cfg, name) >= 0:
+            raise OptionError(name, f"{{name}} must be >= 0, got {getattr(cfg, name)}")
     for name in unit:
-        value = getattr(cfg, name)
-        if not 0 < value <= 1:
-            raise ValueError(f"{_flag(name)} must lie in (0, 1], got {value}")
+        if not 0 < getattr(cfg, name) <= 1:
+            raise OptionError(name, f"{{name}} must lie in (0, 1], got {getattr(cfg, name)}")
     for name, allowed in (choices or {}).items():
         value = getattr(cfg, name)
         if value not in allowed:
-            raise ValueError(f"unknown {_flag(name)} {value!r}; choose {', '.join(allowed)}")
+            raise OptionError(name, f"unknown {{name}} {value!r}; choose {', '.join(allowed)}")
     if hasattr(cfg, "device"):
         check_device(cfg.device)
 
 
+def _no_space(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of disk space: OSError ENOSPC from a plain write, or a
+    full file system under ``folder`` (torch.save's zip writer reports it only as "unexpected
+    pos"). Call it before the partial file is deleted, while it still fills the disk."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < _FULL_BELOW
+    except OSError:
+        return False
+
+
+_FULL_BELOW = 1 << 20  # bytes free under which a file system counts as full
+
+
+@contextmanager
+def _partial_file_removed_on_failure(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it onto ``target``, on any
+    failure delete it (``target`` keeps its old content) and say in one line what went wrong."""
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException as e:
+        full = not isinstance(e, KeyboardInterrupt | SystemExit) and _no_space(e, target.parent)
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise RunDirError(
+                f"no space left on {_mount_point(target)} to write {target}: free some space "
+                "(or choose an --out on another disk) and rerun; the previous file is kept"
+            ) from e
+        if isinstance(e, OSError):
+            raise RunDirError(f"cannot write {target}: {e.strerror or e}") from e
+        raise
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (its nearest existing folder)."""
+    p = path.resolve().parent
+    while not p.exists():
+        p = p.parent
+    while not p.is_mount() and p.parent != p:
+        p = p.parent
+    return p
+
+
 def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``target``, then rename: readers never see half a file."""
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    """Write to a temporary file beside ``target``, then rename: readers never see half a file,
+    and a failed write (a full disk) leaves no partial file and the old ``target`` in place.
+
+    Raises:
+        RunDirError: the file cannot be written (no space left, no permission).
+    """
+    with _partial_file_removed_on_failure(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(target: Path, text: str) -> None:

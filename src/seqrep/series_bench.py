@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, Standardizer, load_train_test
+from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, load_normalised
 from seqrep.evaluate import encode_dataset, logistic_probe, raw_features, svm_probe, zero_padded
+from seqrep.methods import SERIES_METHODS
 from seqrep.runs import (
     RunDir,
     atomic_write_text,
     console,
+    hold_lock,
     resolve_device,
     with_options_added_since,
 )
@@ -36,6 +38,7 @@ from seqrep.train import PretrainConfig, build_from_config, pretrain
 __all__ = [
     "BASELINES",
     "bench_config",
+    "check_bench_options",
     "evaluate_cell",
     "load_normalised",
     "reference_table",
@@ -53,13 +56,6 @@ def reference_table(name: str = "timeseries_classification.csv") -> dict[str, di
         io.StringIO("\n".join(line for line in text.splitlines() if not line.startswith("#")))
     )
     return {r["dataset"]: r for r in rows}
-
-
-def load_normalised(data: str, test_data: str = "") -> tuple[SeriesDataset, SeriesDataset]:
-    """Train and test splits, z-scored per channel with the training split's statistics."""
-    train, test = load_train_test(data, test_data or None)
-    scaler = Standardizer().fit(train)
-    return scaler.transform(train), scaler.transform(test)
 
 
 def evaluate_cell(
@@ -146,6 +142,37 @@ def bench_config(base: PretrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(base).items() if k not in skip}
 
 
+def check_bench_options(
+    out_json: Path,
+    datasets: tuple[str, ...],
+    methods: tuple[str, ...],
+    seeds: tuple[int, ...],
+    threads: int,
+) -> None:
+    """What ``seqrep bench series`` checks before any cell runs, each failure one line.
+
+    Raises:
+        ValueError: an empty list, an unknown method, threads < 1, or an --out that is not a
+            .json file path.
+    """
+    for flag, values in (("--datasets", datasets), ("--methods", methods), ("--seeds", seeds)):
+        if not values:
+            raise ValueError(f"{flag} is empty; give a comma-separated list")
+    unknown = sorted(set(methods) - set(SERIES_METHODS) - set(BASELINES))
+    if unknown:
+        raise ValueError(
+            f"unknown --methods {', '.join(unknown)}; choose among "
+            f"{', '.join((*SERIES_METHODS, *BASELINES))}"
+        )
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    if not str(out_json).strip() or out_json.suffix != ".json" or out_json.is_dir():
+        raise ValueError(
+            f"--out {str(out_json)!r} must be a .json file path (rows are written there, the "
+            "table and configuration beside it), e.g. runs/bench-series/series.json"
+        )
+
+
 def run_series_bench(
     out_json: Path,
     datasets: tuple[str, ...] = SHIPPED_DATASETS,
@@ -160,6 +187,14 @@ def run_series_bench(
     ``ray_address``: each cell a Ray task of ``threads`` CPUs (see :mod:`seqrep.sweep`)."""
     base = base or PretrainConfig()
     base.validate()
+    check_bench_options(out_json, datasets, methods, seeds, threads)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    hold_lock(
+        out_json.with_name(out_json.name + ".lock"),
+        out_json,
+        "two benchmarks must not append to one results file",
+        "choose another --out",
+    )
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -242,9 +277,7 @@ def _run_series_bench(
         finished = ((cfg, local(cfg)) for cfg in todo)
     for cfg, row in finished:
         rows.append(row)
-        tmp = out_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=1) + "\n")
-        tmp.replace(out_json)
+        atomic_write_text(out_json, json.dumps(rows, indent=1) + "\n")
         console.print(
             f"{cfg.data:22s} {cfg.method:12s} seed {cfg.seed}  acc {row['accuracy']:.3f}  "
             f"logreg {row.get('logistic_accuracy', float('nan')):.3f}  {row['seconds']:.1f} s"

@@ -45,7 +45,9 @@ from seqrep.rl.offline import BC_LOSSES, TD3BC, BehaviourCloning
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import zoo_reference
 from seqrep.runs import (
+    Prepared,
     RunDir,
+    RunDirError,
     atomic_write_text,
     batch_to,
     check_options,
@@ -53,17 +55,19 @@ from seqrep.runs import (
     resolve_device,
 )
 from seqrep.sweep import connect, stream
-from seqrep.train_rl import SACRunConfig, train_sac, zoo_dataset
+from seqrep.train_rl import SACRunConfig, prepare_sac, train_sac, zoo_dataset
 from seqrep.train_states import pretrain_state_encoder
 
 __all__ = [
     "PROFILES",
+    "PreparedStudy",
     "StudyConfig",
     "check_cell_filter",
     "finished_cells",
     "headline",
     "merge_studies",
     "parse_cell_filter",
+    "prepare_study",
     "profile_config",
     "run_study",
     "summarise_study",
@@ -408,7 +412,7 @@ def _run_cell(
         )
         agent = SAC(obs_dim, act_dim, run_cfg.sac(), **hook)
         name = f"{env_id}-{objective}-{mode}-s{seed}"
-        run = RunDir.open(folder / "online" / name, "sac", run_cfg)
+        run = RunDir.open(folder / "online" / name, prepare_sac(run_cfg))
         _, summary = train_sac(run_cfg, run, agent=agent, quiet=True)
         curve = [
             {"step": e["step"], "return": e["eval_return_mean"]} for e in summary["evaluations"]
@@ -598,6 +602,47 @@ def _run_worker(
             advance(1)
 
 
+@dataclass
+class PreparedStudy(Prepared):
+    """``seqrep study``'s work, checked: the config, the workers (``jobs``) or Ray cluster
+    (``ray_address``, connected), the cell filter and the folders to merge (each of the same
+    study)."""
+
+    jobs: int = 1
+    ray_address: str | None = None
+    only: CellFilter | None = None
+    merge: tuple[Path, ...] = ()
+
+
+def prepare_study(
+    cfg: StudyConfig,
+    *,
+    jobs: int = 1,
+    ray_address: str | None = None,
+    only: CellFilter | None = None,
+    merge: tuple[str, ...] = (),
+) -> PreparedStudy:
+    """Validate ``cfg`` and how the study will run (``jobs`` >= 1, the filter selects cells,
+    each folder to merge holds this study, Ray reachable); nothing is written.
+
+    Raises:
+        ValueError, RunDirError, ImportError: what is wrong, in one line.
+    """
+    cfg.validate()
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1 (worker processes, one core each), got {jobs}")
+    if only:
+        check_cell_filter(cfg, only)
+    for source in merge:  # a folder of another study must fail before --out is written
+        try:
+            RunDir.attach(source, "study", cfg)
+        except RunDirError as e:
+            raise RunDirError(f"--merge {source}: {e}") from None
+    if ray_address is not None:
+        connect(ray_address)  # Ray missing or unreachable: say so before the folder is touched
+    return PreparedStudy("study", cfg, jobs, ray_address, only, tuple(Path(m) for m in merge))
+
+
 def run_study(
     cfg: StudyConfig,
     run: RunDir,
@@ -617,7 +662,7 @@ def run_study(
     """
     cfg.validate()
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+        raise ValueError(f"--jobs must be >= 1 (worker processes, one core each), got {jobs}")
     if ray_address is not None:
         _run_on_ray(cfg, run, ray_address, quiet, only)
     elif jobs == 1:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqrep.data.series import SeriesDataset
+from seqrep.data.series import SeriesDataset, load_normalised
 from seqrep.distributed import (
     data_parallel_loss,
     rank_rows,
@@ -27,6 +27,7 @@ from seqrep.methods.cpc import NEGATIVE_SOURCES
 from seqrep.nets import POOLS
 from seqrep.runs import (
     MAY_CHANGE_ON_RESUME,
+    Prepared,
     RunDir,
     check_options,
     load_shared_checkpoint,
@@ -37,11 +38,14 @@ from seqrep.runs import (
 )
 
 __all__ = [
+    "PreparedPretrain",
     "PretrainConfig",
     "build_from_config",
+    "check_method_fits",
     "crop_batch",
     "crop_in_context",
     "global_batch_size",
+    "prepare_pretrain",
     "pretrain",
 ]
 
@@ -232,6 +236,71 @@ def global_batch_size(cfg: PretrainConfig, n_series: int) -> int:
     return size
 
 
+def _draw_batch(
+    cfg: PretrainConfig,
+    values: Tensor,
+    lengths: Tensor,
+    batch: int,
+    context: int,
+    gen: torch.Generator,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One training batch as :func:`pretrain` draws it: ``batch`` random series, each cropped
+    to at most ``cfg.window`` steps with ``context`` steps either side (x, lengths, margins)."""
+    idx = torch.randperm(len(values), generator=gen, device=values.device)[:batch]
+    return crop_in_context(values[idx], lengths[idx], cfg.window, context, gen)
+
+
+def check_method_fits(cfg: PretrainConfig, train: SeriesDataset) -> None:
+    """One loss evaluation of ``cfg.method`` on a batch of ``train`` drawn as :func:`pretrain`
+    draws them, on a throwaway model, generator and RNG state: what only the data can reveal
+    (crops too short for CPC's horizon, too few series for a batch) fails here, before
+    anything is written, and not after an ``--overwrite`` has cleared the old run.
+
+    Raises:
+        ValueError: the method cannot train on these data with these options (naming them).
+    """
+    with torch.random.fork_rng(devices=[]):
+        method = build_from_config(cfg, train.num_channels)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        context = method.encoder.receptive_field - 1 if cfg.reads_crop_context() else 0
+        values, lengths = torch.from_numpy(train.values), torch.from_numpy(train.lengths)
+        x, lens, margins = _draw_batch(
+            cfg, values, lengths, global_batch_size(cfg, len(train)), context, gen
+        )
+        try:
+            with torch.no_grad():
+                method.loss(x, lens, gen, *((margins,) if context else ()))
+        except ValueError as e:
+            raise ValueError(
+                f"--method {cfg.method} cannot train on {cfg.data} with --window {cfg.window} "
+                f"and --horizon {cfg.horizon} (series of {int(train.lengths.min())} to "
+                f"{int(train.lengths.max())} steps): {e}"
+            ) from e
+
+
+@dataclass
+class PreparedPretrain(Prepared):
+    """``seqrep pretrain``'s work, checked: the config and both splits, z-scored with the
+    training split's statistics."""
+
+    train: SeriesDataset
+    test: SeriesDataset
+
+
+def prepare_pretrain(cfg: PretrainConfig) -> PreparedPretrain:
+    """Validate ``cfg``, load and normalise its data, and check that the method trains on them
+    (:func:`check_method_fits`); nothing is written.
+
+    Raises:
+        ValueError, FileNotFoundError: an option out of range, unreadable data, or data the
+            method cannot train on.
+    """
+    cfg.validate()
+    train, test = load_normalised(cfg.data, cfg.test_data)
+    check_method_fits(cfg, train)
+    return PreparedPretrain("pretrain", cfg, train, test)
+
+
 def pretrain(
     cfg: PretrainConfig,
     train: SeriesDataset,
@@ -278,8 +347,7 @@ def pretrain(
     with progress_bar(f"pretrain {cfg.method}", cfg.iterations, disable=quiet) as advance:
         advance(start)
         for it in range(start, cfg.iterations):
-            idx = torch.randperm(len(train), generator=gen, device=device)[:batch]
-            x, lens, margins = crop_in_context(values[idx], lengths[idx], cfg.window, context, gen)
+            x, lens, margins = _draw_batch(cfg, values, lengths, batch, context, gen)
             with_context = (rank_rows(margins),) if context else ()  # only CPC takes context
             out = loss_fn(rank_rows(x), rank_rows(lens), gen, *with_context)
             opt.zero_grad(set_to_none=True)

@@ -24,6 +24,7 @@ from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import DMC_ACTION_REPEAT, DMCPixels, FrameReplay, FrameStacker
 from seqrep.runs import (
     MAY_CHANGE_ON_RESUME,
+    Prepared,
     RunDir,
     check_options,
     progress_bar,
@@ -33,8 +34,10 @@ from seqrep.train_rl import resume_online, save_online
 
 __all__ = [
     "PixelRunConfig",
+    "PreparedPixelRun",
     "evaluate_pixel_policy",
     "make_pixel_env",
+    "prepare_pixel_run",
     "published_dmc",
     "train_pixel_sac",
     "write_pixel_report",
@@ -90,6 +93,19 @@ class PixelRunConfig(PixelSACConfig):
         )
         if self.crop_size > self.image_size:
             raise ValueError(f"--crop-size {self.crop_size} exceeds --image-size {self.image_size}")
+        if self.augment == "shift" and self.crop_size != self.image_size:
+            raise ValueError(
+                f"--augment shift pads the rendered frames and crops them back to their size, "
+                f"so --crop-size {self.crop_size} must equal --image-size {self.image_size} "
+                "(DrQ: --image-size 84 --crop-size 84)"
+            )
+        agent_steps = -(-self.env_steps // self.repeat())
+        if agent_steps <= self.init_steps:
+            raise ValueError(
+                f"--env-steps {self.env_steps} are {agent_steps} agent steps (action repeat "
+                f"{self.repeat()}), not above --init-steps {self.init_steps} random ones: the "
+                "agent would never train; raise --env-steps or lower --init-steps"
+            )
 
     def agent(self) -> PixelSACConfig:
         return PixelSACConfig(**{f.name: getattr(self, f.name) for f in fields(PixelSACConfig)})
@@ -145,6 +161,27 @@ def make_pixel_env(task: str, size: int, action_repeat: int) -> Any:
     if task == TOY_TASK:
         return PointPixels(size, action_repeat)
     return DMCPixels(task, size=size, action_repeat=action_repeat)
+
+
+@dataclass
+class PreparedPixelRun(Prepared):
+    """``seqrep curl``'s work, checked: the config, with its task made and rendered once."""
+
+
+def prepare_pixel_run(cfg: PixelRunConfig) -> PreparedPixelRun:
+    """Validate ``cfg``, make its task and render a first frame (dm_control installed, the
+    task known, an OpenGL backend working); nothing is written.
+
+    Raises:
+        ValueError, ImportError, RenderError: what is wrong, in one line.
+    """
+    cfg.validate()
+    probe = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat())
+    try:
+        probe.reset(seed=0)
+    finally:
+        probe.close()
+    return PreparedPixelRun("curl", cfg)
 
 
 def evaluate_pixel_policy(

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.data.trajectories import TrajectoryDataset, load_trajectories
 from seqrep.rl.base import EncodedAgent
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.offline import BC_LOSSES
@@ -26,6 +26,7 @@ from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
 from seqrep.runs import (
     MAY_CHANGE_ON_RESUME,
+    Prepared,
     RunDir,
     batch_to,
     check_options,
@@ -39,6 +40,8 @@ from seqrep.train_states import load_state_encoder
 
 __all__ = [
     "OfflineRunConfig",
+    "PreparedOffline",
+    "PreparedSAC",
     "SACRunConfig",
     "actor_snapshot",
     "collect_episodes",
@@ -46,6 +49,7 @@ __all__ = [
     "load_trajectories",
     "offline_agent",
     "prepare_offline",
+    "prepare_sac",
     "replay_buffer_dataset",
     "resume_online",
     "run_offline",
@@ -112,6 +116,33 @@ class SACRunConfig(SACConfig):
 
     def sac(self) -> SACConfig:
         return SACConfig(**{f.name: getattr(self, f.name) for f in fields(SACConfig)})
+
+
+@dataclass
+class PreparedSAC(Prepared):
+    """``seqrep sac``'s work, checked: the config, the environment's sizes, and the
+    ``--encoder`` run's encoder (as agent arguments, :func:`encoder_hook`; empty without)."""
+
+    obs_dim: int
+    act_dim: int
+    hook: dict[str, Any]
+
+
+def prepare_sac(cfg: SACRunConfig) -> PreparedSAC:
+    """Validate ``cfg``, make its environment and load its ``--encoder``; nothing is written.
+
+    Raises:
+        ValueError: an option out of range, an unknown environment, or an encoder for
+            observations of another size.
+        RunDirError: ``--encoder`` names no finished ``seqrep pretrain-states`` run.
+    """
+    cfg.validate()
+    env = make_env(cfg.env, hide_dims=cfg.hide_dims)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    env.close()
+    hook = encoder_hook(cfg.encoder, obs_dim, cfg.freeze_encoder)
+    return PreparedSAC("sac", cfg, obs_dim, act_dim, hook)
 
 
 def actor_snapshot(agent: SAC, step: int, eval_return: float) -> dict[str, Any]:
@@ -631,31 +662,6 @@ class OfflineRunConfig:
         )
 
 
-def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
-    """A D4RL-layout HDF5 file (by path) or a local Minari data set (by id), and its env id."""
-    from seqrep.data.trajectories import load_d4rl_hdf5, load_minari
-
-    if not source:
-        raise ValueError("--data is required: a Minari data set id or a .hdf5 path")
-    if Path(source).suffix in (".hdf5", ".h5"):
-        return load_d4rl_hdf5(source), None
-    import minari
-
-    from seqrep.data.trajectories import minari_dataset_status
-
-    if minari_dataset_status(source) == "incomplete":
-        raise ValueError(
-            f"Minari data set {source!r} is incomplete (its write was interrupted): collect it "
-            "again with `seqrep collect ... --overwrite`"
-        )
-    try:
-        ds = minari.load_dataset(source)
-    except Exception as e:  # minari raises FileNotFoundError / ValueError for unknown ids
-        raise ValueError(f"cannot load Minari data set {source!r}: {e}") from e
-    env_spec = getattr(ds, "env_spec", None)
-    return load_minari(ds), getattr(env_spec, "id", None)
-
-
 def encoder_hook(run_dir: str, obs_dim: int, freeze: bool) -> dict[str, Any]:
     """An agent's encoder arguments from a ``seqrep pretrain-states`` run (none for "").
 
@@ -696,10 +702,21 @@ def offline_agent(
     return agent
 
 
-def prepare_offline(cfg: OfflineRunConfig) -> tuple[TrajectoryDataset, str]:
+@dataclass
+class PreparedOffline(Prepared):
+    """``seqrep bc`` / ``offline-rl``'s work, checked: the config, the data, the evaluation
+    environment's id and the ``--encoder``'s agent arguments (:func:`encoder_hook`)."""
+
+    data: TrajectoryDataset
+    env_id: str
+    hook: dict[str, Any]
+
+
+def prepare_offline(cfg: OfflineRunConfig, kind: str = "bc") -> PreparedOffline:
     """Everything an offline run checks before it writes anything: the config, the data
-    (loadable, non-empty) and the evaluation environment (constructible, with the data's
-    observation and action sizes). Returns the data and the environment id."""
+    (loadable, non-empty), the evaluation environment (constructible, with the data's
+    observation and action sizes) and the encoder. ``kind`` is the verb, ``bc`` or
+    ``offline-rl``."""
     cfg.validate()
     data, env_id = load_trajectories(cfg.data)
     env_id = cfg.env or env_id
@@ -715,8 +732,8 @@ def prepare_offline(cfg: OfflineRunConfig) -> tuple[TrajectoryDataset, str]:
             f"{data.act_dim}, but {env_id} has {obs_dim} and {act_dim}: the data were not "
             "collected in that environment; pass the --env they came from"
         )
-    encoder_hook(cfg.encoder, data.obs_dim, cfg.freeze_encoder)  # a wrong encoder fails now
-    return data, env_id
+    hook = encoder_hook(cfg.encoder, data.obs_dim, cfg.freeze_encoder)
+    return PreparedOffline(kind, cfg, data, env_id, hook)
 
 
 def run_offline(
@@ -725,17 +742,17 @@ def run_offline(
     run: RunDir,
     *,
     quiet: bool = False,
-    prepared: tuple[TrajectoryDataset, str] | None = None,
+    prepared: PreparedOffline | None = None,
 ) -> dict[str, Any]:
     """Train ``kind`` ("bc" or "td3bc") on ``cfg.data`` with periodic evaluation; log,
     checkpoint (a killed run resumes), and write results.json and report.md with the curve.
     ``prepared`` is :func:`prepare_offline`'s result when the caller already checked."""
     from seqrep.rl.zoo import zoo_index, zoo_reference
 
-    data, env_id = prepared if prepared is not None else prepare_offline(cfg)
+    prepared = prepared if prepared is not None else prepare_offline(cfg)
+    data, env_id = prepared.data, prepared.env_id
     torch.manual_seed(cfg.seed)
-    hook = encoder_hook(cfg.encoder, data.obs_dim, cfg.freeze_encoder)
-    agent = offline_agent(kind, data, cfg.bc_loss, hook).to(resolve_device(cfg.device))
+    agent = offline_agent(kind, data, cfg.bc_loss, prepared.hook).to(resolve_device(cfg.device))
     evals = train_offline(
         agent,
         data,

@@ -30,6 +30,7 @@ from seqrep.methods.states import STATE_OBJECTIVES, StateMethod, build_state_met
 from seqrep.nets import StateEncoder
 from seqrep.runs import (
     MAY_CHANGE_ON_RESUME,
+    Prepared,
     RunDir,
     RunDirError,
     batch_to,
@@ -41,8 +42,11 @@ from seqrep.runs import (
 )
 
 __all__ = [
+    "PreparedStatePretraining",
     "StatePretrainConfig",
+    "check_objective_fits",
     "load_state_encoder",
+    "prepare_state_pretraining",
     "pretrain_state_encoder",
     "save_state_encoder",
     "write_state_report",
@@ -91,6 +95,65 @@ class StatePretrainConfig:
             raise ValueError("--data is required: a Minari data set id or a .hdf5 path")
 
 
+def _build(
+    objective: str, data: TrajectoryDataset, feature_dim: int, hidden: int, window: int
+) -> StateMethod:
+    """``objective``'s method for ``data``, its encoder z-scoring inputs with the data's
+    statistics."""
+    obs = torch.from_numpy(data.observations)
+    return build_state_method(
+        objective,
+        data.obs_dim,
+        data.act_dim,
+        feature_dim=feature_dim,
+        hidden=hidden,
+        window=window,
+        obs_mean=obs.mean(0),
+        obs_std=obs.std(0),
+    )
+
+
+def check_objective_fits(cfg: StatePretrainConfig, data: TrajectoryDataset) -> None:
+    """One loss evaluation of ``cfg.objective`` on a batch of ``data`` as
+    :func:`pretrain_state_encoder` draws it, with a throwaway model and generators: windows
+    longer than every episode, or data the objective cannot read, fail here, before anything
+    is written.
+
+    Raises:
+        ValueError: the objective cannot train on these data with these options.
+    """
+    with torch.random.fork_rng(devices=[]):
+        method = _build(cfg.objective, data, cfg.feature_dim, cfg.hidden, cfg.window)
+        try:
+            batch = _sample(data, None, cfg.batch_size, cfg.window, torch.Generator())
+            with torch.no_grad():
+                method.loss(batch, torch.Generator())
+        except ValueError as e:
+            raise ValueError(
+                f"--objective {cfg.objective} cannot train on {cfg.data} with --window "
+                f"{cfg.window} (episodes of {int(data.episode_lengths.min())} to "
+                f"{int(data.episode_lengths.max())} steps): {e}"
+            ) from e
+
+
+@dataclass
+class PreparedStatePretraining(Prepared):
+    """``seqrep pretrain-states``' work, checked: the config and the loaded trajectories."""
+
+    data: TrajectoryDataset
+
+
+def prepare_state_pretraining(cfg: StatePretrainConfig) -> PreparedStatePretraining:
+    """Validate ``cfg``, load its data and check that the objective trains on them
+    (:func:`check_objective_fits`); nothing is written."""
+    from seqrep.data.trajectories import load_trajectories
+
+    cfg.validate()
+    data, _ = load_trajectories(cfg.data)
+    check_objective_fits(cfg, data)
+    return PreparedStatePretraining("pretrain-states", cfg, data)
+
+
 def pretrain_state_encoder(
     objective: str,
     data: TrajectoryDataset,
@@ -125,17 +188,7 @@ def pretrain_state_encoder(
         ``log_every`` steps: step, seconds, loss, accuracy or prediction error).
     """
     torch.manual_seed(seed)
-    obs = torch.from_numpy(data.observations)
-    method = build_state_method(
-        objective,
-        data.obs_dim,
-        data.act_dim,
-        feature_dim=feature_dim,
-        hidden=hidden,
-        window=window,
-        obs_mean=obs.mean(0),
-        obs_std=obs.std(0),
-    ).to(device)
+    method = _build(objective, data, feature_dim, hidden, window).to(device)
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     data_gen = torch.Generator().manual_seed(seed)

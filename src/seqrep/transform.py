@@ -26,11 +26,14 @@ from aeon.transformations.collection import BaseCollectionTransformer
 
 from seqrep.data.series import SeriesDataset, Standardizer, padded_from_collection
 from seqrep.evaluate import encode_dataset
+from seqrep.runs import OptionError
 from seqrep.train import PretrainConfig, pretrain
 
 __all__ = ["CPCTransformer"]
 
 _DEFAULT = PretrainConfig()  # the transformer's defaults are the command line's
+# PretrainConfig's fields set from another parameter of the transformer.
+_PARAMETER = {"seed": "random_state", "context_dim": "z_dim"}
 
 
 class CPCTransformer(BaseCollectionTransformer):
@@ -109,8 +112,18 @@ class CPCTransformer(BaseCollectionTransformer):
             seed=self.random_state,
             device=self.device,
         )
-        cfg.validate()
+        try:
+            cfg.validate()
+        except OptionError as e:  # name the estimator's parameter, not the command line's flag
+            raise ValueError(e.naming(_PARAMETER.get(e.option, e.option))) from None
         return cfg
+
+    def _preprocess_collection(self, X: Any, store_metadata: bool = True) -> Any:
+        """aeon's input checks, after one clear line for what they report obscurely: an
+        empty collection (an IndexError) and, in transform, a channel count other than
+        fit's (a message printed as a tuple)."""
+        _check_collection(X, None if store_metadata else getattr(self, "n_channels_", None))
+        return super()._preprocess_collection(X, store_metadata)
 
     @staticmethod
     def _dataset(X: np.ndarray | list[np.ndarray]) -> SeriesDataset:
@@ -129,12 +142,7 @@ class CPCTransformer(BaseCollectionTransformer):
 
     def _transform(self, X: np.ndarray | list[np.ndarray], y: Any = None) -> np.ndarray:
         """Frozen features [n_cases, n_features] of X."""
-        data = self._dataset(X)
-        if data.num_channels != self.n_channels_:
-            raise ValueError(
-                f"X has {data.num_channels} channels; the transformer was fitted on "
-                f"{self.n_channels_}"
-            )
+        data = self._dataset(X)  # its channels were checked in transform()
         with torch.no_grad():
             return encode_dataset(self.model_, self.scaler_.transform(data)).astype(np.float64)
 
@@ -142,3 +150,24 @@ class CPCTransformer(BaseCollectionTransformer):
     def _get_test_params(cls, parameter_set: str = "default") -> dict[str, Any]:
         """A tiny configuration for aeon's estimator checks."""
         return {"iterations": 2, "batch_size": 4, "hidden": 4, "depth": 1, "z_dim": 4, "horizon": 2}
+
+
+def _check_collection(X: Any, channels: int | None) -> None:
+    """One clear line for a collection the estimator cannot read (aeon's own checks fail with
+    an IndexError on an empty one, and print a tuple for a channel mismatch)."""
+    if len(X) == 0:
+        raise ValueError(
+            "X holds no series: pass [n_cases >= 1, n_channels, n_timepoints] or a non-empty "
+            "list of [n_channels, n_timepoints_i] arrays"
+        )
+    shapes = {np.shape(x)[0] if np.ndim(x) == 2 else None for x in X}
+    if None in shapes:
+        raise ValueError(
+            "each series in X must be 2-d [n_channels, n_timepoints]: pass X as "
+            "[n_cases, n_channels, n_timepoints] or a list of 2-d arrays"
+        )
+    if channels is not None and shapes != {channels}:
+        raise ValueError(
+            f"X has {', '.join(map(str, sorted(shapes)))} channels; the transformer was fitted "
+            f"on {channels}"
+        )

@@ -16,6 +16,7 @@ __all__ = [
     "SHIPPED_DATASETS",
     "SeriesDataset",
     "Standardizer",
+    "load_normalised",
     "load_series",
     "load_train_test",
     "padded_from_collection",
@@ -33,6 +34,7 @@ SHIPPED_DATASETS = (
     "JapaneseVowels",
 )
 _SUFFIXES = (".ts", ".arff", ".tsv")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -113,6 +115,16 @@ def padded_from_collection(x: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray
         raise ValueError(
             f"series {bad[:5]} contain inf values: replace or drop them (NaN marks a missing or "
             "padded value)"
+        )
+    huge = [
+        i
+        for i, s in enumerate(series)
+        if np.nanmax(np.abs(np.asarray(s, float)), initial=0) > _FLOAT32_MAX
+    ]
+    if huge:
+        raise ValueError(
+            f"series {huge[:5]} hold values beyond float32's range (|x| > {_FLOAT32_MAX:.1e}), "
+            "which the encoders compute in: rescale the data (e.g. divide by a power of ten)"
         )
     channels = int(np.asarray(series[0]).shape[0])
     out = np.full((len(series), max(lengths), channels), np.nan, dtype=np.float32)
@@ -202,7 +214,9 @@ def _load_shipped(name: str, split: str) -> tuple[np.ndarray | list[np.ndarray],
 
 
 def load_train_test(source: str, test: str | None = None) -> tuple[SeriesDataset, SeriesDataset]:
-    """Both splits. For a file ``X_TRAIN.ts`` the test split defaults to ``X_TEST.ts`` beside it."""
+    """Both splits. ``test`` (a file, or a shipped set's name for its test split) is the test
+    split whatever ``source`` is; without it, a file ``X_TRAIN.ts`` is paired with ``X_TEST.ts``
+    beside it and a shipped set with its own test split."""
     path = Path(source)
     if path.suffix.lower() in _SUFFIXES or path.exists():
         if path.suffix.lower() not in _SUFFIXES:
@@ -222,15 +236,20 @@ def load_train_test(source: str, test: str | None = None) -> tuple[SeriesDataset
         train = load_series(path)
     else:
         train = load_series(source, "train")
-        test = source
     if len(np.unique(train.labels)) < 2:
         raise ValueError(
             f"{source}: the training split holds one class ({train.classes[0]!r}); a classifier "
             "probe needs at least two"
         )
-    if path.suffix.lower() in _SUFFIXES:
-        return train, load_series(test, classes=train.classes)
-    return train, load_series(source, "test", classes=train.classes)
+    return train, load_series(test or source, "test", classes=train.classes)
+
+
+def load_normalised(source: str, test: str = "") -> tuple[SeriesDataset, SeriesDataset]:
+    """Train and test splits (:func:`load_train_test`), z-scored per channel with the training
+    split's statistics."""
+    train, test_split = load_train_test(source, test or None)
+    scaler = Standardizer().fit(train)
+    return scaler.transform(train), scaler.transform(test_split)
 
 
 class Standardizer:
@@ -241,9 +260,13 @@ class Standardizer:
         self.std: np.ndarray | None = None
 
     def fit(self, data: SeriesDataset) -> Standardizer:
-        flat = data.values.reshape(-1, data.num_channels)
+        """Per-channel mean and standard deviation of the valid values, in float64: float32
+        statistics overflow for values above about 1e19 and would turn every feature to 0."""
+        flat = data.values.reshape(-1, data.num_channels).astype(np.float64)
         self.mean = np.nanmean(flat, axis=0)
         std = np.nanstd(flat, axis=0)
+        if not (np.isfinite(self.mean).all() and np.isfinite(std).all()):
+            raise ValueError(f"{data.name}: the values' mean or spread is not a finite number")
         self.std = np.where(std > 1e-8, std, 1.0)  # a constant channel stays constant
         return self
 
@@ -256,4 +279,9 @@ class Standardizer:
                 f"{self.mean.shape[0]}"
             )
         values = ((data.values - self.mean) / self.std).astype(np.float32)
+        if np.isinf(values).any():
+            raise ValueError(
+                f"{data.name} holds values too far from the training split's (z-scores beyond "
+                "float32's range): it does not come from the same source"
+            )
         return SeriesDataset(values, data.lengths, data.labels, data.classes, data.name, data.meta)

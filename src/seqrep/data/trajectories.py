@@ -21,8 +21,10 @@ from torch import Tensor
 
 __all__ = [
     "TrajectoryDataset",
+    "check_minari_id",
     "load_d4rl_hdf5",
     "load_minari",
+    "load_trajectories",
     "minari_dataset_status",
     "require_writable_minari_id",
     "save_d4rl_hdf5",
@@ -327,15 +329,44 @@ def load_minari(dataset: str | object) -> TrajectoryDataset:
     return TrajectoryDataset.from_episodes(episodes, name=str(name))
 
 
-def minari_dataset_status(dataset_id: str) -> str:
-    """``"missing"``, ``"complete"`` or ``"incomplete"`` (a folder without readable data or
-    with 0 episodes: what a write killed half-way leaves) for a local Minari data set id."""
-    import json
+def check_minari_id(dataset_id: str) -> Path:
+    """The folder of a well-formed Minari data set id, which always lies inside the data sets'
+    root (``MINARI_DATASETS_PATH``, default ~/.minari/datasets).
 
+    Minari's rule is ``(namespace/)name-vN``: letters, digits, ``-`` and ``_``, namespaces
+    separated by ``/``, and a version. So ``..``, absolute paths and ids without a version are
+    refused here, before anything is collected or written.
+
+    Raises:
+        ValueError: the id breaks the rule, or would point outside the root.
+    """
     _require_minari()
+    from minari.dataset.minari_dataset import DATASET_ID_RE
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    folder = get_dataset_path(dataset_id)
+    match = DATASET_ID_RE.fullmatch(dataset_id)
+    if not match or match.group("version") is None or "//" in dataset_id:
+        raise ValueError(
+            f"--dataset-id {dataset_id!r} is not a Minari id: write (namespace/)name-vN with "
+            "letters, digits, '-' and '_', e.g. seqrep/pendulum/expert-v0"
+        )
+    root = Path(get_dataset_path()).resolve()
+    folder = Path(get_dataset_path(dataset_id))
+    if root not in folder.resolve().parents:
+        raise ValueError(f"--dataset-id {dataset_id!r} points outside the data sets' root {root}")
+    return folder
+
+
+def minari_dataset_status(dataset_id: str) -> str:
+    """``"missing"``, ``"complete"`` or ``"incomplete"`` (a folder without readable data or
+    with 0 episodes: what a write killed half-way leaves) for a local Minari data set id.
+
+    Raises:
+        ValueError: not a well-formed id (:func:`check_minari_id`).
+    """
+    import json
+
+    folder = check_minari_id(dataset_id)
     if not folder.exists():
         return "missing"
     meta, main = folder / "data" / "metadata.json", folder / "data" / "main_data.hdf5"
@@ -359,6 +390,33 @@ def require_writable_minari_id(dataset_id: str, overwrite: bool) -> None:
             + (" but is incomplete (a write was interrupted)" if status == "incomplete" else "")
             + "; pass --overwrite to replace it, or choose another --dataset-id"
         )
+
+
+_STAGING = ".seqrep-staging-"  # + the writer's pid + a random suffix
+
+
+def _remove_abandoned_staging(root: Path) -> None:
+    """Delete staging folders whose writer is gone (a killed ``collect``); a live writer's
+    (another ``collect`` saving now) stays."""
+    import shutil
+
+    for folder in root.glob(f"{_STAGING}*"):
+        pid = folder.name[len(_STAGING) :].split("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def save_minari(
@@ -411,7 +469,8 @@ def save_minari(
         )
     root = get_dataset_path()
     target = get_dataset_path(dataset_id)
-    staging = Path(tempfile.mkdtemp(prefix=".seqrep-staging-", dir=root))
+    _remove_abandoned_staging(Path(root))
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=root))
     previous = os.environ.get("MINARI_DATASETS_PATH")
     try:
         os.environ["MINARI_DATASETS_PATH"] = str(staging)  # minari reads it on every call
@@ -438,3 +497,23 @@ def save_minari(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return minari.load_dataset(dataset_id)
+
+
+def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:
+    """A D4RL-layout HDF5 file (by path) or a local Minari data set (by id), and its env id."""
+    if not source:
+        raise ValueError("--data is required: a Minari data set id or a .hdf5 path")
+    if Path(source).suffix in (".hdf5", ".h5"):
+        return load_d4rl_hdf5(source), None
+    minari = _require_minari()
+    if minari_dataset_status(source) == "incomplete":
+        raise ValueError(
+            f"Minari data set {source!r} is incomplete (its write was interrupted): collect it "
+            "again with `seqrep collect ... --overwrite`"
+        )
+    try:
+        ds = minari.load_dataset(source)
+    except Exception as e:  # minari raises FileNotFoundError / ValueError for unknown ids
+        raise ValueError(f"cannot load Minari data set {source!r}: {e}") from e
+    env_spec = getattr(ds, "env_spec", None)
+    return load_minari(ds), getattr(env_spec, "id", None)

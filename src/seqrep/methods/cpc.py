@@ -11,7 +11,7 @@ positions, so padded values cannot enter the loss (a test checks this).
 Series shorter than K + 1 steps: step k only uses the (t, t + k) pairs that fit, so a short
 series contributes to the small k alone (K is reduced to what fits, per series; the per-k
 metrics show how many steps were trained). A batch in which no pair fits at all raises a
-ValueError that says to lower K.
+ValueError that says to lengthen the crops or lower K.
 """
 
 from __future__ import annotations
@@ -229,7 +229,8 @@ class CPC(SeriesMethod):
         if bi.numel() == 0:
             raise ValueError(
                 f"no (t, t+k) pair fits: the longest series has {int(out_len.max())} encoded "
-                f"steps, CPC needs more than K = {self.steps}. Lower the number of steps."
+                f"steps and CPC needs more than K = {self.steps}; give it longer series (a "
+                "larger crop window) or predict fewer steps ahead (a smaller K)"
             )
         if bi.numel() > self.max_queries:
             pick = torch.randperm(bi.numel(), generator=generator, device=z.device)

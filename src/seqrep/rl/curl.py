@@ -10,6 +10,14 @@ One agent gives every variant a user needs to tell what does the work:
 - ``aux="none", augment="none"``: pixel SAC on the centre crop.
 - ``aux="curl", augment="gaussian"``: Gaussian-perturbation positives: the [0, 1]-scaled
   centre crop plus N(0, noise_std^2), two independent draws for query and key.
+- ``aux="none", augment="shift", drq_k=2, drq_m=2``: DrQ (Kostrikov, Yarats & Fergus 2021).
+  Shift: the rendered frames (84 x 84) replicate-padded by 4 pixels and randomly cropped back
+  to 84. The critic's target averages over K shifted copies of the next observation, and the
+  critic's loss over M shifted copies of the observation, each set in one batched pass; the
+  actor (and CURL's query, so ``aux="curl"`` composes with DrQ) uses the first copy. K = M = 1
+  is crop-only SAC with the shift as its augmentation (DrQ's K=1, M=1 ablation, close to RAD).
+  DrQ's own settings where they differ from CURL's are options: ``encoder_tanh``,
+  ``encoder_tau=0.01``, ``alpha_lr=1e-3`` with ``alpha_beta1=0.9``, batch 512.
 
 Architecture and hyper-parameters follow CURL's Table 3 and code: a 4-layer conv trunk shared
 by actor and critic, each with its own linear + LayerNorm head; the actor's loss never reaches
@@ -55,13 +63,13 @@ from seqrep.nets import (
     curl_init,
     without_parameter_grads,
 )
-from seqrep.rl.pixels import center_crop, random_crop
+from seqrep.rl.pixels import center_crop, random_crop, random_shift
 from seqrep.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ
 
 __all__ = ["AUGMENTS", "AUXILIARIES", "PixelSAC", "PixelSACConfig"]
 
 AUXILIARIES = ("curl", "none")
-AUGMENTS = ("crop", "none", "gaussian")
+AUGMENTS = ("crop", "shift", "none", "gaussian")
 CURL_UPDATES = ("joint", "authors")
 MLP_INITS = ("default", "orthogonal")
 
@@ -77,12 +85,35 @@ class PixelSACConfig:
     noise_std: float = field(
         default=0.1, metadata={"help": "--augment gaussian: std on [0, 1]-scaled pixels"}
     )
+    shift_pad: int = field(
+        default=4, metadata={"help": "--augment shift: pixels of replicate padding (DrQ: 4)"}
+    )
+    drq_k: int = field(
+        default=1,
+        metadata={
+            "help": "DrQ's K: augmented copies of the next observation averaged in the target"
+        },
+    )
+    drq_m: int = field(
+        default=1,
+        metadata={"help": "DrQ's M: augmented copies of the observation in the critic's loss"},
+    )
+    encoder_tanh: bool = field(
+        default=False,
+        metadata={
+            "help": "tanh after the encoder heads' LayerNorm (DrQ's encoder; CURL's has none)"
+        },
+    )
     crop_size: int = field(default=84, metadata={"help": "crop side (renders are 100x100)"})
     feature_dim: int = field(default=50, metadata={"help": "encoder output size"})
     hidden: int = field(default=1024, metadata={"help": "actor and critic MLP width"})
     batch_size: int = field(default=128, metadata={"help": "minibatch (paper 512, scripts 128)"})
     lr: float = field(default=1e-3, metadata={"help": "actor, critic, encoder and W rate"})
     alpha_lr: float = field(default=1e-4, metadata={"help": "temperature learning rate"})
+    alpha_beta1: float = field(
+        default=0.5,
+        metadata={"help": "the temperature's Adam beta1 (CURL: 0.5; DrQ: PyTorch's 0.9)"},
+    )
     init_alpha: float = field(default=0.1, metadata={"help": "initial temperature"})
     gamma: float = field(default=0.99, metadata={"help": "discount"})
     critic_tau: float = field(default=0.01, metadata={"help": "Q target update rate"})
@@ -123,7 +154,15 @@ class PixelSACConfig:
                 "--aux curl needs two different views of an observation: --augment crop or "
                 "gaussian (with --augment none query and key see the same pixels)"
             )
-        for name in ("crop_size", "feature_dim", "hidden", "batch_size", "update_every"):
+        for name in (
+            "crop_size",
+            "feature_dim",
+            "hidden",
+            "batch_size",
+            "update_every",
+            "drq_k",
+            "drq_m",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         for name in ("lr", "alpha_lr", "init_alpha"):
@@ -141,6 +180,15 @@ class PixelSACConfig:
             raise ValueError(f"unknown --precision {self.precision!r}; choose fp32, bf16")
         if self.noise_std < 0:
             raise ValueError(f"--noise-std must be >= 0, got {self.noise_std}")
+        if self.shift_pad < 0:
+            raise ValueError(f"--shift-pad must be >= 0, got {self.shift_pad}")
+        if max(self.drq_k, self.drq_m) > 1 and self.augment == "none":
+            raise ValueError(
+                "--drq-k and --drq-m average over augmented copies, which --augment none makes "
+                "identical: use --augment shift (DrQ's) or crop"
+            )
+        if not 0 <= self.alpha_beta1 < 1:
+            raise ValueError(f"--alpha-beta1 is an Adam beta in [0, 1), got {self.alpha_beta1}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"--gamma is a discount in [0, 1], got {self.gamma}")
         for name in ("critic_tau", "encoder_tau"):
@@ -171,8 +219,9 @@ class PixelSAC(nn.Module):
         cfg.validate()
         self.device = torch.device(device)
         trunk = PixelConvTrunk(obs_shape[0], cfg.crop_size)
-        self.encoder = PixelEncoder(trunk, cfg.feature_dim)  # the critic's (and CURL's query)
-        self.actor_head = FeatureHead(trunk.out_dim, cfg.feature_dim)
+        # the critic's (and CURL's query)
+        self.encoder = PixelEncoder(trunk, cfg.feature_dim, tanh=cfg.encoder_tanh)
+        self.actor_head = FeatureHead(trunk.out_dim, cfg.feature_dim, tanh=cfg.encoder_tanh)
         self.actor = SquashedGaussianActor(cfg.feature_dim, act_dim, cfg.hidden, cfg.log_std_min)
         self.critic = TwinQ(cfg.feature_dim, act_dim, cfg.hidden)
         if cfg.mlp_init == "orthogonal":  # before the target critic copies it
@@ -198,7 +247,9 @@ class PixelSAC(nn.Module):
         self.actor_opt = torch.optim.Adam(
             [*self.actor.parameters(), *self.actor_head.parameters()], lr=cfg.lr
         )
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, betas=(0.5, 0.999))
+        self.alpha_opt = torch.optim.Adam(
+            [self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999)
+        )
         # Crops, Gaussian positives and the actor's noise draw from this generator (on device),
         # so that a resumed run continues the same random stream.
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -218,10 +269,14 @@ class PixelSAC(nn.Module):
 
     # ------------------------------------------------------------------ views of observations
     def crop(self, obs: Tensor) -> Tensor:
-        """uint8 [B, C, H, W] -> uint8 [B, C, S, S]: a random crop (``crop``) or the centre."""
+        """uint8 [B, C, H, W] -> uint8 [B, C, S, S]: a random crop (``crop``), a random shift
+        of the centre crop (``shift``), or the centre crop."""
         if self.cfg.augment == "crop":
             return random_crop(obs, self.cfg.crop_size, self.generator)
-        return center_crop(obs, self.cfg.crop_size)
+        centre = center_crop(obs, self.cfg.crop_size)
+        if self.cfg.augment == "shift":
+            return random_shift(centre, self.cfg.shift_pad, self.generator)
+        return centre
 
     @staticmethod
     def scale(crops: Tensor) -> Tensor:
@@ -258,36 +313,38 @@ class PixelSAC(nn.Module):
         and targets. Returns scalar metrics."""
         cfg = self.cfg
         obs, next_obs, b = batch["obs"], batch["next_obs"], len(batch["obs"])
+        k, m = cfg.drq_k, cfg.drq_m
         use_curl = self.joint_curl  # CURL inside the critic step; "authors": a step of its own
-        anchor = self.view(obs)
-        # The next observation and CURL's positive go through the target encoder together;
+        # DrQ's M views of the observation (the first is the actor's and CURL's query) and K
+        # of the next observation, each drawn as one batch: [M * B] and [K * B] rows.
+        anchor = self.view(obs.repeat(m, 1, 1, 1))
+        # The next observations and CURL's positive go through the target encoder together;
         # joined as uint8, before the (4x larger) float conversion.
-        next_crop = self.crop(next_obs)
+        next_crop = self.crop(next_obs.repeat(k, 1, 1, 1))
         targets_in = self.to_input(
             torch.cat([next_crop, self.crop(obs)]) if use_curl else next_crop
         )
-        nxt = targets_in[:b]
+        nxt = targets_in[: k * b]
 
         trunk_a = self.encode(self.encoder.trunk, anchor)
-        z_a = self.encoder.head(trunk_a)  # critic features and CURL's query
+        z_a = self.encoder.head(trunk_a)  # critic features; the first B rows are CURL's query
         with torch.no_grad():
             next_action, next_log_prob, _ = self.actor(
                 self.actor_head(self.encode(self.encoder.trunk, nxt)), self.generator
             )
             keys = self.encode(self.target_encoder, targets_in)
-            z_next, z_pos = (keys[:b], keys[b:]) if use_curl else (keys, None)
-            q1_t, q2_t = self.target_critic(z_next, next_action)
-            soft_v = torch.min(q1_t, q2_t) - self.alpha * next_log_prob
-            target = batch["reward"] + cfg.gamma * (1.0 - batch["terminal"]) * soft_v
-        q1, q2 = self.critic(z_a, batch["action"])
-        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+            z_next, z_pos = (keys[: k * b], keys[k * b :]) if use_curl else (keys, None)
+            target = self.soft_target(
+                z_next, next_action, next_log_prob, batch["reward"], batch["terminal"]
+            )
+        critic_loss, q1 = self.critic_loss(z_a, batch["action"], target)
         loss = critic_loss
         metrics: dict[str, float] = {}
         if use_curl:
             assert z_pos is not None
             # q^T W k against the batch's keys; the authors' per-row max subtraction leaves the
             # cross-entropy unchanged, and log-softmax is stable without it.
-            res = info_nce_result(z_a, z_pos, similarity=self.W)
+            res = info_nce_result(z_a[:b], z_pos, similarity=self.W)
             loss = loss + res.loss
             metrics |= {"curl_loss": res.loss.item(), "curl_accuracy": res.accuracy.item()}
         self.critic_opt.zero_grad(set_to_none=True)
@@ -297,7 +354,7 @@ class PixelSAC(nn.Module):
 
         self.updates += 1
         if self.updates % cfg.update_every == 0:
-            trunk_d = trunk_a.detach()  # the actor's loss must not reach the conv layers
+            trunk_d = trunk_a[:b].detach()  # the actor's loss must not reach the conv layers
             action, log_prob, _ = self.actor(self.actor_head(trunk_d), self.generator)
             # Through the critic to the action only: its weight gradients would be discarded.
             with without_parameter_grads(self.encoder.head, self.critic):
@@ -318,8 +375,36 @@ class PixelSAC(nn.Module):
                 "entropy": -log_prob.mean().item(),
             }
         if cfg.aux == "curl" and not use_curl:
-            metrics |= self._separate_curl_step(anchor, obs)
+            metrics |= self._separate_curl_step(anchor[:b], obs)
         return metrics
+
+    def soft_target(
+        self,
+        z_next: Tensor,
+        next_action: Tensor,
+        next_log_prob: Tensor,
+        reward: Tensor,
+        terminal: Tensor,
+    ) -> Tensor:
+        """The critic's target [B]: r + gamma (1 - terminal) (min Q' - alpha log pi), averaged
+        over the K copies of the next observation whose target features ``z_next`` [K * B, F],
+        sampled actions [K * B, A] and log-probabilities [K * B] come copy after copy."""
+        k, b = len(z_next) // len(reward), len(reward)
+        q1_t, q2_t = self.target_critic(z_next, next_action)
+        soft_v = torch.min(q1_t, q2_t) - self.alpha * next_log_prob  # [K * B]
+        done = (1.0 - terminal).repeat(k)
+        return (reward.repeat(k) + self.cfg.gamma * done * soft_v).view(k, b).mean(0)
+
+    def critic_loss(self, z: Tensor, action: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Both Q heads' squared error against ``target`` [B], averaged over the M copies of
+        the observation whose features ``z`` [M * B, F] come copy after copy; and Q1 [M * B].
+
+        The mean over copies: DrQ's code sums them, which is the same step under Adam, and the
+        mean keeps CURL's weight against the critic's loss whatever M is."""
+        m = len(z) // len(target)
+        q1, q2 = self.critic(z, action.repeat(m, 1))
+        targets = target.repeat(m)
+        return F.mse_loss(q1, targets) + F.mse_loss(q2, targets), q1
 
     def _separate_curl_step(self, anchor: Tensor, obs: Tensor) -> dict[str, float]:
         """The authors' CURL step (``curl_update="authors"``): the query from the updated

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["evaluate_policy", "make_env"]
+__all__ = ["RenderError", "evaluate_policy", "import_dm_control", "make_env"]
 
 
 def _hide_dims(env, count: int):  # type: ignore[no-untyped-def]
@@ -35,6 +36,53 @@ def _hide_dims(env, count: int):  # type: ignore[no-untyped-def]
     return HideRandomDimensions(env)
 
 
+class RenderError(RuntimeError):
+    """MuJoCo could not render headless (no OpenGL backend installed or selected)."""
+
+
+# What dm_control accepts in MUJOCO_GL (dm_control/_render/__init__.py); the first three
+# render, the others switch rendering off.
+_GL_RENDERING = ("egl", "osmesa", "glfw")
+_GL_OTHER = ("", "0", "1", "disable", "disabled", "enable", "enabled", "false", "off", "on", "true")
+_GL_FIX = (
+    "set MUJOCO_GL=egl (Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1) or "
+    "MUJOCO_GL=osmesa (apt-get install libosmesa6)"
+)
+
+
+def import_dm_control(render: bool) -> Any:
+    """``dm_control.suite`` with shimmy's gymnasium ids registered, under a MuJoCo OpenGL
+    backend that can work here (``MUJOCO_GL``, egl when unset), or one line saying what to set
+    or install. ``render``: pixels will be rendered, so the backend must draw off-screen.
+
+    Raises:
+        RenderError: MUJOCO_GL names no backend, a window backend without a display, or a
+            backend whose library is missing.
+        ImportError: dm_control or shimmy is not installed.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no X display to open
+    backend = os.environ["MUJOCO_GL"].lower()
+    if backend not in _GL_RENDERING + _GL_OTHER:
+        raise RenderError(f"MUJOCO_GL={backend!r} is not a MuJoCo rendering backend: {_GL_FIX}")
+    if render and backend not in ("egl", "osmesa") and not os.environ.get("DISPLAY"):
+        raise RenderError(
+            f"MUJOCO_GL={backend!r} renders through a window, and there is no display (DISPLAY "
+            f"is unset): {_GL_FIX}"
+        )
+    try:
+        import dm_control.suite as suite
+        import shimmy  # noqa: F401 - registers the dm_control/* ids with gymnasium
+    except ImportError as e:
+        raise ImportError(
+            f"DeepMind Control tasks need dm_control and shimmy ({e}): pip install 'seqrep[pixels]'"
+        ) from e
+    except Exception as e:  # the backend's library is missing: PyOpenGL fails while importing
+        raise RenderError(
+            f"MuJoCo's {backend} backend cannot load ({type(e).__name__}: {e}): {_GL_FIX}"
+        ) from e
+    return suite
+
+
 def make_env(env_id: str, seed: int | None = None, hide_dims: int = 0):  # type: ignore[no-untyped-def]
     """``gymnasium.make(env_id)`` with actions rescaled to [-1, 1] (``RescaleAction``) and
     episode return/length statistics (``RecordEpisodeStatistics``); seeded on first reset.
@@ -47,13 +95,7 @@ def make_env(env_id: str, seed: int | None = None, hide_dims: int = 0):  # type:
     except ImportError as e:
         raise ImportError("environments need gymnasium: pip install 'seqrep[rl]'") from e
     if env_id.startswith("dm_control/"):  # DeepMind Control through shimmy (seqrep[pixels])
-        os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no X display to open
-        try:
-            import shimmy  # noqa: F401 - registers the dm_control/* ids
-        except ImportError as e:
-            raise ImportError(
-                f"{env_id} needs dm_control and shimmy: pip install 'seqrep[pixels]'"
-            ) from e
+        import_dm_control(render=False)
     # dm_control's float64 spaces (unbounded states) warn about overflow when gymnasium casts
     # their limits to float32 in make and in the wrappers; the casts are right, the noise is not.
     warnings.filterwarnings(

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seqrep.rl.envs import RenderError, import_dm_control
+
 __all__ = [
     "DMC_ACTION_REPEAT",
     "DMCPixels",
@@ -24,6 +26,7 @@ __all__ = [
     "center_crop",
     "parse_task",
     "random_crop",
+    "random_shift",
 ]
 
 # Action repeat per task as in CURL (Table 3 / the authors' scripts); 4 for any other task.
@@ -37,10 +40,6 @@ DMC_ACTION_REPEAT = {
 }
 
 
-class RenderError(RuntimeError):
-    """MuJoCo could not render headless (no OpenGL backend installed or selected)."""
-
-
 def parse_task(task: str) -> tuple[str, str]:
     """``"ball_in_cup-catch"`` -> ``("ball_in_cup", "catch")``; a clear error for other forms."""
     domain, sep, name = task.partition("-")
@@ -49,18 +48,6 @@ def parse_task(task: str) -> tuple[str, str]:
             f"--task {task!r} is not DOMAIN-TASK (e.g. cartpole-swingup, ball_in_cup-catch)"
         )
     return domain, name
-
-
-def _require_dm_control() -> Any:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless; osmesa is the fallback
-    try:
-        import dm_control.suite as suite
-        import shimmy  # noqa: F401 - registers dm_control/* ids with gymnasium
-    except ImportError as e:
-        raise ImportError(
-            f"pixel tasks need dm_control and shimmy ({e}): pip install 'seqrep[pixels]'"
-        ) from e
-    return suite
 
 
 class DMCPixels:
@@ -80,7 +67,7 @@ class DMCPixels:
     def __init__(
         self, task: str, size: int = 100, camera_id: int = 0, action_repeat: int | None = None
     ) -> None:
-        suite = _require_dm_control()
+        suite = import_dm_control(render=True)
         import gymnasium as gym
 
         domain, name = parse_task(task)
@@ -302,6 +289,19 @@ def random_crop(pixels: Tensor, size: int, generator: torch.Generator | None = N
     left = torch.randint(w - size + 1, (b,), generator=generator, device=dev)
     windows = pixels.unfold(2, size, 1).unfold(3, size, 1)  # [B, C, H-S+1, W-S+1, S, S]
     return windows[torch.arange(b, device=dev), :, top, left]
+
+
+def random_shift(pixels: Tensor, pad: int, generator: torch.Generator | None = None) -> Tensor:
+    """DrQ's image augmentation: replicate-pad by ``pad`` pixels on every side, then a random
+    crop back to the input's size, i.e. a shift of up to ``pad`` pixels each way with the
+    border pixels repeated: [B, C, H, W] -> [B, C, H, W] (square images), same dtype (crop
+    uint8 pixels before converting them). The crop is :func:`random_crop` on the padded
+    images, so its offsets, 0..2*pad, draw from ``generator`` the same way."""
+    h, w = pixels.shape[-2:]
+    if h != w:
+        raise ValueError(f"random_shift needs square images, got {h} x {w}")
+    padded = torch.nn.functional.pad(pixels, (pad, pad, pad, pad), mode="replicate")
+    return random_crop(padded, h, generator)
 
 
 def center_crop(pixels: Tensor, size: int) -> Tensor:
