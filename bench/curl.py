@@ -11,9 +11,14 @@ through shimmy). Variants: curl-crop (CURL), none-crop (crop-only SAC, RAD), non
 on the centre crop), curl-gaussian (Gaussian-perturbation positives). ``report`` reads whatever
 the folders hold (finished or not) and says how far each got.
 
-The GPU protocol (the six DMControl100k tasks, batch 512) is the same script:
+The GPU protocol (the six DMControl100k tasks, batch 512: CURL, crop-only SAC, DrQ and state SAC,
+3 seeds each, beside every published anchor) is the same script:
 
-    python bench/curl.py run --tasks all --batch-size 512 --device cuda --jobs 4 --threads 4
+    python bench/curl.py run --tasks all --batch-size 512 --device cuda --jobs 12 --threads 1
+    python bench/curl.py report --tasks all
+
+(``--tasks all`` runs the ``dmc100k`` variant set unless ``--variants`` says otherwise; many runs
+share one GPU, each resumable from its own folder.)
 """
 
 from __future__ import annotations
@@ -81,20 +86,42 @@ VARIANTS = {  # name: (--aux, --augment, label, further options)
 # trackers and later reruns; cited so a reader can check them).
 READING_PUBLISHED = """How to read the published rows beside these runs:
 
-- **Step counting.** This benchmark counts simulator steps: 100k environment steps are 12.5k
-  agent steps and 12.5k updates on cartpole (action repeat 8). The authors state that their
-  100k counts simulator steps (MishaLaskin/curl#3), but their training loop's `step` counts
-  agent steps, and later readers found the published 100k numbers line up with that counter,
-  i.e. with several times more simulator steps (MishaLaskin/rad#15, google-research/rliable#5;
-  DrQ's paper says the same of CURL's plots). Reruns of the authors' code at 12.5k agent steps
-  on cartpole report pixel SAC without augmentation at about 250-300 (MishaLaskin/rad#17), where
-  the paper lists 419 at 100k.
-- **Batch size.** The paper's final runs used batch 512 (MishaLaskin/curl#15, author's reply);
-  this CPU protocol uses 128, the authors' run script's value. The GPU protocol uses 512.
-- **DrQ** counts simulator steps, but its 759 comes with its Q-target averaging over augmented
-  copies (K=2, M=2) and batch 512; crop-only SAC here is DrQ's K=1, M=1.
+- **Step counting: like for like.** This benchmark counts simulator steps: 100k environment
+  steps are 12.5k agent steps and 12.5k updates on cartpole (action repeat 8). CURL counts the
+  same way: its paper (section 5.1) and its first author (MishaLaskin/curl#3: "100k env steps =
+  25k agent steps with action repeat of 4") report low-level simulator steps, so CURL's 582 at
+  100k is a target for this protocol. (The threads once cited here for the opposite,
+  MishaLaskin/rad#15 and google-research/rliable#5, concern RAD's logs and a method built on
+  RAD's code, not CURL.) DrQ counts simulator steps too.
+- **Batch size: the one known difference.** The paper's final runs used batch 512
+  (MishaLaskin/curl#15, the author's reply), while the authors' run
+  script uses 128, as this CPU protocol does; the GPU protocol uses 512.
+- **DrQ** (Kostrikov, Yarats & Fergus 2021): its 759 at 100k comes with its Q-target averaging
+  over augmented copies (K=2, M=2) and batch 512; its K=1, M=1 ablation (537 on cartpole) is
+  the shift augmentation alone, close to crop-only SAC here.
 
 """
+
+
+# Named sets of variants: the CPU cartpole protocol, and the six-task DMControl100k table.
+VARIANT_SETS = {
+    "cpu": "curl-crop,none-crop,none-none,curl-gaussian",
+    "dmc100k": "curl-crop,none-crop,drq",
+}
+
+
+def _variants(args: argparse.Namespace) -> list[str]:
+    """The variants asked for: --variants (names or a set of :data:`VARIANT_SETS`), by default
+    the ``dmc100k`` set with ``--tasks all`` and the ``cpu`` set otherwise."""
+    given = args.variants or ("dmc100k" if args.tasks == "all" else "cpu")
+    names = [v for part in given.split(",") for v in VARIANT_SETS.get(part, part).split(",")]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(
+            f"unknown --variants {', '.join(unknown)}; choose among "
+            f"{', '.join([*VARIANT_SETS, *VARIANTS])}"
+        )
+    return list(dict.fromkeys(names))
 
 
 def _folder(runs: Path, task: str, variant: str, seed: int) -> Path:
@@ -106,7 +133,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     jobs = []
     for task in tasks:
         for seed in [int(s) for s in args.seeds.split(",")]:
-            for variant in args.variants.split(","):
+            for variant in _variants(args):
                 aux, augment, _, extra = VARIANTS[variant]
                 cmd = ["curl", "--task", task, "--aux", aux, "--augment", augment]
                 cmd += ["--env-steps", str(args.env_steps), "--batch-size", str(args.batch_size)]
@@ -633,7 +660,13 @@ def main() -> None:
     )
     parser.add_argument("action", choices=("run", "report", "speed"))
     parser.add_argument("--tasks", default="cartpole-swingup", help="comma-separated, or 'all'")
-    parser.add_argument("--variants", default="curl-crop,none-crop,none-none,curl-gaussian")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variants or sets ("
+        + ", ".join(f"{k}: {v}" for k, v in VARIANT_SETS.items())
+        + "); default: dmc100k with --tasks all, else cpu",
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--env-steps", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=128)

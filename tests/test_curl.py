@@ -676,3 +676,50 @@ def dataclasses_replace(cfg: PixelSACConfig, **changes: object) -> PixelSACConfi
     import dataclasses
 
     return dataclasses.replace(cfg, **changes)
+
+
+def test_the_six_task_protocol_runs_curl_crop_drq_and_state_with_valid_options():
+    """`bench/curl.py run --tasks all`: the DMControl100k table's jobs, each pixel job's options
+    accepted by `seqrep curl` and valid together; DrQ keeps its learning rate on cheetah."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    from seqrep.cli import cli
+    from seqrep.train_curl import PixelRunConfig
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "curl.py"
+    spec = importlib.util.spec_from_file_location("bench_curl", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(
+        tasks="all",
+        variants=None,
+        seeds="0,1,2",
+        env_steps=100_000,
+        batch_size=512,
+        device="cpu",
+        checkpoint_every=50_000,
+        state=True,
+        runs=Path("runs"),
+    )
+    jobs = bench._jobs(args)
+    assert len(jobs) == 6 * 3 * 4
+    names = [name for name, _ in jobs]
+    for task in bench.SIX_TASKS:
+        for variant in ("curl-crop", "none-crop", "drq"):
+            assert f"{task} {variant} seed 2" in names
+    for name, cmd in jobs:
+        if cmd[0] != "curl":
+            assert cmd[0] == "sac" and "dm_control/" in cmd[cmd.index("--env") + 1]
+            continue
+        ctx = cli.commands["curl"].make_context("curl", cmd[1:])
+        fields = set(PixelRunConfig.__dataclass_fields__)
+        cfg = PixelRunConfig(**{k: v for k, v in ctx.params.items() if k in fields})
+        cfg.validate()
+        assert cfg.batch_size == 512
+        if " drq " in name:
+            assert (cfg.augment, cfg.drq_k, cfg.drq_m, cfg.image_size) == ("shift", 2, 2, 84)
+            assert cfg.encoder_tanh and cfg.lr == 1e-3
+        elif name.startswith("cheetah-run"):
+            assert cfg.lr == 2e-4  # CURL's rate for cheetah
