@@ -459,13 +459,81 @@ def _trunk_forward_backward(trunk: Any, pixels: Any) -> None:
     trunk(pixels).sum().backward()
 
 
+def _env_rates(n: int = 100) -> tuple[float, float]:
+    """Environment steps/s on cartpole (action repeat 8, 100 x 100 renders) of shimmy's
+    environment stepped and rendered by hand (the floor) and of seqrep's pixel environment (the
+    same through gymnasium's wrappers: repeat, render, frame stack), in turns of ``n`` agent
+    steps, the better of three turns each."""
+    import gymnasium as gym
+
+    from seqrep.rl.pixels import make_pixel_env
+
+    env = make_pixel_env("cartpole-swingup", 100)  # imports shimmy: dm_control's gymnasium ids
+    raw = gym.make(
+        "dm_control/cartpole-swingup-v0",
+        render_mode="rgb_array",
+        render_kwargs={"height": 100, "width": 100, "camera_id": 0},
+    )
+    best = {"bare": 0.0, "wrapped": 0.0}
+    zero = np.zeros(1, np.float32)
+    for _ in range(3):
+        raw.reset(seed=0)
+        t = time.perf_counter()
+        for _ in range(n):
+            for _ in range(8):
+                raw.step(zero)
+            raw.render()
+        best["bare"] = max(best["bare"], n * 8 / (time.perf_counter() - t))
+        env.reset(seed=0)
+        t = time.perf_counter()
+        for _ in range(n):
+            env.step(zero)
+        best["wrapped"] = max(best["wrapped"], n * 8 / (time.perf_counter() - t))
+    raw.close()
+    env.close()
+    return best["bare"], best["wrapped"]
+
+
+def _evaluation_times(episodes: int) -> dict[str, float]:
+    """Seconds for ``episodes`` evaluation episodes of an untrained CURL agent on cartpole: one
+    environment acting on one observation at a time, seqrep's vector evaluation in this process
+    (actions batched), and with two worker processes rendering at once."""
+    import torch
+
+    from seqrep.rl.curl import PixelSAC
+    from seqrep.rl.pixels import PixelEvaluation, make_pixel_env
+
+    agent = PixelSAC((9, 100, 100), 1)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return agent.act(torch.from_numpy(obs)).cpu().numpy()
+
+    make = partial(make_pixel_env, "cartpole-swingup", 100)
+    env = make()
+    t = time.perf_counter()
+    for e in range(episodes):
+        obs, _ = env.reset(seed=e)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(act(obs[None])[0])
+            done = terminated or truncated
+    times = {"one at a time": time.perf_counter() - t}
+    env.close()
+    for workers in (1, 2):
+        evaluation = PixelEvaluation(make, episodes, workers)
+        t = time.perf_counter()
+        evaluation.run(act, 0, None)
+        times[f"vector, {workers} worker{'s' * (workers > 1)}"] = time.perf_counter() - t
+        evaluation.close()
+    return times
+
+
 def speed(args: argparse.Namespace) -> None:
     """Update time of CURL against the same networks' update without CURL, and the loop's env
     steps/s against the bare render+step rate, measured in this run."""
     import torch
 
     from seqrep.rl.curl import PixelSAC, PixelSACConfig
-    from seqrep.rl.pixels import DMCPixels
     from seqrep.runs import resolve_device, retain_freed_memory
 
     torch.set_num_threads(args.threads)
@@ -496,6 +564,13 @@ def speed(args: argparse.Namespace) -> None:
             "curl_bf16": PixelSACConfig(aux="curl", batch_size=b, precision="bf16"),
             "none": PixelSACConfig(aux="none", batch_size=b),
         }
+        # DrQ renders at 84 and shifts; its K = M = 2 update against crop-only SAC's (above).
+        drq_cfg = PixelSACConfig(
+            aux="none", augment="shift", drq_k=2, drq_m=2, encoder_tanh=True, batch_size=b
+        )
+        drq = PixelSAC((9, 84, 84), 1, drq_cfg, device=dev)
+        drq_batch = {**batch, "obs": batch["obs"][..., 8:92, 8:92].contiguous()}
+        drq_batch["next_obs"] = batch["next_obs"][..., 8:92, 8:92].contiguous()
         if args.curl_update_only:
             agent = PixelSAC((9, 100, 100), 1, variants["curl"], device=dev)
             med = _median_times({"curl": partial(agent.update, batch)}, args.repeats, sync)
@@ -511,6 +586,7 @@ def speed(args: argparse.Namespace) -> None:
 
         timed: dict[str, Callable[[], Any]] = {
             **{v: partial(agent.update, batch) for v, agent in agents.items()},
+            "drq": partial(drq.update, drq_batch),
             "trunk_f": partial(_trunk_forward, trunk, crops),
             "trunk_fb": partial(_trunk_forward_backward, trunk, crops),
         }
@@ -523,6 +599,8 @@ def speed(args: argparse.Namespace) -> None:
             "floor_s": med["none"],
             "ratio": med["curl"] / med["none"],
             "bf16_speedup": med["curl"] / med["curl_bf16"],
+            "drq_s": med["drq"],
+            "drq_ratio": med["drq"] / med["none"],
             "trunk_forward_s": med["trunk_f"],
             "trunk_forward_backward_s": med["trunk_fb"],
             "conv_floor_s": conv_floor,
@@ -549,14 +627,9 @@ def speed(args: argparse.Namespace) -> None:
             kept_s = float(np.mean([c[row["batch"]] for c in child[True]]))
             row |= {"curl_glibc_malloc_s": glibc_s, "curl_retained_alone_s": kept_s}
             row["retain_speedup"] = glibc_s / kept_s
-    env = DMCPixels("cartpole-swingup")
-    env.reset(seed=0)
-    t, n = time.perf_counter(), 100
-    for _ in range(n):
-        env.step(np.zeros(1))
-    bare = n * env.action_repeat / (time.perf_counter() - t)
-    env.close()
-    out["bare_env_steps_per_s"] = bare
+    bare, wrapped = _env_rates()
+    out["bare_env_steps_per_s"], out["wrapped_env_steps_per_s"] = bare, wrapped
+    out["evaluation"] = _evaluation_times(args.eval_episodes)
     rates = []
     for folder in sorted(args.runs.glob("cartpole-swingup-*-s*")):
         if "-state-" in folder.name:  # no rendering: the bare render+step rate is not its floor
@@ -580,15 +653,17 @@ def speed(args: argparse.Namespace) -> None:
             )
     out["loops"] = rates
     stem = "curl_speed_gpu" if dev == "cuda" else "curl_speed"
+    args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [
         f"# CURL update speed ({where}, median of {args.repeats}, interleaved)\n",
-        "| batch | CURL update (s) | same networks without CURL (s) | ratio | "
-        "CURL, --precision bf16 (s) | bf16 speed-up |",
-        "|---|---|---|---|---|---|",
+        "| batch | CURL update (s) | same networks without CURL (crop-only SAC, s) | ratio | "
+        "CURL, --precision bf16 (s) | bf16 speed-up | DrQ, K = M = 2 (s) | DrQ / crop-only |",
+        "|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['batch']} | {r['curl_s']:.3f} | {r['floor_s']:.3f} | {r['ratio']:.2f} | "
-            f"{r['curl_bf16_s']:.3f} | {r['bf16_speedup']:.2f} |"
+            f"{r['curl_bf16_s']:.3f} | {r['bf16_speedup']:.2f} | {r['drq_s']:.3f} | "
+            f"{r['drq_ratio']:.2f} |"
             for r in out["updates"]
         ),
         "",
@@ -639,7 +714,19 @@ def speed(args: argparse.Namespace) -> None:
             "update); training runs below, if any, may have shared the GPU."
         ),
         "",
-        f"Bare cartpole render+step: {bare:,.0f} environment steps/s (action repeat 8, 100x100).",
+        f"Bare cartpole render+step: {bare:,.0f} environment steps/s (action repeat 8, 100x100, "
+        f"shimmy's environment stepped and rendered by hand); seqrep's pixel environment "
+        f"(gymnasium's RepeatAction, AddRenderObservation, FrameStackObservation): "
+        f"{wrapped:,.0f} ({wrapped / bare:.2f} of the bare rate).",
+        "",
+        f"{args.eval_episodes} evaluation episodes (untrained CURL agent, cartpole):",
+        "",
+        "| how | seconds | speed-up over one at a time |",
+        "|---|---|---|",
+        *(
+            f"| {k} | {v:.1f} | {out['evaluation']['one at a time'] / v:.2f} |"
+            for k, v in out["evaluation"].items()
+        ),
         "",
         "| training run | environment steps/s (evaluations included; median over the "
         "intervals between evaluations) | intervals | share of the bare rate |",
@@ -681,6 +768,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--batch-sizes", default="128,512", help="speed: batch sizes")
     parser.add_argument("--repeats", type=int, default=7, help="speed: timed updates each")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=10, help="speed: evaluation episodes timed"
+    )
     parser.add_argument(
         "--malloc",
         choices=("retain", "glibc"),

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from seqrep.rl.augment import center_crop, random_crop, random_shift
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
-from seqrep.rl.pixels import FrameReplay, FrameStacker, center_crop, random_crop, random_shift
+from seqrep.rl.pixels import FrameReplay
 from seqrep.runs import training_state
 
 SMALL = PixelSACConfig(crop_size=32, feature_dim=16, hidden=32, batch_size=16)
@@ -253,11 +254,13 @@ def test_gaussian_positives_have_the_configured_noise():
 
 # ------------------------------------------------------------------------------- replay
 def _naive_episode(frames: list[np.ndarray], k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    stacker = FrameStacker(k)
-    obs = [stacker.reset(frames[0])]
-    for f in frames[1:]:
-        obs.append(stacker.push(f))
-    return obs[:-1], obs[1:]
+    """CURL's frame stack by hand: observation t holds frames t-k+1..t, the reset frame
+    repeated before the episode's start."""
+    stacks = [
+        np.concatenate([frames[max(0, t - j)] for j in range(k - 1, -1, -1)])
+        for t in range(len(frames))
+    ]
+    return stacks[:-1], stacks[1:]
 
 
 def test_frame_replay_rebuilds_stacks_exactly_and_never_across_episodes():
@@ -318,9 +321,9 @@ def test_replay_state_roundtrip():
 @pytest.fixture(scope="module")
 def dmc():
     pytest.importorskip("dm_control")
-    from seqrep.rl.pixels import DMCPixels
+    from seqrep.rl.pixels import make_pixel_env
 
-    env = DMCPixels("cartpole-swingup", size=64)
+    env = make_pixel_env("cartpole-swingup", size=64)
     yield env
     env.close()
 
@@ -328,36 +331,70 @@ def dmc():
 def test_dmc_pixels_frames_action_repeat_and_time_limit(dmc):
     import gymnasium as gym
 
-    first = dmc.reset(seed=3)
-    assert first.shape == (3, 64, 64) and first.dtype == np.uint8 and first.std() > 0
-    assert dmc.action_repeat == 8  # CURL's value for cartpole
-    # The same seed renders the same frame; a reference env stepped one simulator step at a time
-    # gives the summed reward of one repeated step.
-    assert np.array_equal(dmc.reset(seed=3), first)
-    ref = gym.make("dm_control/cartpole-swingup-v0")
+    assert isinstance(dmc, gym.Env)
+    first, _ = dmc.reset(seed=3)
+    assert first.shape == (9, 64, 64) and first.dtype == np.uint8 and first.std() > 0
+    # at a reset the first frame fills every slot
+    assert np.array_equal(first[:3], first[3:6]) and np.array_equal(first[3:6], first[6:])
+    # The same seed renders the same frame; a reference env stepped one simulator step at a
+    # time gives the summed reward of one repeated step (CURL's repeat for cartpole: 8) and the
+    # frame rendered after it.
+    assert np.array_equal(dmc.reset(seed=3)[0], first)
+    ref = gym.make(
+        "dm_control/cartpole-swingup-v0",
+        render_mode="rgb_array",
+        render_kwargs={"height": 64, "width": 64, "camera_id": 0},
+    )
     ref.reset(seed=3)
-    action = np.array([0.3])
-    _, reward, terminated, truncated = dmc.step(action)
+    action = np.array([0.3], np.float32)
+    obs, reward, terminated, truncated, _ = dmc.step(action)
     total = sum(float(ref.step(action)[1]) for _ in range(8))
     assert reward == pytest.approx(total, rel=1e-12)
+    assert np.array_equal(obs[6:], ref.render().transpose(2, 0, 1))
+    assert np.array_equal(obs[:6], first[:6])  # older slots: the reset frame, then the new one
     # 1000 simulator steps: the episode ends by the time limit, as truncated, never terminated
     steps, done = 1, truncated
     while not done:
-        _, _, terminated, truncated = dmc.step(action)
+        _, _, terminated, truncated, _ = dmc.step(action)
         assert not terminated
         steps, done = steps + 1, truncated
     assert steps == 125 and truncated
     ref.close()
 
 
+def test_the_replay_rebuilds_exactly_the_stacks_the_environment_showed():
+    """The pixel environment's frame stacks (gymnasium's FrameStackObservation) and the
+    replay's, rebuilt from one stored frame per step, agree over episode boundaries."""
+    from seqrep.rl.pixels import TOY_TASK, make_pixel_env
+
+    env = make_pixel_env(TOY_TASK, size=12, frame_stack=3)
+    replay = FrameReplay(capacity=200, frame_shape=(3, 12, 12), act_dim=2, stack=3)
+    rng = np.random.default_rng(0)
+    seen_obs, seen_next = [], []
+    for episode in range(3):
+        obs, _ = env.reset(seed=episode)
+        replay.start_episode(obs[-3:])
+        done = False
+        while not done:
+            action = rng.uniform(-1, 1, 2).astype(np.float32)
+            nxt, reward, terminated, truncated, _ = env.step(action)
+            replay.add(action, reward, nxt[-3:], terminated)
+            seen_obs.append(obs)
+            seen_next.append(nxt)
+            obs, done = nxt, terminated or truncated
+    obs, nxt = replay.stacks(np.arange(replay.size))
+    assert replay.size == 150
+    assert np.array_equal(obs, np.stack(seen_obs)) and np.array_equal(nxt, np.stack(seen_next))
+
+
 def test_unknown_task_is_a_clear_error():
     pytest.importorskip("dm_control")
-    from seqrep.rl.pixels import DMCPixels
+    from seqrep.rl.pixels import make_pixel_env
 
     with pytest.raises(ValueError, match="unknown DeepMind Control task 'cartpole-fly'"):
-        DMCPixels("cartpole-fly")
+        make_pixel_env("cartpole-fly")
     with pytest.raises(ValueError, match="is not DOMAIN-TASK"):
-        DMCPixels("cartpole")
+        make_pixel_env("cartpole")
 
 
 # ------------------------------------------------------------------------------- the loop
@@ -723,3 +760,84 @@ def test_the_six_task_protocol_runs_curl_crop_drq_and_state_with_valid_options()
             assert cfg.encoder_tanh and cfg.lr == 1e-3
         elif name.startswith("cheetah-run"):
             assert cfg.lr == 2e-4  # CURL's rate for cheetah
+
+
+# ------------------------------------------------------------------------------- evaluation, video
+def _toy_policy(obs: np.ndarray) -> np.ndarray:
+    """A deterministic policy of the newest frame, row by row (so batching cannot change it):
+    move towards the canvas centre from the dot's brightest column and row."""
+    frame = obs[:, -3:].astype(np.float64).mean(1)  # [N, H, W]
+    rows, cols = frame.mean(2).argmax(1), frame.mean(1).argmax(1)
+    centre = (frame.shape[-1] - 1) / 2
+    return np.stack([centre - cols, centre - rows], 1).clip(-1, 1).astype(np.float32)
+
+
+def test_vector_evaluation_returns_each_seeds_episode_whatever_the_workers():
+    from functools import partial
+
+    from seqrep.rl.pixels import TOY_TASK, PixelEvaluation, make_pixel_env
+
+    make = partial(make_pixel_env, TOY_TASK, 24)
+    env, expected = make(), []
+    for e in range(5):  # one episode at a time, seeds 7 .. 11
+        obs, _ = env.reset(seed=7 + e)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(_toy_policy(obs[None])[0])
+            total, done = total + reward, terminated or truncated
+        expected.append(total)
+    frames: list[np.ndarray] = []
+    in_process = PixelEvaluation(make, episodes=5, workers=1)
+    np.testing.assert_allclose(in_process.run(_toy_policy, 7, frames), expected, rtol=1e-12)
+    in_process.close()
+    assert len(frames) == 51 and frames[0].shape == (3, 24, 24)  # the reset frame + 50 steps
+    two = PixelEvaluation(make, episodes=5, workers=2)  # subprocesses, 3 rounds of 2
+    np.testing.assert_allclose(two.run(_toy_policy, 7, None), expected, rtol=1e-12)
+    two.close()
+
+
+def test_capture_video_writes_playable_mp4s_linked_from_the_report(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as imageio
+
+    from seqrep.cli import main
+
+    out = tmp_path / "toy"
+    args = [*TOY_ARGS, "--env-steps", "100", "--init-steps", "60", "--eval-every", "50"]
+    main([*args, "--eval-episodes", "2", "--capture-video", "--out", str(out)])
+    videos = sorted(p.name for p in (out / "videos").iterdir())
+    assert videos == ["step-0.mp4", "step-100.mp4", "step-50.mp4"]
+    reader = imageio.get_reader(out / "videos" / "step-100.mp4")
+    shapes = [frame.shape for frame in reader]
+    assert len(shapes) == 51 and set(shapes) == {(80, 80, 3)}  # 40 px frames, twice as large
+    report = (out / "report.md").read_text()
+    assert "(videos/step-0.mp4)" in report and "(videos/step-100.mp4)" in report
+    assert "(videos/step-50.mp4)" not in report
+
+
+def test_sac_capture_video_records_the_rendered_evaluation_episode(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as imageio
+
+    from seqrep.cli import main
+    from seqrep.rl.envs import evaluate_policy
+
+    # evaluate_policy hands over the first episode's frames: the reset frame and one per step
+    steps = []
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        steps.append(1)
+        return np.zeros(1, np.float32)
+
+    frames: list[np.ndarray] = []
+    evaluate_policy("InvertedPendulum-v5", policy, episodes=1, seed=0, frames=frames)
+    assert len(frames) == len(steps) + 1 and frames[0].shape == (480, 480, 3)
+    assert frames[0].std() > 0 and not np.array_equal(frames[0], frames[-1])
+
+    out = tmp_path / "sac"
+    args = ["sac", "--env", "InvertedPendulum-v5", "--total-steps", "300"]
+    args += ["--learning-starts", "200", "--eval-every", "300", "--eval-episodes", "1"]
+    main([*args, "--batch-size", "32", "--hidden", "16", "--capture-video", "--out", str(out)])
+    video = [frame for frame in imageio.get_reader(out / "videos" / "step-300.mp4")]
+    assert len(video) >= 2 and video[0].shape == (480, 480, 3)
+    assert "(videos/step-300.mp4)" in (out / "report.md").read_text()

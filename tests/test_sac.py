@@ -352,10 +352,10 @@ def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeyp
         main(["collect", "--policy", "expert", "--from-replay", "--dataset-id", "seqrep/pd/x-v0"])
     for extra in (["--noise", "0.1"], ["--seed", "3"], ["--env", "Hopper-v5"]):
         with pytest.raises(SystemExit):
-            main(["collect", "--policy", run, "--from-replay", "--dataset-id", "x/y-v0", *extra])
+            main(["collect", "--policy", run, "--from-replay", "--dataset-id", "xx/yy-v0", *extra])
         assert f"{extra[0]} cannot apply with --from-replay" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a run's policy only acts in the run's environment
-        main(["collect", "--policy", run, "--env", "Hopper-v5", "--dataset-id", "x/y-v0"])
+        main(["collect", "--policy", run, "--env", "Hopper-v5", "--dataset-id", "xx/yy-v0"])
     assert "differs from the environment" in capsys.readouterr().err
 
 

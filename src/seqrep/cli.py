@@ -16,7 +16,7 @@ from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.distributed import broadcast_object, process_group, rank, shutdown, world_size
 from seqrep.mi_bench import MIBenchConfig, format_table, prepare_mi_bench, run_mi_bench
-from seqrep.rl.pixels import RenderError
+from seqrep.rl.envs import RenderError
 from seqrep.runs import (
     DEVICES,
     Prepared,

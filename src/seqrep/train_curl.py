@@ -1,9 +1,11 @@
-"""SAC from pixels (CURL, crop-only, no augmentation, Gaussian positives): the online loop.
+"""SAC from pixels (CURL, crop-only, DrQ, no augmentation, Gaussian positives): the online loop.
 
 Steps are counted in environment (simulator) steps, as DMControl100k/500k are; one agent step
 is ``action_repeat`` environment steps. After ``init_steps`` agent steps of uniform random
 actions, every agent step makes one update. Every ``eval_every`` environment steps (and at 0)
-the deterministic policy plays ``eval_episodes`` episodes on the centre crop.
+the deterministic policy plays ``eval_episodes`` episodes on the centre crop, in a vector
+environment (:class:`seqrep.rl.pixels.PixelEvaluation`), with an MP4 of the first episode under
+``--capture-video``.
 
 Checkpoints are written at episode ends (every ``checkpoint_every`` environment steps) and hold
 the agent, its optimisers and generator, the frame replay, every RNG and the counters; episode
@@ -13,6 +15,7 @@ e is reset with seed ``seed + e``, so a resumed run continues the same curve.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,15 @@ import numpy as np
 import torch
 
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
-from seqrep.rl.pixels import DMC_ACTION_REPEAT, DMCPixels, FrameReplay, FrameStacker
+from seqrep.rl.envs import check_renders
+from seqrep.rl.pixels import (
+    FrameReplay,
+    PixelEvaluation,
+    default_action_repeat,
+    make_pixel_env,
+    pixel_episode_steps,
+)
+from seqrep.rl.video import require_video_writer, write_video
 from seqrep.runs import (
     MAY_CHANGE_ON_RESUME,
     Prepared,
@@ -30,20 +41,17 @@ from seqrep.runs import (
     progress_bar,
     resolve_device,
 )
-from seqrep.train_rl import resume_online, save_online
+from seqrep.train_rl import resume_online, save_online, videos_section
 
 __all__ = [
     "PixelRunConfig",
+    "PixelTraining",
     "PreparedPixelRun",
-    "evaluate_pixel_policy",
-    "make_pixel_env",
     "prepare_pixel_run",
     "published_dmc",
     "train_pixel_sac",
     "write_pixel_report",
 ]
-
-TOY_TASK = "seqrep-dot"  # the synthetic pixel task of the fast tests (see PointPixels)
 
 
 @dataclass
@@ -72,6 +80,21 @@ class PixelRunConfig(PixelSACConfig):
             **MAY_CHANGE_ON_RESUME,
         },
     )
+    eval_workers: int = field(
+        default=1,
+        metadata={
+            "help": "evaluation environments in subprocesses, rendering at once (1: all in this "
+            "process, actions batched)",
+            **MAY_CHANGE_ON_RESUME,
+        },
+    )
+    capture_video: bool = field(
+        default=False,
+        metadata={
+            "help": "an MP4 of the first episode of every evaluation in videos/step-N.mp4",
+            **MAY_CHANGE_ON_RESUME,
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
@@ -88,6 +111,7 @@ class PixelRunConfig(PixelSACConfig):
                 "eval_episodes",
                 "log_every",
                 "checkpoint_every",
+                "eval_workers",
             ),
             non_negative=("action_repeat", "init_steps"),
         )
@@ -112,55 +136,7 @@ class PixelRunConfig(PixelSACConfig):
 
     def repeat(self) -> int:
         """Simulator steps per agent step: the option, else CURL's per task (1 for the toy)."""
-        if self.action_repeat:
-            return self.action_repeat
-        return 1 if self.task == TOY_TASK else DMC_ACTION_REPEAT.get(self.task, 4)
-
-
-class PointPixels:
-    """A synthetic pixel task for fast tests: a bright 3x3 dot on a dark canvas, moved by a 2-d
-    action (0.1 per unit, walls at +-1); reward 1 - |position| per step (0 to 1), episodes of 50
-    agent steps, ended by the time limit. Same interface as :class:`DMCPixels`."""
-
-    episode_steps = 50
-
-    def __init__(self, size: int = 40, action_repeat: int = 1) -> None:
-        self.size, self.action_repeat, self.action_dim = size, action_repeat, 2
-        self.frame_shape = (3, size, size)
-        self._t = 0
-        self._pos = np.zeros(2)
-        self._rng = np.random.default_rng(0)
-
-    def _frame(self) -> np.ndarray:
-        img = np.full(self.frame_shape, 20, np.uint8)
-        c = np.round((self._pos + 1.0) / 2.0 * (self.size - 4)).astype(int) + 1
-        img[:, c[1] : c[1] + 3, c[0] : c[0] + 3] = 255
-        return img
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self._pos, self._t = self._rng.uniform(-1.0, 1.0, 2), 0
-        return self._frame()
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        total = 0.0
-        for _ in range(self.action_repeat):
-            self._pos = np.clip(self._pos + 0.1 * np.clip(action, -1, 1), -1.0, 1.0)
-            total += 1.0 - float(np.linalg.norm(self._pos)) / np.sqrt(2.0)
-        self._t += 1
-        return self._frame(), total, False, self._t >= self.episode_steps
-
-    def close(self) -> None:
-        pass
-
-
-def make_pixel_env(task: str, size: int, action_repeat: int) -> Any:
-    """The task's pixel environment: :class:`DMCPixels`, or :class:`PointPixels` for
-    ``seqrep-dot``."""
-    if task == TOY_TASK:
-        return PointPixels(size, action_repeat)
-    return DMCPixels(task, size=size, action_repeat=action_repeat)
+        return self.action_repeat or default_action_repeat(self.task)
 
 
 @dataclass
@@ -176,31 +152,14 @@ def prepare_pixel_run(cfg: PixelRunConfig) -> PreparedPixelRun:
         ValueError, ImportError, RenderError: what is wrong, in one line.
     """
     cfg.validate()
-    probe = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat())
+    probe = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat(), cfg.frame_stack)
     try:
-        probe.reset(seed=0)
+        check_renders(probe)
     finally:
         probe.close()
+    if cfg.capture_video:
+        require_video_writer()
     return PreparedPixelRun("curl", cfg)
-
-
-def evaluate_pixel_policy(
-    agent: PixelSAC, cfg: PixelRunConfig, episodes: int, seed: int
-) -> np.ndarray:
-    """Returns [episodes] of the deterministic policy (centre crop), seeds seed, seed+1, ..."""
-    env = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat())
-    stacker = FrameStacker(cfg.frame_stack)
-    returns = []
-    for e in range(episodes):
-        obs = stacker.reset(env.reset(seed=seed + e))
-        total, done = 0.0, False
-        while not done:
-            action = agent.act(torch.from_numpy(obs)[None])[0].cpu().numpy()
-            frame, reward, terminated, truncated = env.step(action)
-            obs, total, done = stacker.push(frame), total + reward, terminated or truncated
-        returns.append(total)
-    env.close()
-    return np.asarray(returns)
 
 
 def _save_views(agent: PixelSAC, obs: np.ndarray, path: Path) -> None:
@@ -228,123 +187,162 @@ def _save_views(agent: PixelSAC, obs: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def train_pixel_sac(
-    cfg: PixelRunConfig, run: RunDir, *, quiet: bool = False
-) -> tuple[PixelSAC, dict[str, Any]]:
-    """Train SAC from pixels on ``cfg.task``; log, evaluate, checkpoint, resume."""
-    cfg.validate()
-    device = resolve_device(cfg.device)
-    repeat = cfg.repeat()
-    env = make_pixel_env(cfg.task, cfg.image_size, repeat)
-    obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
-    torch.manual_seed(cfg.seed)
-    agent = PixelSAC(obs_shape, env.action_dim, cfg.agent(), device=device, seed=cfg.seed)
-    total_agent_steps = -(-cfg.env_steps // repeat)
-    replay = FrameReplay(
-        min(cfg.replay_size, total_agent_steps),
-        env.frame_shape,
-        env.action_dim,
-        cfg.frame_stack,
-        min_episode_steps=env.episode_steps,
-    )
-    sampler = torch.Generator().manual_seed(cfg.seed)  # replay indices (CPU, as the replay)
-    rng = np.random.default_rng(cfg.seed)  # the random actions of the first steps
-    step, episode, seconds, records = resume_online(run, agent, replay, sampler, rng)
-    last_checkpoint = step
-    t0 = time.perf_counter() - seconds
-    log_agent_steps = max(1, cfg.log_every // repeat)
-    window: dict[str, list[float]] = {}
+class PixelTraining:
+    """One ``seqrep curl`` run, its state kept between the steps of the loop: the environment,
+    agent, replay, generators and counters, and the metrics window being averaged.
 
-    def log(record: dict[str, Any]) -> None:
-        nonlocal records
-        run.log(record)
-        records += 1
+    :meth:`fit` plays episodes until ``env_steps``; each agent step acts (uniformly at random
+    for the first ``init_steps``), stores the transition and, after ``init_steps``, updates.
+    """
 
-    def evaluate() -> None:
-        returns = evaluate_pixel_policy(agent, cfg, cfg.eval_episodes, seed=10_000 + cfg.seed)
-        log(
+    def __init__(self, cfg: PixelRunConfig, run: RunDir) -> None:
+        cfg.validate()
+        self.cfg, self.run = cfg, run
+        self.device = resolve_device(cfg.device)
+        self.repeat = cfg.repeat()
+        self.env = make_pixel_env(cfg.task, cfg.image_size, self.repeat, cfg.frame_stack)
+        self.act_dim = int(np.prod(self.env.action_space.shape))
+        obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
+        torch.manual_seed(cfg.seed)
+        self.agent = PixelSAC(obs_shape, self.act_dim, cfg.agent(), self.device, cfg.seed)
+        self.total = -(-cfg.env_steps // self.repeat)  # agent steps
+        self.replay = FrameReplay(
+            min(cfg.replay_size, self.total),
+            (3, cfg.image_size, cfg.image_size),
+            self.act_dim,
+            cfg.frame_stack,
+            min_episode_steps=pixel_episode_steps(cfg.task, self.repeat),
+        )
+        self.sampler = torch.Generator().manual_seed(cfg.seed)  # replay indices (CPU)
+        self.rng = np.random.default_rng(cfg.seed)  # the random actions of the first steps
+        self.step, self.episode, seconds, self.records = resume_online(
+            run, self.agent, self.replay, self.sampler, self.rng
+        )
+        self.last_checkpoint = self.step
+        self.t0 = time.perf_counter() - seconds
+        self.window: dict[str, list[float]] = {}
+        self.evaluation: PixelEvaluation | None = None
+
+    def fit(self, quiet: bool = False) -> dict[str, Any]:
+        """Train to ``env_steps`` (from the checkpoint, if any); returns seconds and the
+        evaluations."""
+        cfg = self.cfg
+        label = f"{cfg.aux}/{cfg.augment} {cfg.task}"
+        try:
+            with progress_bar(label, self.total * self.repeat, disable=quiet) as advance:
+                advance(self.step * self.repeat)
+                if self.step == 0:
+                    self._evaluate()
+                while self.step < self.total:
+                    self._episode(advance)
+        finally:
+            self.env.close()
+            if self.evaluation is not None:
+                self.evaluation.close()
+        evals = [r for r in self.run.read_metrics() if "eval_return_mean" in r]
+        return {"seconds": time.perf_counter() - self.t0, "evaluations": evals}
+
+    def _episode(self, advance: Callable[..., None]) -> None:
+        """One episode (reset with seed ``seed + episode``), then a checkpoint when due."""
+        obs, _ = self.env.reset(seed=self.cfg.seed + self.episode)
+        self.replay.start_episode(obs[-3:])
+        if not (self.run.path / "views.png").exists():
+            _save_views(self.agent, obs, self.run.path / "views.png")
+        ep_return, ep_len, done = 0.0, 0, False
+        while not done and self.step < self.total:
+            action = self._act(obs)
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.replay.add(action, float(reward), obs[-3:], terminated)
+            self.step, ep_len, ep_return = self.step + 1, ep_len + 1, ep_return + float(reward)
+            done = terminated or truncated
+            if self.step >= self.cfg.init_steps:
+                self._update()
+            advance(self.repeat, ret=ep_return)
+            at = self.step * self.repeat
+            if at % self.cfg.eval_every < self.repeat or self.step == self.total:
+                self._evaluate()
+        self._log({"episode": self.episode, "return": ep_return, "length": ep_len})
+        self.episode += 1
+        due = (self.step - self.last_checkpoint) * self.repeat >= self.cfg.checkpoint_every
+        if due or self.step >= self.total:
+            self._checkpoint()
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        """A uniform random action for the first ``init_steps``, then the stochastic policy."""
+        if self.step < self.cfg.init_steps:
+            return self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+        return self.agent.act(torch.from_numpy(obs)[None], deterministic=False)[0].cpu().numpy()
+
+    def _update(self) -> None:
+        """One update on a replay batch; its metrics join the window logged every
+        ``log_every`` environment steps."""
+        tick = time.perf_counter()
+        metrics = self.agent.update(
+            self.replay.sample(self.cfg.batch_size, self.sampler, self.device)
+        )
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        metrics["update_seconds"] = time.perf_counter() - tick
+        for k, v in metrics.items():
+            self.window.setdefault(k, []).append(v)
+        if self.step % max(1, self.cfg.log_every // self.repeat) == 0:
+            self._log({k: float(np.mean(v)) for k, v in self.window.items()})
+            self.window = {}
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.run.log({"env_step": self.step * self.repeat, "agent_step": self.step, **record})
+        self.records += 1
+
+    def _evaluate(self) -> None:
+        """``eval_episodes`` episodes of the deterministic policy (seeds 10000 + seed + e), and
+        under ``capture_video`` the first one as ``videos/step-N.mp4``."""
+        cfg = self.cfg
+        if self.evaluation is None:  # made on first use: a finished run's resume needs none
+            self.evaluation = PixelEvaluation(
+                lambda: make_pixel_env(cfg.task, cfg.image_size, self.repeat, cfg.frame_stack),
+                cfg.eval_episodes,
+                cfg.eval_workers,
+            )
+        frames: list[np.ndarray] | None = [] if cfg.capture_video else None
+        returns = self.evaluation.run(
+            lambda obs: self.agent.act(torch.from_numpy(obs)).cpu().numpy(),
+            seed=10_000 + cfg.seed,
+            frames=frames,
+        )
+        if frames:
+            at = self.step * self.repeat
+            write_video(self.run.path / "videos" / f"step-{at}.mp4", frames, fps=25, scale=2)
+        self._log(
             {
-                "env_step": step * repeat,
-                "agent_step": step,
                 "eval_return_mean": float(returns.mean()),
                 "eval_return_std": float(returns.std()),
-                "seconds": time.perf_counter() - t0,
-                "device": device,  # where --device auto ran
+                "seconds": time.perf_counter() - self.t0,
+                "device": self.device,  # where --device auto ran
             }
         )
 
-    stacker = FrameStacker(cfg.frame_stack)
-    with progress_bar(
-        f"{cfg.aux}/{cfg.augment} {cfg.task}", total_agent_steps * repeat, disable=quiet
-    ) as advance:
-        advance(step * repeat)
-        if step == 0:
-            evaluate()
-        while step < total_agent_steps:
-            frame = env.reset(seed=cfg.seed + episode)
-            obs = stacker.reset(frame)
-            replay.start_episode(frame)
-            if not (run.path / "views.png").exists():
-                _save_views(agent, obs, run.path / "views.png")
-            ep_return, ep_len, done = 0.0, 0, False
-            while not done and step < total_agent_steps:
-                if step < cfg.init_steps:
-                    action = rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
-                else:
-                    x = torch.from_numpy(obs)[None]
-                    action = agent.act(x, deterministic=False)[0].cpu().numpy()
-                frame, reward, terminated, truncated = env.step(action)
-                replay.add(action, reward, frame, terminated)
-                obs = stacker.push(frame)
-                step, ep_len, ep_return = step + 1, ep_len + 1, ep_return + reward
-                done = terminated or truncated
-                if step >= cfg.init_steps:
-                    tick = time.perf_counter()
-                    metrics = agent.update(replay.sample(cfg.batch_size, sampler, device))
-                    if device == "cuda":
-                        torch.cuda.synchronize()
-                    metrics["update_seconds"] = time.perf_counter() - tick
-                    for k, v in metrics.items():
-                        window.setdefault(k, []).append(v)
-                if step % log_agent_steps == 0 and window:
-                    log(
-                        {
-                            "env_step": step * repeat,
-                            "agent_step": step,
-                            **{k: float(np.mean(v)) for k, v in window.items()},
-                        }
-                    )
-                    window = {}
-                advance(repeat, ret=ep_return)
-                if (step * repeat) % cfg.eval_every < repeat or step == total_agent_steps:
-                    evaluate()
-            log(
-                {
-                    "env_step": step * repeat,
-                    "agent_step": step,
-                    "episode": episode,
-                    "return": ep_return,
-                    "length": ep_len,
-                }
-            )
-            episode += 1
-            due = (step - last_checkpoint) * repeat >= cfg.checkpoint_every
-            if due or step >= total_agent_steps:
-                save_online(
-                    run,
-                    agent,
-                    replay,
-                    sampler,
-                    rng,
-                    step=step,
-                    episode=episode,
-                    seconds=time.perf_counter() - t0,
-                    records=records,
-                )
-                last_checkpoint = step
-    env.close()
-    evals = [r for r in run.read_metrics() if "eval_return_mean" in r]
-    return agent, {"seconds": time.perf_counter() - t0, "evaluations": evals}
+    def _checkpoint(self) -> None:
+        save_online(
+            self.run,
+            self.agent,
+            self.replay,
+            self.sampler,
+            self.rng,
+            step=self.step,
+            episode=self.episode,
+            seconds=time.perf_counter() - self.t0,
+            records=self.records,
+        )
+        self.last_checkpoint = self.step
+
+
+def train_pixel_sac(
+    cfg: PixelRunConfig, run: RunDir, *, quiet: bool = False
+) -> tuple[PixelSAC, dict[str, Any]]:
+    """Train SAC from pixels on ``cfg.task``; log, evaluate, checkpoint, resume. Returns the
+    agent and a summary (seconds, evaluations)."""
+    training = PixelTraining(cfg, run)
+    return training.agent, training.fit(quiet)
 
 
 def published_dmc(task: str) -> list[dict[str, Any]]:
@@ -398,8 +396,8 @@ def write_pixel_report(cfg: PixelRunConfig, run: RunDir, summary: dict[str, Any]
             ax2.set_ylabel("CURL top-1 accuracy")
             ax2.set_ylim(0, 1.02)
         ax.set_yscale("log")
+        ax.legend(fontsize=7, loc="upper right")
     ax.set(xlabel="environment steps", title="training losses")
-    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(run.path / "returns.png", dpi=100)
     plt.close(fig)
@@ -442,6 +440,6 @@ Published (DMControl, mean ± std over seeds):
 What the encoder is shown (anchor and positive views of one observation):
 
 ![views](views.png)
-""",
+{videos_section(run)}""",
     )
     return table

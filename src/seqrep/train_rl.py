@@ -19,11 +19,12 @@ import torch
 
 from seqrep.data.trajectories import TrajectoryDataset, load_trajectories
 from seqrep.rl.base import EncodedAgent
-from seqrep.rl.envs import evaluate_policy, make_env
+from seqrep.rl.envs import check_renders, evaluate_policy, make_env
 from seqrep.rl.offline import BC_LOSSES
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.scores import normalized_score
+from seqrep.rl.video import require_video_writer, write_video
 from seqrep.runs import (
     MAY_CHANGE_ON_RESUME,
     Prepared,
@@ -85,6 +86,13 @@ class SACRunConfig(SACConfig):
         default=0,
         metadata={"help": "zero N random observation dimensions every step, also in evaluation"},
     )
+    capture_video: bool = field(
+        default=False,
+        metadata={
+            "help": "an MP4 of the first episode of every evaluation in videos/step-N.mp4",
+            **MAY_CHANGE_ON_RESUME,
+        },
+    )
 
     def validate(self) -> None:
         check_options(
@@ -142,6 +150,13 @@ def prepare_sac(cfg: SACRunConfig) -> PreparedSAC:
     act_dim = int(np.prod(env.action_space.shape))
     env.close()
     hook = encoder_hook(cfg.encoder, obs_dim, cfg.freeze_encoder)
+    if cfg.capture_video:  # the writer installed, the environment rendering
+        require_video_writer()
+        probe = make_env(cfg.env, hide_dims=cfg.hide_dims, render_mode="rgb_array")
+        try:
+            check_renders(probe)
+        finally:
+            probe.close()
     return PreparedSAC("sac", cfg, obs_dim, act_dim, hook)
 
 
@@ -251,9 +266,12 @@ def train_sac(
             if step > cfg.learning_starts:
                 agent.update(batch_to(buffer.sample(cfg.batch_size, gen), agent.device))
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
+                frames: list[np.ndarray] | None = [] if cfg.capture_video else None
                 returns = evaluate_policy(
-                    cfg.env, greedy, cfg.eval_episodes, 10_000 + cfg.seed, cfg.hide_dims
+                    cfg.env, greedy, cfg.eval_episodes, 10_000 + cfg.seed, cfg.hide_dims, frames
                 )
+                if frames:
+                    write_video(run.path / "videos" / f"step-{step}.mp4", frames, fps=30)
                 run.log(
                     {
                         "step": step,
@@ -355,9 +373,21 @@ def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) ->
 {table}
 
 ![returns](returns.png)
-""",
+{videos_section(run)}""",
     )
     return table
+
+
+def videos_section(run: RunDir) -> str:
+    """Links to the first and last evaluation videos (``--capture-video``), or ''."""
+    videos = sorted(
+        (run.path / "videos").glob("step-*.mp4"), key=lambda p: int(p.stem.split("-")[1])
+    )
+    if not videos:
+        return ""
+    shown = dict.fromkeys([videos[0], videos[-1]])
+    links = ", ".join(f"[{p.stem.replace('-', ' ')}](videos/{p.name})" for p in shown)
+    return f"\nEvaluation episodes on video (the first of each evaluation): {links}.\n"
 
 
 def collect_episodes(

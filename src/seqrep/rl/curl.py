@@ -63,7 +63,7 @@ from seqrep.nets import (
     curl_init,
     without_parameter_grads,
 )
-from seqrep.rl.pixels import center_crop, random_crop, random_shift
+from seqrep.rl.augment import center_crop, random_crop, random_shift
 from seqrep.rl.sac import LOG_STD_MAX, LOG_STD_MIN, SquashedGaussianActor, TwinQ
 
 __all__ = ["AUGMENTS", "AUXILIARIES", "PixelSAC", "PixelSACConfig"]

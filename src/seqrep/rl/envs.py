@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RenderError", "evaluate_policy", "import_dm_control", "make_env"]
+__all__ = ["RenderError", "check_renders", "evaluate_policy", "import_dm_control", "make_env"]
 
 
 def _hide_dims(env, count: int):  # type: ignore[no-untyped-def]
@@ -83,10 +83,34 @@ def import_dm_control(render: bool) -> Any:
     return suite
 
 
-def make_env(env_id: str, seed: int | None = None, hide_dims: int = 0):  # type: ignore[no-untyped-def]
+def check_renders(env: Any) -> None:
+    """Reset ``env`` once and render a frame: a missing or broken OpenGL backend fails here,
+    in one line.
+
+    Raises:
+        RenderError: MuJoCo could not render, with the packages that bring a backend.
+    """
+    try:
+        env.reset(seed=0)
+        env.render()
+    except (ValueError, ImportError, RenderError):
+        raise
+    except Exception as e:  # no OpenGL backend: say which packages bring one
+        backend = os.environ.get("MUJOCO_GL", "")
+        raise RenderError(
+            f"MuJoCo cannot render headless with MUJOCO_GL={backend} ({type(e).__name__}: "
+            f"{e}). On Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1 (egl), or "
+            "libosmesa6 and MUJOCO_GL=osmesa"
+        ) from e
+
+
+def make_env(  # type: ignore[no-untyped-def]
+    env_id: str, seed: int | None = None, hide_dims: int = 0, render_mode: str | None = None
+):
     """``gymnasium.make(env_id)`` with actions rescaled to [-1, 1] (``RescaleAction``) and
     episode return/length statistics (``RecordEpisodeStatistics``); seeded on first reset.
-    ``hide_dims`` > 0 zeroes that many random observation dimensions at every step.
+    ``hide_dims`` > 0 zeroes that many random observation dimensions at every step;
+    ``render_mode="rgb_array"`` lets ``env.render()`` return frames (videos).
 
     MuJoCo tasks (HalfCheetah-v5, Hopper-v5, Walker2d-v5) need ``pip install gymnasium[mujoco]``.
     """
@@ -95,14 +119,16 @@ def make_env(env_id: str, seed: int | None = None, hide_dims: int = 0):  # type:
     except ImportError as e:
         raise ImportError("environments need gymnasium: pip install 'seqrep[rl]'") from e
     if env_id.startswith("dm_control/"):  # DeepMind Control through shimmy (seqrep[pixels])
-        import_dm_control(render=False)
+        import_dm_control(render=render_mode is not None)
     # dm_control's float64 spaces (unbounded states) warn about overflow when gymnasium casts
     # their limits to float32 in make and in the wrappers; the casts are right, the noise is not.
     warnings.filterwarnings(
         "ignore", "overflow encountered in cast", RuntimeWarning, module="gymnasium.spaces.box"
     )
+    if render_mode is not None:
+        os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo tasks render headless too
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as e:
         raise ValueError(f"cannot make environment {env_id!r}: {e}") from e
     except ImportError as e:  # e.g. MuJoCo not installed
@@ -138,18 +164,27 @@ def evaluate_policy(
     episodes: int,
     seed: int,
     hide_dims: int = 0,
+    frames: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Undiscounted returns of ``episodes`` episodes (seeds seed, seed+1, ...): [episodes],
-    with ``hide_dims`` as in :func:`make_env`."""
-    env = make_env(env_id, hide_dims=hide_dims)
+    with ``hide_dims`` as in :func:`make_env`. ``frames`` (if given) receives the rendered
+    frames [H, W, 3] of the first episode, from its reset on."""
+    env = make_env(
+        env_id, hide_dims=hide_dims, render_mode="rgb_array" if frames is not None else None
+    )
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
+        record = frames is not None and i == 0
+        if record:
+            frames.append(env.render())
         done, total = False, 0.0
         while not done:
             obs, reward, terminated, truncated, _ = env.step(policy(obs))
             total += float(reward)
             done = terminated or truncated
+            if record:
+                frames.append(env.render())
         returns.append(total)
     env.close()
     return np.asarray(returns)

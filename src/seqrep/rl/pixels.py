@@ -1,16 +1,17 @@
-"""Learning from pixels: DeepMind Control tasks rendered headless, frame stacks, a replay that
-stores each rendered frame once, and the random / centre crops CURL trains with.
+"""Learning from pixels: DeepMind Control tasks rendered headless as gymnasium environments
+with frame stacks, a replay that stores each rendered frame once, and the random crops and
+shifts CURL and DrQ train with.
 
 Rendering needs an OpenGL backend: ``MUJOCO_GL=egl`` (Debian: libegl1 libegl-mesa0 libgl1) or
-``MUJOCO_GL=osmesa`` (libosmesa6). :func:`make_dmc_pixels` sets egl when nothing is chosen.
+``MUJOCO_GL=osmesa`` (libosmesa6). :func:`make_pixel_env` sets egl when nothing is chosen.
 """
 
 from __future__ import annotations
 
-import os
-from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
@@ -19,14 +20,15 @@ from seqrep.rl.envs import RenderError, import_dm_control
 
 __all__ = [
     "DMC_ACTION_REPEAT",
-    "DMCPixels",
+    "TOY_TASK",
     "FrameReplay",
-    "FrameStacker",
+    "PixelEvaluation",
+    "PointPixels",
     "RenderError",
-    "center_crop",
+    "default_action_repeat",
+    "make_pixel_env",
     "parse_task",
-    "random_crop",
-    "random_shift",
+    "pixel_episode_steps",
 ]
 
 # Action repeat per task as in CURL (Table 3 / the authors' scripts); 4 for any other task.
@@ -50,101 +52,128 @@ def parse_task(task: str) -> tuple[str, str]:
     return domain, name
 
 
-class DMCPixels:
-    """A DeepMind Control suite task seen as pixels, through shimmy's gymnasium adapter.
+TOY_TASK = "seqrep-dot"  # the synthetic pixel task of the fast tests (see PointPixels)
+DMC_EPISODE_STEPS = 1000  # every suite task's time limit, in simulator steps
 
-    Each :meth:`step` repeats the action ``action_repeat`` times (summing the rewards), then
-    renders one frame [3, size, size] uint8 from ``camera_id``. Episodes last 1000 simulator
-    steps and end by the time limit, reported as ``truncated`` (never ``terminated``: a time
-    limit is not a terminal state and the critic must bootstrap through it).
+
+def make_pixel_env(
+    task: str,
+    size: int = 100,
+    action_repeat: int | None = None,
+    frame_stack: int = 3,
+    camera_id: int = 0,
+) -> Any:
+    """A pixel task as a ``gymnasium.Env``: observations are the last ``frame_stack`` rendered
+    frames, uint8 [3 * frame_stack, size, size] (the oldest first); actions lie in [-1, 1].
+
+    Built from shimmy's DeepMind Control environment (or :class:`PointPixels` for
+    ``seqrep-dot``) and gymnasium's wrappers: ``RepeatAction`` (the action repeated
+    ``action_repeat`` times, rewards summed, stopping at an episode's end), then
+    ``AddRenderObservation`` (one rendered frame per agent step) and ``FrameStackObservation``
+    (at a reset the first frame fills every slot, as CURL's FrameStack, so a stack never holds
+    frames of two episodes). Suite episodes end after 1000 simulator steps by the time limit,
+    reported as ``truncated`` (never ``terminated``: the critic bootstraps through it).
 
     Args:
-        task: ``DOMAIN-TASK``, e.g. ``"cartpole-swingup"``.
-        size: rendered height and width (CURL: 100, then cropped to 84).
-        action_repeat: simulator steps per agent step (default: CURL's per task).
+        task: ``DOMAIN-TASK``, e.g. ``"cartpole-swingup"``, or ``"seqrep-dot"``.
+        size: rendered height and width (CURL: 100, then cropped to 84; DrQ: 84).
+        action_repeat: simulator steps per agent step (default: CURL's per task, 1 for the toy).
+        frame_stack: frames per observation.
+
+    Raises:
+        ValueError: an unknown or malformed task, or a repeat below 1.
+        RenderError, ImportError: rendering is not possible here (see :func:`import_dm_control`).
     """
-
-    def __init__(
-        self, task: str, size: int = 100, camera_id: int = 0, action_repeat: int | None = None
-    ) -> None:
-        suite = import_dm_control(render=True)
-        import gymnasium as gym
-
-        domain, name = parse_task(task)
-        if (domain, name) not in suite.ALL_TASKS:
-            known = ", ".join(f"{d}-{t}" for d, t in suite.ALL_TASKS)
-            raise ValueError(f"unknown DeepMind Control task {task!r}; the suite has: {known}")
-        self.task = task
-        self.action_repeat = action_repeat or DMC_ACTION_REPEAT.get(task, 4)
-        if self.action_repeat < 1:
-            raise ValueError(f"--action-repeat must be >= 1, got {self.action_repeat}")
-        self.env = gym.make(
-            f"dm_control/{domain}-{name}-v0",
-            render_mode="rgb_array",
-            render_kwargs={"height": size, "width": size, "camera_id": camera_id},
-        )
-        space = self.env.action_space
-        assert isinstance(space, gym.spaces.Box), "dm_control suite tasks have Box actions"
-        self.action_dim = int(np.prod(space.shape))
-        # Agents act in [-1, 1]; map onto the task's bounds (all suite tasks use [-1, 1] today).
-        self._low = np.asarray(space.low, np.float64)
-        self._high = np.asarray(space.high, np.float64)
-        self.frame_shape = (3, size, size)
-        # Suite episodes last 1000 simulator steps; the replay sizes its frame ring by this.
-        self.episode_steps = -(-1000 // self.action_repeat)
-
-    def _frame(self) -> np.ndarray:
-        try:
-            frame = self.env.render()
-        except Exception as e:  # no OpenGL backend: say which packages bring one
-            backend = os.environ.get("MUJOCO_GL", "")
-            raise RenderError(
-                f"MuJoCo cannot render headless with MUJOCO_GL={backend} ({type(e).__name__}: "
-                f"{e}). On Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1 (egl), or "
-                "libosmesa6 and MUJOCO_GL=osmesa"
-            ) from e
-        return np.ascontiguousarray(np.asarray(frame).transpose(2, 0, 1))
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode; the first frame [3, size, size] uint8."""
-        self.env.reset(seed=seed)
-        return self._frame()
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        """Act ``action_repeat`` times: (frame, summed reward, terminated, truncated)."""
-        a = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
-        a = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
-        total, terminated, truncated = 0.0, False, False
-        for _ in range(self.action_repeat):
-            _, reward, terminated, truncated, _ = self.env.step(a)
-            total += float(reward)
-            if terminated or truncated:
-                break
-        return self._frame(), total, bool(terminated), bool(truncated)
-
-    def close(self) -> None:
-        self.env.close()
+    repeat = action_repeat or default_action_repeat(task)
+    if repeat < 1:
+        raise ValueError(f"--action-repeat must be >= 1, got {repeat}")
+    env = PointPixels(size) if task == TOY_TASK else _dmc_env(task, size, camera_id)
+    env = _unit_actions(env)
+    env = gym.wrappers.RepeatAction(env, repeat)
+    env = gym.wrappers.AddRenderObservation(env, render_only=True)  # [size, size, 3]
+    frame_space = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
+    env = gym.wrappers.TransformObservation(env, _channels_first, frame_space)
+    env = gym.wrappers.FrameStackObservation(env, frame_stack, padding_type="reset")
+    return gym.wrappers.ReshapeObservation(env, (3 * frame_stack, size, size))
 
 
-class FrameStacker:
-    """The last ``k`` frames as one observation [k * 3, H, W]; at a reset the first frame fills
-    every slot (as CURL's FrameStack), the same rule :class:`FrameReplay` rebuilds stacks by."""
+def default_action_repeat(task: str) -> int:
+    """CURL's action repeat for ``task`` (Table 3 and the authors' scripts): 4 for a task it
+    did not use, 1 for the toy task."""
+    return 1 if task == TOY_TASK else DMC_ACTION_REPEAT.get(task, 4)
 
-    def __init__(self, k: int) -> None:
-        self.frames: deque[np.ndarray] = deque(maxlen=k)
-        self.k = k
 
-    def reset(self, frame: np.ndarray) -> np.ndarray:
-        for _ in range(self.k):
-            self.frames.append(frame)
-        return self.observation()
+def pixel_episode_steps(task: str, action_repeat: int) -> int:
+    """The agent steps of a full episode (every episode of these tasks runs to its time
+    limit): what :class:`FrameReplay` sizes its frame ring by."""
+    limit = PointPixels.time_limit if task == TOY_TASK else DMC_EPISODE_STEPS
+    return -(-limit // action_repeat)
 
-    def push(self, frame: np.ndarray) -> np.ndarray:
-        self.frames.append(frame)
-        return self.observation()
 
-    def observation(self) -> np.ndarray:
-        return np.concatenate(list(self.frames), axis=0)
+def _channels_first(frame: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(frame.transpose(2, 0, 1))
+
+
+def _dmc_env(task: str, size: int, camera_id: int) -> Any:
+    """shimmy's gymnasium environment of a DeepMind Control task, rendering ``size`` pixels."""
+    suite = import_dm_control(render=True)
+    domain, name = parse_task(task)
+    if (domain, name) not in suite.ALL_TASKS:
+        known = ", ".join(f"{d}-{t}" for d, t in suite.ALL_TASKS)
+        raise ValueError(f"unknown DeepMind Control task {task!r}; the suite has: {known}")
+    return gym.make(
+        f"dm_control/{domain}-{name}-v0",
+        render_mode="rgb_array",
+        render_kwargs={"height": size, "width": size, "camera_id": camera_id},
+    )
+
+
+def _unit_actions(env: Any) -> Any:
+    """Actions clipped to [-1, 1] and mapped onto the task's bounds. Every suite task's bounds
+    are [-1, 1] already: then the agent's action reaches the simulator unchanged."""
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"pixel agents need continuous (Box) actions, got {space}")
+    if not (np.all(space.low == -1) and np.all(space.high == 1)):
+        ones = np.ones(space.shape, np.float32)
+        env = gym.wrappers.RescaleAction(env, -ones, ones)
+    return gym.wrappers.ClipAction(env)
+
+
+class PointPixels(gym.Env):  # type: ignore[type-arg]
+    """A synthetic pixel task for fast tests, as a ``gymnasium.Env``: a bright 3x3 dot on a dark
+    canvas (its ``render()``), moved by a 2-d action (0.1 per unit, walls at +-1); reward
+    1 - |position| / sqrt(2) per step (0 to 1); episodes of 50 steps, ended by the time limit
+    (truncated). Its observation is the position; :func:`make_pixel_env` shows the frames."""
+
+    time_limit = 50
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    def __init__(self, size: int = 40) -> None:
+        self.size, self.render_mode = size, "rgb_array"
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
+        self._t, self._pos = 0, np.zeros(2)
+
+    def render(self) -> np.ndarray:
+        """The frame [size, size, 3] uint8."""
+        img = np.full((self.size, self.size, 3), 20, np.uint8)
+        c = np.round((self._pos + 1.0) / 2.0 * (self.size - 4)).astype(int) + 1
+        img[c[1] : c[1] + 3, c[0] : c[0] + 3] = 255
+        return img
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._pos, self._t = self.np_random.uniform(-1.0, 1.0, 2), 0
+        return self._pos.copy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._pos = np.clip(self._pos + 0.1 * np.clip(action, -1, 1), -1.0, 1.0)
+        self._t += 1
+        reward = 1.0 - float(np.linalg.norm(self._pos)) / np.sqrt(2.0)
+        return self._pos.copy(), reward, False, self._t >= self.time_limit, {}
 
 
 class FrameReplay:
@@ -272,43 +301,60 @@ class FrameReplay:
         self._episode_first, self._last_frame = state["episode_first"], state["last_frame"]
 
 
-def random_crop(pixels: Tensor, size: int, generator: torch.Generator | None = None) -> Tensor:
-    """One random ``size`` x ``size`` window per sample, the same window for all channels (so for
-    every stacked frame): [B, C, H, W] -> [B, C, size, size], on the input's device and dtype.
+class PixelEvaluation:
+    """Evaluation episodes of a pixel policy in a gymnasium vector environment, the actions of
+    all its environments chosen in one batched call.
 
-    Offsets are uniform over all H - size + 1 by W - size + 1 valid positions, drawn with
-    ``generator`` (which must live on the input's device). The windows are a strided view
-    (``unfold``) and one gather copies just the chosen ones; crop uint8 pixels before
-    converting them, a quarter of the memory traffic of cropping floats.
+    Episode e starts from ``reset(seed=seed + e)`` whatever the number of environments, so
+    the returns do not depend on ``workers``: with 1, the environments share this process
+    (``SyncVectorEnv``: only the acting is batched, the rendering stays sequential); with
+    more, each is a subprocess (``AsyncVectorEnv``) and ``workers`` frames render at once,
+    which is where the time goes on a CPU. The environments are made once and reused.
+
+    Args:
+        make_env: builds one environment (:func:`make_pixel_env` with the run's options).
+        episodes: episodes per evaluation.
+        workers: environments stepped together (1: in this process).
     """
-    b, _, h, w = pixels.shape
-    if size > min(h, w):
-        raise ValueError(f"crop size {size} exceeds the image ({h} x {w})")
-    dev = pixels.device
-    top = torch.randint(h - size + 1, (b,), generator=generator, device=dev)
-    left = torch.randint(w - size + 1, (b,), generator=generator, device=dev)
-    windows = pixels.unfold(2, size, 1).unfold(3, size, 1)  # [B, C, H-S+1, W-S+1, S, S]
-    return windows[torch.arange(b, device=dev), :, top, left]
 
+    def __init__(self, make_env: Callable[[], Any], episodes: int, workers: int = 1) -> None:
+        self.episodes = episodes
+        # In this process, up to 10 environments; in subprocesses, one per worker.
+        self.n = min(episodes, workers if workers > 1 else 10)
+        fns = [make_env] * self.n
+        self.env = (
+            gym.vector.AsyncVectorEnv(fns, context="spawn")
+            if workers > 1
+            else gym.vector.SyncVectorEnv(fns)
+        )
 
-def random_shift(pixels: Tensor, pad: int, generator: torch.Generator | None = None) -> Tensor:
-    """DrQ's image augmentation: replicate-pad by ``pad`` pixels on every side, then a random
-    crop back to the input's size, i.e. a shift of up to ``pad`` pixels each way with the
-    border pixels repeated: [B, C, H, W] -> [B, C, H, W] (square images), same dtype (crop
-    uint8 pixels before converting them). The crop is :func:`random_crop` on the padded
-    images, so its offsets, 0..2*pad, draw from ``generator`` the same way."""
-    h, w = pixels.shape[-2:]
-    if h != w:
-        raise ValueError(f"random_shift needs square images, got {h} x {w}")
-    padded = torch.nn.functional.pad(pixels, (pad, pad, pad, pad), mode="replicate")
-    return random_crop(padded, h, generator)
+    def run(
+        self, act: Callable[[np.ndarray], np.ndarray], seed: int, frames: list[np.ndarray] | None
+    ) -> np.ndarray:
+        """Returns [episodes] of ``act`` (uint8 observations [N, C, H, W] -> actions [N, A]);
+        ``frames`` (if given) receives episode 0's newest frame [3, H, W] at each step."""
+        returns: list[float] = []
+        for first in range(0, self.episodes, self.n):
+            seeds = [seed + first + i for i in range(self.n)]
+            returns += self._round(act, seeds, frames if first == 0 else None).tolist()
+        return np.asarray(returns[: self.episodes])
 
+    def _round(
+        self, act: Callable[[np.ndarray], np.ndarray], seeds: list[int], frames: list | None
+    ) -> np.ndarray:
+        """One episode in each environment: their returns [n] (steps after an environment's
+        episode ended, which its auto-reset begins, are not counted)."""
+        obs, _ = self.env.reset(seed=seeds)
+        total, done = np.zeros(self.n), np.zeros(self.n, bool)
+        if frames is not None:
+            frames.append(obs[0, -3:])
+        while not done.all():
+            obs, reward, terminated, truncated, _ = self.env.step(act(obs))
+            total += np.where(done, 0.0, reward)
+            if frames is not None and not done[0]:
+                frames.append(obs[0, -3:])
+            done |= terminated | truncated
+        return total
 
-def center_crop(pixels: Tensor, size: int) -> Tensor:
-    """The centre ``size`` x ``size`` window: [B, C, H, W] -> [B, C, size, size] (acting and
-    evaluation; offsets (H - size) // 2 and (W - size) // 2)."""
-    h, w = pixels.shape[-2:]
-    if size > min(h, w):
-        raise ValueError(f"crop size {size} exceeds the image ({h} x {w})")
-    top, left = (h - size) // 2, (w - size) // 2
-    return pixels[..., top : top + size, left : left + size]
+    def close(self) -> None:
+        self.env.close()
