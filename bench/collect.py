@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqrep.rl.collect import collect_episodes
 from seqrep.rl.envs import make_env
 from seqrep.rl.sac import SAC
-from seqrep.train_rl import collect_episodes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

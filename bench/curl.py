@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _evals(folder: Path) -> list[dict[str, Any]]:
     """A run folder's evaluations (env_step, return, seconds), finished or not: [] if none."""
-    from seqrep.runs import RunDir
+    from seqrep.loops.runs import RunDir
 
     return [
         {
@@ -300,7 +300,7 @@ def report(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from seqrep.train_curl import published_dmc
+    from seqrep.loops.curl import published_dmc
 
     tasks = SIX_TASKS if args.tasks == "all" else tuple(args.tasks.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -533,8 +533,9 @@ def speed(args: argparse.Namespace) -> None:
     steps/s against the bare render+step rate, measured in this run."""
     import torch
 
+    from seqrep.devices import resolve_device
+    from seqrep.loops.memory import retain_freed_memory
     from seqrep.rl.curl import PixelSAC, PixelSACConfig
-    from seqrep.runs import resolve_device, retain_freed_memory
 
     torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
@@ -684,7 +685,7 @@ def speed(args: argparse.Namespace) -> None:
         ),
         "",
         "Every timing above runs as `seqrep` does, with freed memory kept for reuse "
-        "(`seqrep.runs.retain_freed_memory`). Against glibc's default malloc, which hands large "
+        "(`seqrep.loops.memory.retain_freed_memory`). Against glibc's default malloc, which hands large "
         "freed blocks back to the kernel and takes them again as fresh pages: the CURL update "
         "alone, in fresh processes taking turns (two each, the mean of their medians):"
         if out.get("retain_freed_memory")

@@ -35,20 +35,22 @@ OBJECTIVES = ("none", "contrastive", "triplet")
 
 
 def measure(env: str, seed: int, study: Path) -> list[dict[str, Any]]:
-    from seqrep.evaluate import effective_rank, linear_probe_r2
+    from seqrep.devices import batch_to
+    from seqrep.loops.probes import effective_rank, linear_probe_r2
+    from seqrep.loops.runs import RunDir
     from seqrep.rl.offline import BehaviourCloning
-    from seqrep.runs import RunDir, batch_to
-    from seqrep.study import _encoder_for, _run_cell, _study_data, profile_config
+    from seqrep.study import profile_config, run_cell, study_data
+    from seqrep.study.cells import encoder_for
 
     cfg = profile_config("full")
-    data = _study_data(cfg, env, study, collect=True)
+    data = study_data(cfg, env, study, collect=True)
     expert = data["expert"]
     states, actions = expert.observations, expert.actions
     order = np.random.default_rng(seed).permutation(len(states))
     fit, held_out = order[: len(order) // 2], order[len(order) // 2 :]
     rows = []
     for objective in OBJECTIVES:
-        encoder, _ = _encoder_for(cfg, env, objective, seed, data, RunDir(study))
+        encoder, _ = encoder_for(cfg, env, objective, seed, data, RunDir(study))
         with torch.no_grad():
             f = encoder(torch.from_numpy(states)).numpy()
         row: dict[str, Any] = {
@@ -84,7 +86,7 @@ def measure(env: str, seed: int, study: Path) -> list[dict[str, Any]]:
                     "seed": seed,
                     "episodes": n,
                 }
-                row[f"frozen_bc_score_{n}ep"] = _run_cell(cfg, cell, data, study)["score"]
+                row[f"frozen_bc_score_{n}ep"] = run_cell(cfg, cell, data, study)["score"]
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

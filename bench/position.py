@@ -28,10 +28,10 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 
+from seqrep.data.series import load_normalised
+from seqrep.loops.pretrain import PretrainConfig, build_from_config, crop_in_context, pretrain
 from seqrep.methods.base import take_steps
 from seqrep.methods.cpc import BidirectionalCPC
-from seqrep.series_bench import load_normalised
-from seqrep.train import PretrainConfig, build_from_config, crop_in_context, pretrain
 
 OUT = Path(__file__).parent / "results"
 

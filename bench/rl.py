@@ -31,10 +31,12 @@ import numpy as np
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.loops.offline import offline_agent, train_offline
+from seqrep.loops.runs import Prepared, RunDir
+from seqrep.loops.sac import replay_buffer_dataset
+from seqrep.rl.collect import zoo_dataset
 from seqrep.rl.scores import normalized_score
 from seqrep.rl.zoo import recipe_is_current, zoo_index, zoo_recipe, zoo_reference
-from seqrep.runs import Prepared, RunDir
-from seqrep.train_rl import offline_agent, replay_buffer_dataset, train_offline, zoo_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
@@ -208,6 +210,7 @@ def offline_bench(
                     # Row folders of an earlier mixture stay as they are, beside today's.
                     name += f"-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
                 run = RunDir.open(cache / "runs" / name, Prepared("bench-offline", row_cfg))
+                torch.manual_seed(seed)  # the updates' noise starts from the seed, as the weights
                 evals = train_offline(
                     agent,
                     data,

@@ -3,7 +3,7 @@
     python bench/scale.py                     # CPU: 1 and 2 processes, one thread each
     python bench/scale.py --device cuda --procs 1 --batch-sizes 512,1024,2048,4096   # one GPU
 
-Every process runs seqrep's own pretraining loop (``seqrep.train.pretrain``, CPC by default) in a
+Every process runs seqrep's own pretraining loop (``seqrep.loops.pretrain.pretrain``, CPC by default) in a
 gloo (CPU) or nccl (GPU) process group, exactly as ``torchrun -m seqrep pretrain`` does, at a
 per-process batch of B series. Throughput is the global batch (W * B) times the steps over the
 loop's time, after a warm-up run that is not counted.
@@ -45,8 +45,8 @@ def _worker(rank: int, world: int, init: str, args: dict[str, Any], out: str) ->
         if backend == "nccl":
             torch.cuda.set_device(rank)
         dist.init_process_group(backend, init_method=f"file://{init}", rank=rank, world_size=world)
-    from seqrep.series_bench import load_normalised
-    from seqrep.train import PretrainConfig, pretrain
+    from seqrep.data.series import load_normalised
+    from seqrep.loops.pretrain import PretrainConfig, pretrain
 
     train, _ = load_normalised(args["data"], "")
     cfg = PretrainConfig(
@@ -106,9 +106,9 @@ def main() -> None:
     args = parser.parse_args()
     procs = [int(p) for p in args.procs.split(",")]
     batches = [int(b) for b in args.batch_sizes.split(",")]
-    from seqrep.series_bench import load_normalised
+    from seqrep.data.series import load_normalised
 
-    # The loop caps the global batch at the data set (seqrep.train.global_batch_size): a larger
+    # The loop caps the global batch at the data set (seqrep.loops.pretrain.global_batch_size): a larger
     # W * B would time fewer series than the samples/s below counts.
     n_series = len(load_normalised(args.data, "")[0])
     too_big = [(b, w) for b in batches for w in procs if b * w > n_series]

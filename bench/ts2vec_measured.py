@@ -6,7 +6,7 @@ conditions, CPC's time for one seed, so that the time comparison is a ratio meas
 run. TS2Vec: the authors' code as packaged on PyPI (``pip install 'seqrep[ts2vec-bench]'``),
 its paper's protocol (batch 8, lr 1e-3, 320-d output, 200 iterations or 600 when the training
 array has more than 100,000 values, max_train_length 3000, full-series max pooling), on the
-same normalised splits as CPC, probed with the same SVM (TS2Vec's C rule, seqrep.evaluate).
+same normalised splits as CPC, probed with the same SVM (TS2Vec's C rule, seqrep.loops.probes).
 
     python bench/ts2vec_measured.py [--datasets ...] [--seeds 0,1,2,3,4] [--threads 2]
 
@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrep.evaluate import svm_probe
-from seqrep.series_bench import SHIPPED_DATASETS, evaluate_cell, load_normalised
-from seqrep.train import PretrainConfig
+from seqrep.data.series import load_normalised
+from seqrep.loops.pretrain import PretrainConfig
+from seqrep.loops.probes import svm_probe
+from seqrep.loops.series_bench import SHIPPED_DATASETS, evaluate_cell
 
 OUT = Path(__file__).parent / "results"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seqrep.build_zoo import build_zoo_entry
+from seqrep.loops.zoo import build_zoo_entry
 from seqrep.rl.zoo import zoo_index
 
 RESULTS = Path(__file__).resolve().parent / "results"

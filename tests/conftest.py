@@ -34,9 +34,9 @@ def kill_mid_run():
 def pendulum_expert(tmp_path_factory):
     """SAC trained for 4000 Pendulum steps (about 35 s), and random actions' returns."""
     pytest.importorskip("gymnasium")
+    from seqrep.loops.runs import Prepared, RunDir
+    from seqrep.loops.sac import SACRunConfig, train_sac
     from seqrep.rl.envs import evaluate_policy
-    from seqrep.runs import Prepared, RunDir
-    from seqrep.train_rl import SACRunConfig, train_sac
 
     cfg = SACRunConfig(
         total_steps=4000,
@@ -57,7 +57,7 @@ def pendulum_expert(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pendulum_zoo(pendulum_expert, tmp_path_factory):
     """A zoo folder built from the Pendulum run (expert, medium, ladder), for the study tests."""
-    from seqrep.build_zoo import build_zoo_entry
+    from seqrep.loops.zoo import build_zoo_entry
 
     root = tmp_path_factory.mktemp("zoo")
     build_zoo_entry(pendulum_expert[3], episodes=3, candidates=2, ladder_size=2, root=root)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from seqrep.loops.runs import training_state
 from seqrep.rl.augment import center_crop, random_crop, random_shift
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.pixels import FrameReplay
-from seqrep.runs import training_state
 
 SMALL = PixelSACConfig(crop_size=32, feature_dim=16, hidden=32, batch_size=16)
 
@@ -690,7 +690,7 @@ def test_drq_options_are_checked():
         PixelSACConfig(aux="none", augment="none", drq_k=2).validate()
     with pytest.raises(ValueError, match="--drq-m must be >= 1"):
         PixelSACConfig(drq_m=0).validate()
-    from seqrep.train_curl import PixelRunConfig
+    from seqrep.loops.curl import PixelRunConfig
 
     with pytest.raises(ValueError, match="--crop-size 84 must equal --image-size 100"):
         PixelRunConfig(augment="shift").validate()
@@ -723,7 +723,7 @@ def test_the_six_task_protocol_runs_curl_crop_drq_and_state_with_valid_options()
     from pathlib import Path
 
     from seqrep.cli import cli
-    from seqrep.train_curl import PixelRunConfig
+    from seqrep.loops.curl import PixelRunConfig
 
     path = Path(__file__).resolve().parents[1] / "bench" / "curl.py"
     spec = importlib.util.spec_from_file_location("bench_curl", path)

@@ -347,15 +347,15 @@ def test_torchrun_pretraining_killed_and_resumed_continues_the_same_metrics(tmp_
     assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)
 
     # ... and the 2-rank curve is one process's at batch 8 (first steps, before float drift)
-    from seqrep.series_bench import load_normalised
-    from seqrep.train import PretrainConfig, pretrain
+    from seqrep.data.series import load_normalised
+    from seqrep.loops.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(
         hidden=8, depth=2, z_dim=16, context_dim=16, batch_size=8, iterations=30, log_every=10
     )
     train, _ = load_normalised("GunPoint", "")
     torch.set_num_threads(1)
-    from seqrep.runs import Prepared, RunDir
+    from seqrep.loops.runs import Prepared, RunDir
 
     run = RunDir.open(tmp_path / "single", Prepared("pretrain", cfg))
     pretrain(cfg, train, run, quiet=True)
@@ -390,7 +390,7 @@ def test_torchrun_state_pretraining_equals_one_process_at_twice_the_batch(tmp_pa
 
 # --------------------------------------------------------------------------- Ray
 def test_ray_missing_says_how_to_install(monkeypatch):
-    from seqrep.sweep import connect
+    from seqrep.loops.sweep import connect
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
     with pytest.raises(ImportError, match=r"pip install 'seqrep\[ray\]'"):

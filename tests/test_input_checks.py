@@ -114,7 +114,7 @@ def test_the_window_hint_says_to_lengthen_the_crops(tmp_path, capsys):
 
 
 def test_a_run_folder_opens_only_with_a_verbs_prepared_work(tmp_path):
-    from seqrep.runs import Prepared, RunDir
+    from seqrep.loops.runs import Prepared, RunDir
 
     with pytest.raises(TypeError, match="Prepared"):
         RunDir.open(tmp_path / "r", {"kind": "x", "a": 1})  # type: ignore[arg-type]
@@ -135,7 +135,7 @@ def test_every_run_folder_is_opened_with_what_a_prepare_function_returned():
     """Structural: in src/, a Prepared is only built inside a ``prepare*`` function, and every
     ``RunDir.open`` gets a ``prepare*(...)`` call or a name bound to one (or passed in by a
     caller that does)."""
-    from seqrep.runs import Prepared
+    from seqrep.loops.runs import Prepared
 
     kinds = {"Prepared"} | {c.__name__ for c in _subclasses(Prepared)}
     for path in SRC.rglob("*.py"):
@@ -227,7 +227,7 @@ def test_a_killed_saves_staging_folder_is_removed_by_the_next_save(tmp_path, mon
 def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_partial_file(tmp_path, monkeypatch):
     import shutil
 
-    from seqrep.runs import Prepared, RunDir, RunDirError
+    from seqrep.loops.runs import Prepared, RunDir, RunDirError
 
     run = RunDir.open(tmp_path / "r", Prepared("x", {"a": 1}))
     run.save_checkpoint({"step": 1})
@@ -248,7 +248,7 @@ def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_partial_file(tmp_pat
 
 
 def test_stale_partial_files_are_removed_when_a_run_resumes(tmp_path):
-    from seqrep.runs import Prepared, RunDir
+    from seqrep.loops.runs import Prepared, RunDir
 
     run = RunDir.open(tmp_path / "r", Prepared("x", {"a": 1}))
     run.save_checkpoint({"step": 1})
@@ -263,7 +263,7 @@ def test_a_full_disk_while_logging_is_one_line(tmp_path, monkeypatch):
     import builtins
     import errno
 
-    from seqrep.runs import Prepared, RunDir, RunDirError
+    from seqrep.loops.runs import Prepared, RunDir, RunDirError
 
     run = RunDir.open(tmp_path / "r", Prepared("x", {"a": 1}))
     real_open = builtins.open
@@ -356,7 +356,7 @@ def test_two_bench_series_on_one_results_file_the_second_is_refused(tmp_path, ca
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom pathlib import Path\nfrom seqrep.runs import hold_lock\n"
+            "import sys, time\nfrom pathlib import Path\nfrom seqrep.loops.runs import hold_lock\n"
             f"p = Path({str(out)!r})\n"
             "hold_lock(p.with_name(p.name + '.lock'), p, 'w', 'f'); print('held', flush=True)\n"
             "time.sleep(60)",
@@ -399,7 +399,7 @@ TINY_TRANSFORMER = {"iterations": 2, "batch_size": 4, "hidden": 4, "depth": 1, "
 
 
 def test_the_transformer_reports_bad_input_in_its_own_terms():
-    from seqrep.transform import CPCTransformer
+    from seqrep.loops.transform import CPCTransformer
 
     rng = np.random.default_rng(0)
     fitted = CPCTransformer(**TINY_TRANSFORMER, horizon=2).fit(rng.normal(size=(8, 2, 30)))

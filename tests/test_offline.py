@@ -83,7 +83,7 @@ def test_normaliser_is_applied_before_the_encoder():
 
 def test_collect_episodes_bookkeeping():
     pytest.importorskip("gymnasium")
-    from seqrep.train_rl import collect_episodes
+    from seqrep.rl.collect import collect_episodes
 
     rng = np.random.default_rng(0)
     data = collect_episodes("Pendulum-v1", lambda o: rng.uniform(-1, 1, 1), 450, seed=4)
@@ -214,8 +214,8 @@ def _offline_cli(data, out, steps="600"):
 def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_mid_run):
     pytest.importorskip("gymnasium")
     from seqrep.data.trajectories import save_d4rl_hdf5
+    from seqrep.rl.collect import collect_episodes
     from seqrep.rl.zoo import uniform_random_policy
-    from seqrep.train_rl import collect_episodes
 
     data = tmp_path / "pendulum-random.hdf5"
     save_d4rl_hdf5(collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 2000, 0), data)
@@ -244,9 +244,10 @@ def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kil
 
 def test_rerun_without_checkpoint_starts_the_metrics_afresh(tmp_path):
     pytest.importorskip("gymnasium")
+    from seqrep.loops.offline import train_offline
+    from seqrep.loops.runs import Prepared, RunDir
+    from seqrep.rl.collect import collect_episodes
     from seqrep.rl.zoo import uniform_random_policy
-    from seqrep.runs import Prepared, RunDir
-    from seqrep.train_rl import collect_episodes, train_offline
 
     data = collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 400, 0)
     run = RunDir.open(tmp_path / "run", Prepared("bc", {"steps": 20}))

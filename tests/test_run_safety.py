@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from seqrep.cli import main
-from seqrep.runs import Prepared, RunDir, RunDirError
+from seqrep.loops.runs import Prepared, RunDir, RunDirError
 
 TINY_MI = ["mi-bench", "--mi-levels", "1", "--steps-per-level", "4", "--critics", "separable"]
 TINY_MI += ["--estimators", "infonce", "--hidden", "8", "--embed-dim", "4", "--batch-size", "8"]
@@ -155,7 +155,7 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from seqrep.runs import Prepared, RunDir; "
+            "import sys, time; from seqrep.loops.runs import Prepared, RunDir; "
             f"RunDir.open({str(folder)!r}, Prepared('x', {{}})); print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
@@ -200,7 +200,7 @@ def test_bench_series_refuses_rows_of_another_configuration(tmp_path, capsys):
 
 # 7. the SVM probe never hangs on overlapping features
 def test_svm_probe_is_bounded_when_classes_overlap():
-    from seqrep.evaluate import svm_probe
+    from seqrep.loops.probes import svm_probe
 
     x = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]] * 5)
     y = np.array([0, 1, 0, 1] * 5)  # every point carries both labels
@@ -328,7 +328,7 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path, monkeypatch, c
     import seqrep.cli as cli_module
 
     def interrupted(cfg, run, *, quiet=False):
-        from seqrep.runs import progress_bar
+        from seqrep.loops.progress import progress_bar
 
         with progress_bar("mi-bench", 100, disable=True) as advance:
             advance(37)
@@ -375,8 +375,8 @@ def test_read_only_out_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_offline_data_from_another_environment_is_refused_before_training(tmp_path, capsys):
     from seqrep.data.trajectories import save_d4rl_hdf5
+    from seqrep.rl.collect import collect_episodes
     from seqrep.rl.zoo import uniform_random_policy
-    from seqrep.train_rl import collect_episodes
 
     data = tmp_path / "pendulum.hdf5"  # 3-d observations, 1-d actions
     save_d4rl_hdf5(collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 200, 0), data)
@@ -426,8 +426,8 @@ def test_an_option_whose_default_changed_reloads_as_the_old_run_ran(tmp_path):
 
     import torch
 
-    from seqrep.runs import load_run, with_options_added_since
-    from seqrep.train import PretrainConfig
+    from seqrep.loops.pretrain import PretrainConfig
+    from seqrep.loops.runs import load_run, with_options_added_since
 
     @dataclass
     class Before:
@@ -465,7 +465,7 @@ def test_an_option_whose_default_changed_reloads_as_the_old_run_ran(tmp_path):
 def test_a_resume_may_change_how_often_it_checkpoints_but_nothing_else(tmp_path):
     """checkpoint_every never changes a run's numbers: a resume may pass another value (and
     config.json records it); any other option still counts as a different config."""
-    from seqrep.train_curl import PixelRunConfig
+    from seqrep.loops.curl import PixelRunConfig
 
     run = RunDir.open(tmp_path / "r", Prepared("curl", PixelRunConfig(task="seqrep-dot")))
     run.save_checkpoint({"step": 5})

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from seqrep.cli import main
-from seqrep.mi_bench import MIBenchConfig, run_mi_bench
-from seqrep.runs import Prepared, RunDir, RunDirError
+from seqrep.loops.mi_bench import MIBenchConfig, run_mi_bench
+from seqrep.loops.runs import Prepared, RunDir, RunDirError
 
 TINY = MIBenchConfig(
     mi_levels=(1.0, 3.0),
@@ -223,7 +223,7 @@ def test_readme_tour_runs():
 _HELD_MEMORY_PROBE = """
 import os, resource, sys
 import torch
-from seqrep.runs import retain_freed_memory
+from seqrep.loops.memory import retain_freed_memory
 if sys.argv[1] == "retain":
     assert retain_freed_memory()
 def rss_mib():

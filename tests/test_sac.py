@@ -99,8 +99,9 @@ def test_pendulum_sac_beats_random(pendulum_expert):
 
 
 def test_bc_on_ten_expert_episodes_is_near_the_expert(pendulum_expert):
+    from seqrep.loops.offline import train_offline
+    from seqrep.rl.collect import collect_episodes
     from seqrep.rl.offline import BehaviourCloning
-    from seqrep.train_rl import collect_episodes, train_offline
 
     agent, expert, random_mean, _ = pendulum_expert
 
@@ -125,7 +126,7 @@ def test_bc_on_ten_expert_episodes_is_near_the_expert(pendulum_expert):
 
 
 def test_zoo_built_from_a_run_reproduces_its_recorded_returns(pendulum_expert, tmp_path):
-    from seqrep.build_zoo import build_zoo_entry
+    from seqrep.loops.zoo import build_zoo_entry
     from seqrep.rl.zoo import load_zoo_policy, zoo_index, zoo_reference
 
     *_, run_path = pendulum_expert
@@ -232,8 +233,8 @@ def test_cached_zoo_data_is_reused_only_when_todays_zoo_would_collect_it(
 ):
     import h5py
 
+    from seqrep.rl.collect import zoo_dataset
     from seqrep.rl.zoo import zoo_index, zoo_recipe
-    from seqrep.train_rl import zoo_dataset
 
     monkeypatch.setenv("SEQREP_ZOO", str(pendulum_zoo))
     entry = zoo_index()["Pendulum-v1"]
@@ -275,8 +276,8 @@ def test_replay_buffer_dataset_replays_exactly_in_the_environment(pendulum_exper
     used (seed + e), and each stored action reproduces the stored reward and next state."""
     import numpy as np
 
+    from seqrep.loops.sac import replay_buffer_dataset
     from seqrep.rl.envs import make_env
-    from seqrep.train_rl import replay_buffer_dataset
 
     data, env_id = replay_buffer_dataset(pendulum_expert[3], 1000)
     assert env_id == "Pendulum-v1"
@@ -301,9 +302,9 @@ def test_replay_buffer_dataset_splits_at_terminals_and_resets(tmp_path):
     step 6, and a cut at step 9 give exactly three episodes with the expected end flags."""
     import numpy as np
 
+    from seqrep.loops.runs import Prepared, RunDir
+    from seqrep.loops.sac import SACRunConfig, replay_buffer_dataset
     from seqrep.rl.replay import ReplayBuffer
-    from seqrep.runs import Prepared, RunDir
-    from seqrep.train_rl import SACRunConfig, replay_buffer_dataset
 
     buf = ReplayBuffer(10, 1, 1)
     obs, resets_after = 0.0, {6}
@@ -328,7 +329,7 @@ def test_replay_buffer_dataset_splits_at_terminals_and_resets(tmp_path):
 def test_cli_exports_a_sac_runs_replay_buffer(pendulum_expert, tmp_path, monkeypatch, capsys):
     from seqrep.cli import main
     from seqrep.data.trajectories import load_minari
-    from seqrep.train_rl import replay_buffer_dataset
+    from seqrep.loops.sac import replay_buffer_dataset
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     run = str(pendulum_expert[3])

@@ -11,11 +11,11 @@ import torch
 
 from seqrep.cli import main
 from seqrep.data.series import SeriesDataset, Standardizer, load_series, load_train_test
-from seqrep.evaluate import svm_probe, uses_fixed_c
+from seqrep.loops.pretrain import PretrainConfig, crop_batch, crop_in_context, pretrain
+from seqrep.loops.probes import svm_probe, uses_fixed_c
 from seqrep.methods import CPC, WindowMetricLearning, crop_windows, sample_negatives
 from seqrep.methods.cpc import reverse_valid
 from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
-from seqrep.train import PretrainConfig, crop_batch, crop_in_context, pretrain
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -160,7 +160,7 @@ def hmm_series(n: int, length: int, seed: int) -> SeriesDataset:
 
 
 def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
-    from seqrep.runs import Prepared, RunDir
+    from seqrep.loops.runs import Prepared, RunDir
 
     data = hmm_series(32, 64, 0)
     cfg = PretrainConfig(
@@ -191,7 +191,7 @@ def test_cpc_learns_predictable_structure_and_bound_stays_below_log_n(tmp_path):
 
 
 def test_pretrain_resume_continues_the_same_curve(tmp_path):
-    from seqrep.runs import Prepared, RunDir
+    from seqrep.loops.runs import Prepared, RunDir
 
     data = hmm_series(16, 32, 1)
     cfg = PretrainConfig(
@@ -404,8 +404,9 @@ _MINIROCKET_BOTH_WAYS = """
 import json
 from aeon.classification.convolution_based import MiniRocketClassifier
 from aeon.datasets import load_classification
-from seqrep.series_bench import evaluate_cell, load_normalised
-from seqrep.train import PretrainConfig
+from seqrep.loops.series_bench import evaluate_cell
+from seqrep.data.series import load_normalised
+from seqrep.loops.pretrain import PretrainConfig
 
 train, test = load_normalised("GunPoint", "")
 row = evaluate_cell(PretrainConfig(method="minirocket", seed=3), train, test)
@@ -605,7 +606,7 @@ def test_max_mean_vectors_are_the_max_and_mean_of_each_series_valid_steps():
 def test_series_table_compares_cpc_with_ts2vec_measured_per_set_and_on_average():
     """The "TS2Vec measured" column reads the seeded measurement where it exists (else the
     one-seed reference); the gap column is CPC's mean minus it, per set and on average."""
-    from seqrep.series_bench import reference_table, summarise
+    from seqrep.loops.series_bench import reference_table, summarise
 
     seeded = reference_table("ts2vec_measured_seeds.csv")
     one_seed = reference_table("ts2vec_cpu_measured.csv")

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from seqrep.mi_bench import MIBenchConfig, run_mi_bench
-from seqrep.runs import Prepared, RunDir
+from seqrep.loops.mi_bench import MIBenchConfig, run_mi_bench
+from seqrep.loops.runs import Prepared, RunDir
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LinearRegression
 
 from latent_env import latent_control_dataset
+from seqrep.loops.pretrain_states import pretrain_state_encoder
 from seqrep.methods.states import (
     CONTRASTIVE_OBJECTIVES,
     MODEL_OBJECTIVES,
@@ -23,7 +24,6 @@ from seqrep.methods.states import (
     build_state_method,
 )
 from seqrep.nets import StateEncoder
-from seqrep.train_states import pretrain_state_encoder
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +262,7 @@ def test_bisimulation_loss_matches_a_loop():
 
 def test_pretraining_batches_mix_in_the_requested_share_of_the_other_set():
     from seqrep.data.trajectories import TrajectoryDataset
-    from seqrep.train_states import _sample
+    from seqrep.loops.pretrain_states import _sample
 
     def constant(value: float, episodes: int) -> TrajectoryDataset:
         eps = [

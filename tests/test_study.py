@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from seqrep.evaluate import bootstrap_ci, interquartile_mean
-from seqrep.runs import Prepared, RunDirError
+from seqrep.loops.probes import bootstrap_ci, interquartile_mean
+from seqrep.loops.runs import Prepared, RunDirError
 from seqrep.study import profile_config
 
 TINY = [
@@ -154,8 +154,8 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
 
 def test_cell_filter_and_merge_refusals(tmp_path):
     from seqrep.cli import main
-    from seqrep.runs import RunDir, release_lock
-    from seqrep.study import _cells, check_cell_filter, merge_studies, parse_cell_filter
+    from seqrep.loops.runs import RunDir, release_lock
+    from seqrep.study import check_cell_filter, grid_cells, merge_studies, parse_cell_filter
 
     only = parse_cell_filter(["env=A,B", "seed=0", "env=B,C"])
     assert only == {"env": frozenset({"B"}), "seed": frozenset({"0"})}  # repeated: both hold
@@ -164,8 +164,8 @@ def test_cell_filter_and_merge_refusals(tmp_path):
     with pytest.raises(ValueError, match="write FIELD=VALUE"):
         parse_cell_filter(["env"])
     quick = profile_config("quick")
-    assert check_cell_filter(quick, {}) == len(_cells(quick))
-    assert check_cell_filter(quick, parse_cell_filter(["seed=0"])) == len(_cells(quick)) // 3
+    assert check_cell_filter(quick, {}) == len(grid_cells(quick))
+    assert check_cell_filter(quick, parse_cell_filter(["seed=0"])) == len(grid_cells(quick)) // 3
     with pytest.raises(
         ValueError, match=r"selects none of the study.s \d+ cells \(env: Hopper-v5\)"
     ):
@@ -190,11 +190,11 @@ def test_cell_filter_and_merge_refusals(tmp_path):
 def test_merge_appends_missing_cells_once_and_drops_a_torn_line(tmp_path):
     import json
 
-    from seqrep.runs import RunDir, release_lock
-    from seqrep.study import _cells, finished_cells, merge_studies
+    from seqrep.loops.runs import RunDir, release_lock
+    from seqrep.study import finished_cells, grid_cells, merge_studies
 
     cfg = profile_config("quick")
-    cells = _cells(cfg)[:3]
+    cells = grid_cells(cfg)[:3]
     rows = [{**c, "score": float(i)} for i, c in enumerate(cells)]
     source = RunDir.open(tmp_path / "source", Prepared("study", cfg))
     (source.path / "cells.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
@@ -212,11 +212,12 @@ def test_merge_appends_missing_cells_once_and_drops_a_torn_line(tmp_path):
 def test_a_cell_appended_twice_counts_once_and_an_orphaned_worker_starts_no_cell(tmp_path):
     import json
 
-    from seqrep.runs import RunDir
-    from seqrep.study import _cells, _run_worker, finished_cells, summarise_study
+    from seqrep.loops.runs import RunDir
+    from seqrep.study import finished_cells, grid_cells, summarise_study
+    from seqrep.study.run import _run_worker
 
     cfg = profile_config("quick")
-    cells = _cells(cfg)[:2]
+    cells = grid_cells(cfg)[:2]
     result = {"return_mean": 0.0, "pretrain_seconds": 0.0, "pretrain_final": {}}
     first, again = {**cells[0], **result, "score": 50.0}, {**cells[0], **result, "score": 50.0}
     other = {**cells[1], **result, "score": 80.0}
@@ -367,7 +368,7 @@ def test_online_summary_averages_the_normalised_curve():
 
 
 def test_effective_rank_and_linear_probe_against_closed_forms():
-    from seqrep.evaluate import effective_rank, linear_probe_r2
+    from seqrep.loops.probes import effective_rank, linear_probe_r2
 
     rng = np.random.default_rng(0)
     centred = rng.normal(size=(400, 6))
@@ -429,7 +430,8 @@ def test_study_cells_on_the_data_efficiency_axis(tmp_path):
     first N episodes are exactly the expert set's first N; a mix of all expert episodes into
     pretraining is refused when a cell gets fewer."""
     from seqrep.data.trajectories import TrajectoryDataset
-    from seqrep.study import StudyConfig, _cell_key, _cells
+    from seqrep.study import StudyConfig, grid_cells
+    from seqrep.study.grid import cell_key
 
     cfg = StudyConfig(
         envs=("Pendulum-v1",),
@@ -441,12 +443,12 @@ def test_study_cells_on_the_data_efficiency_axis(tmp_path):
         expert_episodes=5,
         bc_episodes=(1, 2, 5),
     )
-    cells = _cells(cfg)
+    cells = grid_cells(cfg)
     imitation = [c for c in cells if c["setting"] == "imitation"]
     assert len(imitation) == 2 * 3 * 2 and {c["episodes"] for c in imitation} == {1, 2, 5}
     assert all("episodes" not in c for c in cells if c["setting"] == "offline")
-    assert len({_cell_key(c) for c in cells}) == len(cells)
-    assert _cell_key({**imitation[0], "episodes": None}) == _cell_key(
+    assert len({cell_key(c) for c in cells}) == len(cells)
+    assert cell_key({**imitation[0], "episodes": None}) == cell_key(
         {k: v for k, v in imitation[0].items() if k != "episodes"}
     )
     with pytest.raises(ValueError, match=r"each must lie in \[1, --expert-episodes 5\]"):
@@ -514,10 +516,11 @@ def test_the_full_profile_holds_the_low_data_profile_and_its_cell_counts():
     """One full run serves both profiles (same cells, same encoders); the counts are those its
     cost estimate in PROFILES is computed from."""
     from seqrep.methods.states import STATE_OBJECTIVES
-    from seqrep.study import PROFILES, _cell_key, _cells
+    from seqrep.study import PROFILES, grid_cells
+    from seqrep.study.grid import cell_key
 
-    full, low = _cells(PROFILES["full"]), _cells(PROFILES["low-data"])
-    assert {_cell_key(c) for c in low} <= {_cell_key(c) for c in full}
+    full, low = grid_cells(PROFILES["full"]), grid_cells(PROFILES["low-data"])
+    assert {cell_key(c) for c in low} <= {cell_key(c) for c in full}
     imitation = [c for c in full if c["setting"] == "imitation"]
     per_size = 1 + 2 * len(STATE_OBJECTIVES)  # scratch, then every objective frozen and tuned
     assert len(imitation) == len(low) == per_size * 3 * 5 * 4

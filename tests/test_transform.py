@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from aeon.datasets import load_classification
 
-from seqrep.transform import CPCTransformer
+from seqrep.loops.transform import CPCTransformer
 
 TINY = {"iterations": 3, "batch_size": 4, "hidden": 8, "depth": 2, "z_dim": 8, "horizon": 2}
 
@@ -24,9 +24,9 @@ def test_aeon_estimator_checks():
 
 
 def test_features_equal_seqreps_own_pretraining():
-    from seqrep.evaluate import encode_dataset
-    from seqrep.series_bench import load_normalised
-    from seqrep.train import PretrainConfig, pretrain
+    from seqrep.data.series import load_normalised
+    from seqrep.loops.pretrain import PretrainConfig, pretrain
+    from seqrep.loops.probes import encode_dataset
 
     X, _ = load_classification("GunPoint", split="train")
     features = CPCTransformer(**TINY, random_state=3).fit_transform(X)
@@ -66,10 +66,10 @@ def test_encode_writes_the_frozen_features_of_any_data_set(tmp_path, monkeypatch
     import pandas as pd
 
     from seqrep.cli import main
-    from seqrep.evaluate import encode_dataset
-    from seqrep.runs import load_run
-    from seqrep.series_bench import load_normalised
-    from seqrep.train import PretrainConfig, build_from_config
+    from seqrep.data.series import load_normalised
+    from seqrep.loops.pretrain import PretrainConfig, build_from_config
+    from seqrep.loops.probes import encode_dataset
+    from seqrep.loops.runs import load_run
 
     monkeypatch.chdir(tmp_path)
     main(["pretrain", "--data", "GunPoint", "--iterations", "3", "--out", "gp", "--quiet"])

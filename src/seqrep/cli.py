@@ -13,30 +13,41 @@ import click
 import torch
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
+from seqrep.data.series import load_normalised
 from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.devices import DEVICES, check_device, resolve_device
 from seqrep.distributed import broadcast_object, process_group, rank, shutdown, world_size
-from seqrep.mi_bench import MIBenchConfig, format_table, prepare_mi_bench, run_mi_bench
-from seqrep.rl.envs import RenderError
-from seqrep.runs import (
-    DEVICES,
-    Prepared,
-    RunDir,
-    RunDirError,
-    check_device,
-    console,
-    has_progress,
-    interrupted_at,
-    load_run,
-    resolve_device,
-    retain_freed_memory,
+from seqrep.loops.curl import PixelRunConfig, prepare_pixel_run, train_pixel_sac, write_pixel_report
+from seqrep.loops.memory import retain_freed_memory
+from seqrep.loops.mi_bench import MIBenchConfig, format_table, prepare_mi_bench, run_mi_bench
+from seqrep.loops.offline import OfflineRunConfig, prepare_offline, run_offline
+from seqrep.loops.pretrain import PretrainConfig, build_from_config, prepare_pretrain, pretrain
+from seqrep.loops.pretrain_states import (
+    StatePretrainConfig,
+    prepare_state_pretraining,
+    pretrain_state_encoder,
+    save_state_encoder,
+    write_state_report,
 )
-from seqrep.series_bench import (
+from seqrep.loops.progress import console, interrupted_at
+from seqrep.loops.runs import Prepared, RunDir, RunDirError, has_progress, load_run
+from seqrep.loops.sac import (
+    SACRunConfig,
+    load_sac_policy,
+    prepare_sac,
+    replay_buffer_dataset,
+    train_sac,
+    write_sac_report,
+)
+from seqrep.loops.series_bench import (
     evaluate_cell,
-    load_normalised,
     run_series_bench,
     summarise,
     write_pretrain_report,
 )
+from seqrep.loops.sweep import LOCAL
+from seqrep.rl.collect import collect_episodes
+from seqrep.rl.envs import RenderError
 from seqrep.study import (
     PROFILES,
     StudyConfig,
@@ -47,33 +58,6 @@ from seqrep.study import (
     profile_config,
     run_study,
     write_study_report,
-)
-from seqrep.sweep import LOCAL
-from seqrep.train import PretrainConfig, build_from_config, prepare_pretrain, pretrain
-from seqrep.train_curl import (
-    PixelRunConfig,
-    prepare_pixel_run,
-    train_pixel_sac,
-    write_pixel_report,
-)
-from seqrep.train_rl import (
-    OfflineRunConfig,
-    SACRunConfig,
-    collect_episodes,
-    load_sac_policy,
-    prepare_offline,
-    prepare_sac,
-    replay_buffer_dataset,
-    run_offline,
-    train_sac,
-    write_sac_report,
-)
-from seqrep.train_states import (
-    StatePretrainConfig,
-    prepare_state_pretraining,
-    pretrain_state_encoder,
-    save_state_encoder,
-    write_state_report,
 )
 
 __all__ = ["main"]
@@ -360,7 +344,7 @@ def _probe_data(run_dir: str, given: str, recorded: str, key: str) -> str:
 @DEVICE_OPTION
 def probe_cmd(run_dir: str, data: str, test_data: str, device: str) -> None:
     """Encode train/test with RUN_DIR's checkpoint and print the probes' test accuracy."""
-    from seqrep.evaluate import encode_dataset, logistic_probe, svm_probe
+    from seqrep.loops.probes import encode_dataset, logistic_probe, svm_probe
 
     cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
     train, test = load_normalised(
@@ -403,8 +387,8 @@ def encode_cmd(
     import numpy as np
 
     from seqrep.data.series import Standardizer, load_series, load_train_test
-    from seqrep.evaluate import encode_dataset
-    from seqrep.runs import atomic_write_bytes
+    from seqrep.loops.probes import encode_dataset
+    from seqrep.loops.runs import atomic_write_bytes
 
     target = Path(out_file)
     if target.suffix not in (".npy", ".csv", ".parquet"):

@@ -6,8 +6,12 @@ Each sequence method exposes ``encoder``, ``loss(x, lengths, generator) -> (loss
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from seqrep.methods.base import LossOutput, SeriesMethod
 from seqrep.methods.cpc import CPC, BidirectionalCPC, sample_negatives
+from seqrep.methods.registry import Registry
 from seqrep.methods.windows import WindowMetricLearning, crop_windows
 from seqrep.nets import DilatedConvEncoder, StridedConvEncoder
 
@@ -17,6 +21,7 @@ __all__ = [
     "BidirectionalCPC",
     "LossOutput",
     "SeriesMethod",
+    "SeriesOptions",
     "WindowMetricLearning",
     "build_series_encoder",
     "build_series_method",
@@ -24,7 +29,8 @@ __all__ = [
     "sample_negatives",
 ]
 
-SERIES_METHODS = ("cpc", "triplet", "contrastive")
+# Every sequence method, registered once below with its constructor.
+SERIES_METHODS = Registry("method")
 
 
 def build_series_encoder(
@@ -38,46 +44,67 @@ def build_series_encoder(
     raise ValueError(f"unknown encoder {kind!r}; choose 'dilated' or 'strided'")
 
 
-def build_series_method(
-    name: str,
-    in_channels: int,
-    *,
-    encoder: str = "dilated",
-    hidden: int = 64,
-    depth: int = 6,
-    z_dim: int = 128,
-    context_dim: int = 128,
-    steps: int = 8,
-    negatives: str = "both",
-    num_negatives: int = 32,
-    max_queries: int = 512,
-    margin: float = 0.5,
-    mining: str = "all",
-    bidirectional: bool = False,
-    pool: str = "max",
-) -> SeriesMethod:
-    """A sequence pretraining method by name; all share the same encoder architecture.
-    ``bidirectional`` (CPC only): a second CPC on the reversed series (:class:`BidirectionalCPC`).
-    ``pool``: how ``represent`` pools a series' steps (``max`` or ``max-mean``)."""
+@dataclass(frozen=True)
+class SeriesOptions:
+    """The options of :func:`build_series_method` that a method's constructor reads."""
 
-    def cpc() -> CPC:
-        enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
+    encoder: str = "dilated"
+    hidden: int = 64
+    depth: int = 6
+    z_dim: int = 128
+    context_dim: int = 128
+    steps: int = 8
+    negatives: str = "both"
+    num_negatives: int = 32
+    max_queries: int = 512
+    margin: float = 0.5
+    mining: str = "all"
+    bidirectional: bool = False
+    pool: str = "max"
+
+    def encoder_for(self, in_channels: int) -> DilatedConvEncoder | StridedConvEncoder:
+        return build_series_encoder(self.encoder, in_channels, self.hidden, self.depth, self.z_dim)
+
+
+@SERIES_METHODS.register("cpc", family="predictive")
+def _cpc(name: str, in_channels: int, o: SeriesOptions) -> SeriesMethod:
+    def one() -> CPC:
         return CPC(
-            enc,
-            z_dim,
-            context_dim,
-            steps,
-            negatives,  # type: ignore[arg-type]
-            num_negatives,
-            max_queries,
-            pool=pool,
+            o.encoder_for(in_channels),
+            o.z_dim,
+            o.context_dim,
+            o.steps,
+            o.negatives,  # type: ignore[arg-type]
+            o.num_negatives,
+            o.max_queries,
+            pool=o.pool,
         )
 
-    if bidirectional and name != "cpc":
+    return BidirectionalCPC(one(), one()) if o.bidirectional else one()
+
+
+@SERIES_METHODS.register("triplet", "contrastive", family="metric")
+def _window_metric(name: str, in_channels: int, o: SeriesOptions) -> SeriesMethod:
+    return WindowMetricLearning(
+        o.encoder_for(in_channels),
+        name,  # type: ignore[arg-type]
+        margin=o.margin,
+        mining=o.mining,  # type: ignore[arg-type]
+        pool=o.pool,
+    )
+
+
+def build_series_method(name: str, in_channels: int, **options: Any) -> SeriesMethod:
+    """A sequence pretraining method by name (see :data:`SERIES_METHODS`); all share the same
+    encoder architecture. ``options`` are :class:`SeriesOptions`' fields: ``bidirectional``
+    (CPC only) adds a second CPC on the reversed series (:class:`BidirectionalCPC`); ``pool``
+    is how ``represent`` pools a series' steps (``max`` or ``max-mean``).
+
+    Raises:
+        ValueError: an unknown name, or an option the method does not have.
+    """
+    SERIES_METHODS.entry(name)  # an unknown name fails first
+    opts = SeriesOptions(**options)
+    if opts.bidirectional and name != "cpc":
         raise ValueError(f"--bidirectional is a CPC option; {name!r} has no direction")
-    if name == "cpc":
-        return BidirectionalCPC(cpc(), cpc()) if bidirectional else cpc()
-    enc = build_series_encoder(encoder, in_channels, hidden, depth, z_dim)
-    if name in ("triplet", "contrastive"):
-        return WindowMetricLearning(enc, name, margin=margin, mining=mining, pool=pool)  # type: ignore[arg-type]
-    raise ValueError(f"unknown method {name!r}; choose {', '.join(SERIES_METHODS)}")
+    return SERIES_METHODS.create(name, in_channels, opts)  # type: ignore[no-any-return]

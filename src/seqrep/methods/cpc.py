@@ -190,7 +190,7 @@ class CPC(SeriesMethod):
 
         ``context`` [B, 2]: steps at the start and end of each series that the encoder reads
         but that are never a context, a positive or a negative (see
-        :func:`seqrep.train.crop_in_context`).
+        :func:`seqrep.loops.pretrain.crop_in_context`).
 
         ``keys`` [B, T', Dz]: the candidates (positives and negatives) to score in place of the
         encoder's own z, e.g. a momentum (EMA) encoder's, without gradient; the context still

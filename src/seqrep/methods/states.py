@@ -34,6 +34,7 @@ action [B, L, A], reward [B, L]), so that only the objective differs:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,7 @@ from seqrep.distributed import (
 from seqrep.losses import Mining, batch_contrastive_margin, batch_triplet, info_nce_from_logits
 from seqrep.methods.base import LossOutput
 from seqrep.methods.cpc import CPC
+from seqrep.methods.registry import Registry
 from seqrep.nets import MomentumEncoder, PerStep, StateEncoder, mlp
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "GaussianCURL",
     "InverseModel",
     "MaskedPrediction",
+    "ObjectiveSpec",
     "StateCPC",
     "StateMethod",
     "TemporalContrastive",
@@ -72,28 +75,9 @@ __all__ = [
     "build_state_method",
 ]
 
-CONTRASTIVE_OBJECTIVES = (
-    "cpc",
-    "cpc_momentum",
-    "temporal",
-    "atc",
-    "acl",
-    "acl_momentum",
-    "curl",
-    "triplet",
-    "contrastive",
-)
-# Objectives that fit a model of the data (reward and dynamics, or masked tokens) rather than
-# a contrastive or margin criterion.
-MODEL_OBJECTIVES = ("deepmdp", "bisimulation", "vpn", "bert")
-STATE_OBJECTIVES = (
-    *CONTRASTIVE_OBJECTIVES,
-    *MODEL_OBJECTIVES,
-    "forward",
-    "inverse",
-    "autoencoder",
-    "vae",
-)
+# Every objective, registered once below with its constructor (in this order: the command
+# line's choices and the study's grid list them so).
+STATE_OBJECTIVES = Registry("objective")
 
 Batch = dict[str, Tensor]
 
@@ -614,6 +598,90 @@ class Autoencoder(StateMethod):
         return LossOutput(loss, average_over_ranks(metrics))
 
 
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What an objective's constructor needs besides the encoder: the action size, the width of
+    its own networks, and the window length of the batches it will see."""
+
+    act_dim: int
+    hidden: int
+    window: int
+
+
+@STATE_OBJECTIVES.register("cpc", "cpc_momentum", family="contrastive")
+def _cpc(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    momentum = 0.05 if name == "cpc_momentum" else None
+    return StateCPC(enc, max(1, spec.window // 2), momentum=momentum)
+
+
+@STATE_OBJECTIVES.register("temporal", family="contrastive")
+def _temporal(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return TemporalContrastive(enc, spec.act_dim, horizon=1, use_action=True)
+
+
+@STATE_OBJECTIVES.register("atc", family="contrastive")
+def _atc(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    horizon = min(3, spec.window - 1)
+    return TemporalContrastive(enc, spec.act_dim, horizon=horizon, use_action=False, momentum=0.01)
+
+
+@STATE_OBJECTIVES.register("acl", "acl_momentum", family="contrastive")
+def _acl(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    momentum = 0.05 if name == "acl_momentum" else None
+    return AttentiveContrastive(enc, spec.act_dim, window=spec.window, momentum=momentum)
+
+
+@STATE_OBJECTIVES.register("curl", family="contrastive")
+def _curl(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
+
+
+@STATE_OBJECTIVES.register("triplet", "contrastive", family="contrastive")
+def _metric(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return TemporalMetric(enc, name, window=min(4, spec.window))  # type: ignore[arg-type]
+
+
+# Objectives that fit a model of the data (reward and dynamics, or masked tokens) rather than
+# a contrastive or margin criterion.
+@STATE_OBJECTIVES.register("deepmdp", family="model")
+def _deepmdp(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return DeepMDP(enc, spec.act_dim, spec.hidden)
+
+
+@STATE_OBJECTIVES.register("bisimulation", family="model")
+def _bisimulation(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return Bisimulation(enc, spec.act_dim, spec.hidden)
+
+
+@STATE_OBJECTIVES.register("vpn", family="model")
+def _vpn(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return ValuePrediction(enc, spec.act_dim, window=spec.window, hidden=spec.hidden)
+
+
+@STATE_OBJECTIVES.register("bert", family="model")
+def _bert(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return MaskedPrediction(enc, spec.act_dim, window=spec.window)
+
+
+@STATE_OBJECTIVES.register("forward", family="prediction")
+def _forward(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return ForwardModel(enc, spec.act_dim, spec.hidden)
+
+
+@STATE_OBJECTIVES.register("inverse", family="prediction")
+def _inverse(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return InverseModel(enc, spec.act_dim, spec.hidden)
+
+
+@STATE_OBJECTIVES.register("autoencoder", "vae", family="reconstruction")
+def _autoencoder(name: str, enc: StateEncoder, spec: ObjectiveSpec) -> StateMethod:
+    return Autoencoder(enc, variational=name == "vae", hidden=spec.hidden)
+
+
+CONTRASTIVE_OBJECTIVES = STATE_OBJECTIVES.names("contrastive")
+MODEL_OBJECTIVES = STATE_OBJECTIVES.names("model")
+
+
 def build_state_method(
     name: str,
     obs_dim: int,
@@ -628,37 +696,13 @@ def build_state_method(
     """An objective by name (see :data:`STATE_OBJECTIVES`) around a fresh StateEncoder.
 
     ``obs_mean`` / ``obs_std`` ([O]) set the encoder's input z-scoring before any copy is made
-    (momentum targets copy it at construction)."""
+    (momentum targets copy it at construction).
+
+    Raises:
+        ValueError: an unknown name, with every registered one.
+    """
+    STATE_OBJECTIVES.entry(name)  # an unknown name fails before anything is built
     enc = StateEncoder(obs_dim, feature_dim, hidden)
     if obs_mean is not None and obs_std is not None:
         enc.set_statistics(obs_mean, obs_std)
-    if name in ("cpc", "cpc_momentum"):
-        return StateCPC(enc, max(1, window // 2), momentum=0.05 if name == "cpc_momentum" else None)
-    if name == "temporal":
-        return TemporalContrastive(enc, act_dim, horizon=1, use_action=True)
-    if name == "atc":
-        return TemporalContrastive(
-            enc, act_dim, horizon=min(3, window - 1), use_action=False, momentum=0.01
-        )
-    if name in ("acl", "acl_momentum"):
-        momentum = 0.05 if name == "acl_momentum" else None
-        return AttentiveContrastive(enc, act_dim, window=window, momentum=momentum)
-    if name == "curl":
-        return GaussianCURL(enc, noise_std=0.1, momentum=0.05)
-    if name in ("triplet", "contrastive"):
-        return TemporalMetric(enc, name, window=min(4, window))
-    if name == "vpn":
-        return ValuePrediction(enc, act_dim, window=window, hidden=hidden)
-    if name == "bert":
-        return MaskedPrediction(enc, act_dim, window=window)
-    if name == "deepmdp":
-        return DeepMDP(enc, act_dim, hidden)
-    if name == "bisimulation":
-        return Bisimulation(enc, act_dim, hidden)
-    if name == "forward":
-        return ForwardModel(enc, act_dim, hidden)
-    if name == "inverse":
-        return InverseModel(enc, act_dim, hidden)
-    if name in ("autoencoder", "vae"):
-        return Autoencoder(enc, variational=name == "vae", hidden=hidden)
-    raise ValueError(f"unknown objective {name!r}; choose {', '.join(STATE_OBJECTIVES)}")
+    return STATE_OBJECTIVES.create(name, enc, ObjectiveSpec(act_dim, hidden, window))  # type: ignore[no-any-return]

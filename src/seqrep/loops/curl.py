@@ -23,6 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqrep.devices import resolve_device
+from seqrep.loops.online import resume_online, save_online
+from seqrep.loops.progress import progress_bar
+from seqrep.loops.report import videos_section
+from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir
+from seqrep.options import check_options
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.envs import check_renders
 from seqrep.rl.pixels import (
@@ -33,15 +39,6 @@ from seqrep.rl.pixels import (
     pixel_episode_steps,
 )
 from seqrep.rl.video import require_video_writer, write_video
-from seqrep.runs import (
-    MAY_CHANGE_ON_RESUME,
-    Prepared,
-    RunDir,
-    check_options,
-    progress_bar,
-    resolve_device,
-)
-from seqrep.train_rl import resume_online, save_online, videos_section
 
 __all__ = [
     "PixelRunConfig",

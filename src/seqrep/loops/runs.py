@@ -1,4 +1,4 @@
-"""Run folders, checkpoints and progress bars: what every long job writes and shows.
+"""Run folders and checkpoints: what every long job writes.
 
 A run folder holds::
 
@@ -15,69 +15,42 @@ in the message) when it does not, so nothing written before is lost by accident.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import dataclasses
 import datetime as _dt
 import errno
 import json
-import math
 import os
 import shutil
 import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-from torch import Tensor
 
 from seqrep.distributed import broadcast_object, gather_objects, rank, world_size
+from seqrep.loops.progress import console
 
 __all__ = [
-    "DEVICES",
-    "OptionError",
     "Prepared",
     "RunDir",
     "RunDirError",
     "atomic_write_bytes",
     "atomic_write_text",
-    "batch_to",
-    "check_device",
-    "check_options",
-    "console",
     "has_progress",
     "hold_lock",
-    "interrupted_at",
     "is_run_folder",
     "load_run",
     "load_shared_checkpoint",
     "load_training_state",
-    "progress_bar",
     "rank_states",
     "release_lock",
-    "resolve_device",
     "restore_rank_state",
     "training_state",
 ]
 
-# Outside a terminal (CI, log files) rich assumes 80 columns and wraps the bar; give it room.
 T = TypeVar("T")
-
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class RunDirError(RuntimeError):
@@ -532,159 +505,6 @@ def load_run(
     return config, state
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def check_device(device: str) -> str:
-    """``device`` resolved, or a one-line error: not one of :data:`DEVICES`, or ``cuda`` where
-    no GPU is visible."""
-    if device not in DEVICES:
-        raise ValueError(f"unknown --device {device!r}; choose {', '.join(DEVICES)}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is visible; use --device cpu or auto")
-    return resolve_device(device)
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
-_MMAP_THRESHOLD_MAX = 32 << 20  # glibc refuses more on 64-bit systems
-
-
-def retain_freed_memory() -> bool:
-    """Let this process keep the heap memory it frees for its next allocations, instead of
-    returning it to the kernel (glibc's ``mallopt``; True when set, False where the C library
-    has no ``mallopt``, e.g. macOS or musl, which changes nothing else).
-
-    A CPU training step frees and re-allocates the same hundreds of MB of activations each
-    step. Under glibc's defaults much of that goes back to the kernel and returns as fresh
-    pages, each a page fault and a zeroing: about 90k faults (350 MiB) per pixel SAC update at
-    batch 128 and 740k at batch 512, a fifth to a third of its time (``python bench/curl.py
-    speed``). Every block now comes from the heap (no block gets a mapping of its own, so
-    tensors above glibc's largest mapping threshold, 32 MiB, are reused too), and the heap is
-    never trimmed; the cost is that the process holds on to its peak heap until it exits.
-    """
-    if os.name != "posix" or sys.platform == "darwin":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(
-        mallopt(param, value) == 1
-        for param, value in (
-            (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX),  # for any later mapping glibc makes
-            (_M_MMAP_MAX, 0),  # no block of its own mapping: every block from the heap
-            (_M_TRIM_THRESHOLD, 2**31 - 1),
-            (_M_TOP_PAD, 256 << 20),  # each heap growth reserves this much more
-        )
-    )
-
-
-def batch_to(batch: dict[str, Tensor], device: str | torch.device) -> dict[str, Tensor]:
-    """Every tensor of a sampled batch on ``device``. Data sets and replay buffers stay in host
-    memory and draw their indices with a CPU generator, so one seed samples the same batches on
-    every device; the models, their losses and their generators live on the device."""
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-class OptionError(ValueError):
-    """An option out of range. ``str()`` names it as a command-line flag (``--q-lr``); a
-    Python front end (e.g. an estimator's parameters) names it its own way with
-    :meth:`naming`.
-
-    Attributes:
-        option: the config field, e.g. ``"q_lr"``.
-        template: the message with ``{name}`` where the option's name goes.
-    """
-
-    def __init__(self, option: str, template: str) -> None:
-        super().__init__(template.format(name=_flag(option)))
-        self.option, self.template = option, template
-
-    def naming(self, name: str) -> str:
-        """The message with the option called ``name``."""
-        return self.template.format(name=name)
-
-
-def _is_rate(name: str) -> bool:
-    """A learning rate, by the naming rule every config follows (``lr``, ``q_lr``, ...)."""
-    return name == "lr" or name.endswith("_lr")
-
-
-def _number_values(cfg: Any) -> Iterator[tuple[str, float]]:
-    """Every real-valued option of a config dataclass (tuples item by item), by name."""
-    if not dataclasses.is_dataclass(cfg):
-        return
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        items = value if isinstance(value, tuple) else (value,)
-        for item in items:
-            if isinstance(item, int | float) and not isinstance(item, bool):
-                yield f.name, float(item)
-
-
-def check_options(
-    cfg: Any,
-    *,
-    positive: tuple[str, ...] = (),
-    non_negative: tuple[str, ...] = (),
-    unit: tuple[str, ...] = (),
-    choices: dict[str, tuple[str, ...]] | None = None,
-) -> None:
-    """Range checks for a config's options, each failure one line naming the flag.
-
-    Whatever the arguments, every number of a config dataclass must be finite (``inf`` or
-    ``nan`` would train to NaN without an error), and every learning rate (``lr``, ``*_lr``)
-    must lie in (0, 1]: Adam's step is about the rate itself, so a rate above 1 moves each
-    weight by more than its typical size on every step.
-
-    Args:
-        positive: must be > 0 (counts >= 1, rates > 0).
-        non_negative: must be >= 0.
-        unit: must lie in (0, 1] (update rates, fractions).
-        choices: option -> allowed values.
-
-    A config with a ``device`` option also has it checked: one of :data:`DEVICES`, and ``cuda``
-    only where a GPU is visible.
-
-    Raises:
-        ValueError: the first option out of range, with what it must be.
-    """
-    for name, value in _number_values(cfg):
-        if not math.isfinite(value):
-            raise OptionError(name, f"{{name}} must be a finite number, got {value}")
-        if _is_rate(name) and not 0 < value <= 1:
-            raise OptionError(
-                name, f"{{name}} is a learning rate and must lie in (0, 1], got {value}"
-            )
-    for name in positive:
-        if not getattr(cfg, name) > 0:
-            raise OptionError(name, f"{{name}} must be > 0, got {getattr(cfg, name)}")
-    for name in non_negative:
-        if not getattr(cfg, name) >= 0:
-            raise OptionError(name, f"{{name}} must be >= 0, got {getattr(cfg, name)}")
-    for name in unit:
-        if not 0 < getattr(cfg, name) <= 1:
-            raise OptionError(name, f"{{name}} must lie in (0, 1], got {getattr(cfg, name)}")
-    for name, allowed in (choices or {}).items():
-        value = getattr(cfg, name)
-        if value not in allowed:
-            raise OptionError(name, f"unknown {{name}} {value!r}; choose {', '.join(allowed)}")
-    if hasattr(cfg, "device"):
-        check_device(cfg.device)
-
-
 def _no_space(error: BaseException, folder: Path) -> bool:
     """Whether a failed write ran out of disk space: OSError ENOSPC from a plain write, or a
     full file system under ``folder`` (torch.save's zip writer reports it only as "unexpected
@@ -745,51 +565,3 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 def atomic_write_text(target: Path, text: str) -> None:
     """:func:`atomic_write_bytes` of ``text`` (UTF-8)."""
     atomic_write_bytes(target, text.encode())
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f} it/s" if speed else "- it/s", style="progress.data.speed")
-
-
-@contextmanager
-def progress_bar(description: str, total: int, *, disable: bool = False) -> Iterator[Any]:
-    """A rich progress bar with count, rate and ETA; yields ``advance(n=1, **info)``.
-
-    ``info`` is shown after the bar (e.g. the current loss).
-    """
-    columns = [
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    ]
-    with Progress(*columns, console=console, disable=disable, transient=False) as bar:
-        task = bar.add_task(description, total=total, info="")
-        _LAST_PROGRESS.update(description=description, done=0, total=total)
-
-        def advance(n: int = 1, **info: float | str) -> None:
-            text = "  ".join(
-                f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()
-            )
-            bar.update(task, advance=n, info=text)
-            _LAST_PROGRESS["done"] += n
-
-        yield advance
-
-
-# Where the newest progress bar stood, for the one-line message after Ctrl-C.
-_LAST_PROGRESS: dict[str, Any] = {}
-
-
-def interrupted_at() -> str:
-    """'<bar> step N of M' of the newest progress bar, or '' when none ran."""
-    if not _LAST_PROGRESS:
-        return ""
-    p = _LAST_PROGRESS
-    return f"{p['description']} step {p['done']:,} of {p['total']:,}"

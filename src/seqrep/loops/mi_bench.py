@@ -21,6 +21,9 @@ import numpy as np
 import torch
 
 from seqrep.critics import ConcatCritic, Critic, SeparableMLPCritic
+from seqrep.devices import resolve_device
+from seqrep.loops.progress import progress_bar
+from seqrep.loops.runs import Prepared, RunDir
 from seqrep.mi import (
     correlated_gaussian,
     gaussian_log_density_ratio,
@@ -29,7 +32,7 @@ from seqrep.mi import (
     rho_for_mi,
 )
 from seqrep.nets import mlp
-from seqrep.runs import Prepared, RunDir, check_options, progress_bar, resolve_device
+from seqrep.options import check_options
 
 __all__ = ["ESTIMATORS", "MIBenchConfig", "build_critic", "prepare_mi_bench", "run_mi_bench"]
 

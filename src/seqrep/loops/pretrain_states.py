@@ -21,30 +21,31 @@ from typing import Any
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
+from seqrep.devices import batch_to
 from seqrep.distributed import (
     data_parallel_loss,
     rank_rows,
     world_size,
 )
-from seqrep.methods.states import STATE_OBJECTIVES, StateMethod, build_state_method
-from seqrep.nets import StateEncoder
-from seqrep.runs import (
+from seqrep.loops.progress import progress_bar
+from seqrep.loops.runs import (
     MAY_CHANGE_ON_RESUME,
     Prepared,
     RunDir,
     RunDirError,
-    batch_to,
-    check_options,
     load_shared_checkpoint,
-    progress_bar,
     rank_states,
     restore_rank_state,
 )
+from seqrep.methods.states import STATE_OBJECTIVES, StateMethod, build_state_method
+from seqrep.nets import StateEncoder
+from seqrep.options import check_options
 
 __all__ = [
     "PreparedStatePretraining",
     "StatePretrainConfig",
     "check_objective_fits",
+    "encoder_hook",
     "load_state_encoder",
     "prepare_state_pretraining",
     "pretrain_state_encoder",
@@ -319,3 +320,20 @@ def write_state_report(
     )
     run.write_text("report.md", text)
     return text
+
+
+def encoder_hook(run_dir: str, obs_dim: int, freeze: bool) -> dict[str, Any]:
+    """An agent's encoder arguments from a ``seqrep pretrain-states`` run (none for "").
+
+    Raises:
+        ValueError: the encoder reads observations of another size.
+    """
+    if not run_dir:
+        return {}
+    encoder, objective = load_state_encoder(run_dir)
+    if encoder.obs_dim != obs_dim:
+        raise ValueError(
+            f"--encoder {run_dir} ({objective}) reads observations of size {encoder.obs_dim}, "
+            f"but this task's have size {obs_dim}: pretrain on data of this environment"
+        )
+    return {"encoder": encoder, "feature_dim": encoder.feature_dim, "freeze_encoder": freeze}

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqrep.loops.runs import RunDir, atomic_write_text, load_run
+from seqrep.loops.sac import SACRunConfig
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.zoo import ZooPolicy, uniform_random_policy, zoo_dir, zoo_index
-from seqrep.runs import RunDir, atomic_write_text, load_run
-from seqrep.train_rl import SACRunConfig
 
 __all__ = ["build_zoo_entry"]
 

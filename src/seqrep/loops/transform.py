@@ -3,7 +3,7 @@
     from sklearn.linear_model import LogisticRegression  # or any tabular model
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from seqrep.transform import CPCTransformer
+    from seqrep.loops.transform import CPCTransformer
 
     model = make_pipeline(CPCTransformer(), StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(X_train, y_train)             # X: [n_cases, n_channels, n_timepoints] or a list
@@ -25,9 +25,9 @@ import torch
 from aeon.transformations.collection import BaseCollectionTransformer
 
 from seqrep.data.series import SeriesDataset, Standardizer, padded_from_collection
-from seqrep.evaluate import encode_dataset
-from seqrep.runs import OptionError
-from seqrep.train import PretrainConfig, pretrain
+from seqrep.loops.pretrain import PretrainConfig, pretrain
+from seqrep.loops.probes import encode_dataset
+from seqrep.options import OptionError
 
 __all__ = ["CPCTransformer"]
 

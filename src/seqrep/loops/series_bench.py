@@ -22,18 +22,13 @@ import numpy as np
 import torch
 
 from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, load_normalised
-from seqrep.evaluate import encode_dataset, logistic_probe, raw_features, svm_probe, zero_padded
+from seqrep.devices import resolve_device
+from seqrep.loops.pretrain import PretrainConfig, build_from_config, pretrain
+from seqrep.loops.probes import encode_dataset, logistic_probe, raw_features, svm_probe, zero_padded
+from seqrep.loops.progress import console
+from seqrep.loops.runs import RunDir, atomic_write_text, hold_lock, with_options_added_since
+from seqrep.loops.sweep import connect, stream
 from seqrep.methods import SERIES_METHODS
-from seqrep.runs import (
-    RunDir,
-    atomic_write_text,
-    console,
-    hold_lock,
-    resolve_device,
-    with_options_added_since,
-)
-from seqrep.sweep import connect, stream
-from seqrep.train import PretrainConfig, build_from_config, pretrain
 
 __all__ = [
     "BASELINES",
@@ -184,7 +179,7 @@ def run_series_bench(
 ) -> list[dict[str, Any]]:
     """Every data set x method x seed; one JSON row each, appended as it finishes (resumable).
 
-    ``ray_address``: each cell a Ray task of ``threads`` CPUs (see :mod:`seqrep.sweep`)."""
+    ``ray_address``: each cell a Ray task of ``threads`` CPUs (see :mod:`seqrep.loops.sweep`)."""
     base = base or PretrainConfig()
     base.validate()
     check_bench_options(out_json, datasets, methods, seeds, threads)

@@ -16,26 +16,26 @@ import torch
 from torch import Tensor
 
 from seqrep.data.series import SeriesDataset, load_normalised
+from seqrep.devices import resolve_device
 from seqrep.distributed import (
     data_parallel_loss,
     rank_rows,
     world_size,
 )
+from seqrep.loops.progress import progress_bar
+from seqrep.loops.runs import (
+    MAY_CHANGE_ON_RESUME,
+    Prepared,
+    RunDir,
+    load_shared_checkpoint,
+    rank_states,
+    restore_rank_state,
+)
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
 from seqrep.methods.base import take_steps
 from seqrep.methods.cpc import NEGATIVE_SOURCES
 from seqrep.nets import POOLS
-from seqrep.runs import (
-    MAY_CHANGE_ON_RESUME,
-    Prepared,
-    RunDir,
-    check_options,
-    load_shared_checkpoint,
-    progress_bar,
-    rank_states,
-    resolve_device,
-    restore_rank_state,
-)
+from seqrep.options import check_options
 
 __all__ = [
     "PreparedPretrain",
@@ -68,7 +68,7 @@ class PretrainConfig:
     test_data: str = field(
         default="", metadata={"help": "test file (default: X_TEST beside X_TRAIN)"}
     )
-    method: str = field(default="cpc", metadata={"help": "cpc, triplet or contrastive"})
+    method: str = field(default="cpc", metadata={"help": ", ".join(SERIES_METHODS)})
     encoder: str = field(
         default="dilated", metadata={"help": "dilated (short series) or strided (raw signals)"}
     )
