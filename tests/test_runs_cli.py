@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import platform
@@ -158,58 +157,6 @@ def test_cli_bad_input_is_one_clear_error(args, message, capsys, tmp_path):
 
 
 # Layers of DESIGN.md, top (0) to bottom: a module may import only from its own layer or below.
-LAYERS = {
-    "cli": 0,
-    "__main__": 0,
-    "train": 1,
-    "evaluate": 1,
-    "runs": 1,
-    "mi_bench": 1,
-    "train_rl": 1,
-    "series_bench": 1,
-    "build_zoo": 1,
-    "study": 1,
-    "sweep": 1,
-    "data": 2,
-    "train_curl": 1,
-    "train_states": 1,
-    "transform": 1,
-    "rl": 3,
-    "methods": 4,
-    "nets": 5,
-    "losses": 6,
-    "critics": 6,
-    "mi": 6,
-    "distributed": 6,
-}
-
-
-def test_no_module_imports_upward():
-    root = Path(__file__).resolve().parents[1] / "src" / "seqrep"
-    problems = []
-    for file in root.rglob("*.py"):
-        rel = file.relative_to(root).with_suffix("")
-        top = rel.parts[0]
-        if top == "__init__":
-            continue
-        assert top in LAYERS, f"{file} is in no layer: add it to LAYERS and DESIGN.md"
-        for node in ast.walk(ast.parse(file.read_text())):
-            names = []
-            if (
-                isinstance(node, ast.ImportFrom)
-                and node.module
-                and node.module.startswith("seqrep.")
-            ):
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names if a.name.startswith("seqrep.")]
-            for name in names:
-                target = name.split(".")[1]
-                if LAYERS.get(target, 99) < LAYERS[top]:
-                    problems.append(f"{rel} imports {name}")
-    assert not problems, problems
-
-
 def test_readme_tour_runs():
     """The README's Python tour is executed as written, so the documented API cannot drift."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -1,11 +1,21 @@
 """seqrep: contrastive representation learning on sequential data and for decision making.
 
-Layers, bottom to top (a module only imports from layers below it):
+Layers, top to bottom (a module imports only from its own level or below):
 
-* ``losses``, ``critics``, ``mi`` - pure tensor math (InfoNCE, margin losses, MI bounds);
-* ``nets`` - encoders, MLPs, :class:`~seqrep.nets.MomentumEncoder`;
-* ``runs``, ``mi_bench`` - run folders, progress, training/evaluation loops;
-* ``cli`` - the ``seqrep`` command.
+<!-- layers: generated from tests/test_layers.py -->
+| level | modules | what |
+|---|---|---|
+| 9 interface | `seqrep.cli`, `seqrep.__main__`, `seqrep` | the `seqrep` command, `python -m seqrep`, and the package's public names |
+| 8 study | `seqrep.study` | the Representation Matters grid: config, grid, cells, run, report |
+| 7 over the verbs | `seqrep.loops.series_bench`, `seqrep.loops.transform` | the UCR/UEA benchmark, the scikit-learn transformer |
+| 6 verbs | `seqrep.loops.pretrain`, `seqrep.loops.pretrain_states`, `seqrep.loops.sac`, `seqrep.loops.offline`, `seqrep.loops.curl`, `seqrep.loops.mi_bench`, `seqrep.loops.zoo` | one module per verb: its config, preparation, training loop and report |
+| 5 run infrastructure | `seqrep.loops`, `seqrep.loops.runs`, `seqrep.loops.progress`, `seqrep.loops.memory`, `seqrep.loops.online`, `seqrep.loops.report`, `seqrep.loops.probes`, `seqrep.loops.sweep` | run folders and checkpoints, progress bars, memory tuning, online checkpoints, report pieces, probes, Ray |
+| 4 models | `seqrep.methods`, `seqrep.rl` | what is trained: representation methods registered by name; agents, environments, replay, collection |
+| 3 nets | `seqrep.nets` | encoders for signals, states and pixels; the momentum (EMA) copy |
+| 2 math | `seqrep.losses`, `seqrep.critics`, `seqrep.mi` | pure tensor math: InfoNCE and the margin losses, scoring functions, MI bounds |
+| 1 core | `seqrep.options`, `seqrep.devices`, `seqrep.distributed` | option checks of every config, device choice, torch.distributed helpers |
+| 0 data | `seqrep.data` | adapters to the ecosystem's formats, returning plain arrays: UCR/UEA series, files, trajectories (Minari, D4RL HDF5); imports nothing of seqrep |
+<!-- /layers -->
 """
 
 from seqrep.losses import (

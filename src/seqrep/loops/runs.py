@@ -164,6 +164,66 @@ def _protected(path: Path) -> str | None:
     return None
 
 
+def _folder_to_use(
+    out: str | os.PathLike[str] | None,
+    kind: str,
+    runs_root: str | os.PathLike[str],
+    overwrite: bool,
+) -> Path:
+    """The run folder ``out`` names (``runs_root/<kind>-<date>`` for None), once it is clear
+    that seqrep may write there: absent, empty, or a seqrep run that --overwrite may clear.
+
+    Raises:
+        RunDirError: an empty name, a file, a folder of something else, or a protected folder
+            (cwd, home, a repository root) to --overwrite.
+    """
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path(runs_root) / f"{kind}-{stamp}"
+    if str(out).strip() == "":
+        raise RunDirError("--out is empty; give a folder name, e.g. --out runs/my-run")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path} exists and is not a folder; choose another --out")
+    existing = path.is_dir() and any(e.name != LOCK for e in path.iterdir())
+    if existing and not is_run_folder(path):
+        why = _protected(path)
+        raise RunDirError(
+            f"{path} is not empty and holds no seqrep run"
+            + (f" ({why})" if why else "")
+            + ": it is not a seqrep run folder, so seqrep will neither write into it nor "
+            "delete it (not even with --overwrite). Choose another --out."
+        )
+    if existing and overwrite and (why := _protected(path)):
+        raise RunDirError(f"refusing to --overwrite {path}: {why}")
+    return path
+
+
+def _clear_unless_resumable(path: Path, kind: str, config: Any, overwrite: bool) -> None:
+    """Keep a run folder of the same config (to resume), clear it for --overwrite or when
+    it holds another config that never reached a checkpoint (a failed start).
+
+    Raises:
+        RunDirError: another config with progress, and no --overwrite.
+    """
+    changed = _saved_config_differences(path, kind, config)
+    if overwrite:
+        _clear_run_folder(path)
+    elif changed:
+        if has_progress(path):
+            raise RunDirError(
+                f"{path} holds a run with a different config (differs in: "
+                f"{', '.join(changed)}). Choose another --out, or pass --overwrite to "
+                "replace it."
+            )
+        # A start that failed before its first checkpoint: nothing to resume or lose.
+        console.print(
+            f"[yellow]note:[/] {path} held a run with another config that never reached "
+            "its first checkpoint; starting afresh there"
+        )
+        _clear_run_folder(path)
+
+
 def _clear_run_folder(path: Path) -> None:
     """Delete a run folder's contents, keeping the lock file this process holds."""
     for entry in path.iterdir():
@@ -264,26 +324,8 @@ class RunDir:
                 f"got {type(prepared).__name__}: check everything before opening a run folder"
             )
         kind, config = prepared.kind, prepared.config
-        if out is None:
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            out = Path(runs_root) / f"{kind}-{stamp}"
-        if str(out).strip() == "":
-            raise RunDirError("--out is empty; give a folder name, e.g. --out runs/my-run")
-        path = Path(out)
-        cfg = {"kind": kind, **_jsonable(config)}
-        if path.exists() and not path.is_dir():
-            raise RunDirError(f"{path} exists and is not a folder; choose another --out")
-        existing = path.is_dir() and any(e.name != LOCK for e in path.iterdir())
-        if existing and not is_run_folder(path):
-            why = _protected(path)
-            raise RunDirError(
-                f"{path} is not empty and holds no seqrep run"
-                + (f" ({why})" if why else "")
-                + ": it is not a seqrep run folder, so seqrep will neither write into it nor "
-                "delete it (not even with --overwrite). Choose another --out."
-            )
-        if existing and overwrite and (why := _protected(path)):
-            raise RunDirError(f"refusing to --overwrite {path}: {why}")
+        path = _folder_to_use(out, kind, runs_root, overwrite)
+        existing = any(e.name != LOCK for e in path.iterdir()) if path.is_dir() else False
         try:
             path.mkdir(parents=True, exist_ok=True)
             _acquire_lock(path)
@@ -293,22 +335,7 @@ class RunDir:
                 "where you can write."
             ) from e
         if existing:
-            changed = _saved_config_differences(path, kind, config)
-            if overwrite:
-                _clear_run_folder(path)
-            elif changed:
-                if has_progress(path):
-                    raise RunDirError(
-                        f"{path} holds a run with a different config (differs in: "
-                        f"{', '.join(changed)}). Choose another --out, or pass --overwrite to "
-                        "replace it."
-                    )
-                # A start that failed before its first checkpoint: nothing to resume or lose.
-                console.print(
-                    f"[yellow]note:[/] {path} held a run with another config that never reached "
-                    "its first checkpoint; starting afresh there"
-                )
-                _clear_run_folder(path)
+            _clear_unless_resumable(path, kind, config, overwrite)
         run = cls(path)
         try:
             run.checkpoints.mkdir(exist_ok=True)
@@ -316,6 +343,7 @@ class RunDir:
             (path / MARKER).write_text(
                 "This folder is a seqrep run (see config.json); `--overwrite` may replace it.\n"
             )
+            cfg = {"kind": kind, **_jsonable(config)}
             atomic_write_text(path / "config.json", json.dumps(cfg, indent=2) + "\n")
         except OSError as e:
             raise RunDirError(f"cannot write into the run folder {path}: {e.strerror or e}") from e

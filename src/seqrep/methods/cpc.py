@@ -76,28 +76,13 @@ def sample_negatives(
     Returns:
         [Q, num] long. Sampling is uniform with replacement over the allowed set.
     """
+    if source == "position":
+        return _same_step_negatives(pos_flat, pos_seq, lengths, max_len, num, generator)
     device = lengths.device
     starts = torch.cumsum(lengths, 0) - lengths  # rank of each sequence's first valid step
     total = int(lengths.sum())
-    q = pos_flat.shape[0]
     pos_rank = starts[pos_seq] + pos_flat % max_len  # rank of the positive among valid steps
-    u = torch.rand(q, num, generator=generator, device=device)
-    if source == "position":
-        step = pos_flat % max_len
-        others = torch.arange(len(lengths), device=device)[None, :] != pos_seq[:, None]
-        allowed = (lengths[None, :] > step[:, None]) & others  # [Q, B]
-        count = allowed.sum(1)
-        # The k-th allowed sequence of each row, k uniform in [0, count): the first b whose
-        # running count of allowed sequences exceeds k.
-        k = (u * count[:, None]).long()
-        seq = torch.searchsorted(allowed.long().cumsum(1), k, right=True)
-        same_step = seq * max_len + step[:, None]
-        if bool((count == 0).any()):
-            fallback = sample_negatives(
-                pos_flat, pos_seq, lengths, max_len, num, "batch", generator
-            )
-            same_step = torch.where((count == 0)[:, None], fallback, same_step)
-        return same_step
+    u = torch.rand(pos_flat.shape[0], num, generator=generator, device=device)
     if source == "both":
         r = (u * (total - 1)).long()
         r = r + (r >= pos_rank[:, None]).long()  # skip the positive
@@ -118,6 +103,33 @@ def sample_negatives(
     # Map rank among valid steps back to the flat [B * max_len] index.
     seq = torch.searchsorted(starts, r, right=True) - 1
     return seq * max_len + (r - starts[seq])
+
+
+def _same_step_negatives(
+    pos_flat: Tensor,
+    pos_seq: Tensor,
+    lengths: Tensor,
+    max_len: int,
+    num: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """``"position"`` negatives [Q, num]: the other sequences at the positive's own step,
+    uniform over those that reach it; ``"batch"`` ones for a query no other sequence reaches."""
+    device = lengths.device
+    u = torch.rand(pos_flat.shape[0], num, generator=generator, device=device)
+    step = pos_flat % max_len
+    others = torch.arange(len(lengths), device=device)[None, :] != pos_seq[:, None]
+    allowed = (lengths[None, :] > step[:, None]) & others  # [Q, B]
+    count = allowed.sum(1)
+    # The k-th allowed sequence of each row, k uniform in [0, count): the first b whose
+    # running count of allowed sequences exceeds k.
+    k = (u * count[:, None]).long()
+    seq = torch.searchsorted(allowed.long().cumsum(1), k, right=True)
+    same_step = seq * max_len + step[:, None]
+    if bool((count == 0).any()):
+        fallback = sample_negatives(pos_flat, pos_seq, lengths, max_len, num, "batch", generator)
+        same_step = torch.where((count == 0)[:, None], fallback, same_step)
+    return same_step
 
 
 class CPC(SeriesMethod):
@@ -203,6 +215,34 @@ class CPC(SeriesMethod):
         of the global mean, so that DDP's average of the ranks' gradients is the gradient of
         one process on the whole batch (see :mod:`seqrep.distributed`).
         """
+        z, c, first, out_len = self._encode_all(x, lengths, context, keys)
+        b, t_max, _ = z.shape
+        bi, ti, ki = self._draw_queries(out_len, t_max, generator)
+        pos_flat = bi * t_max + ti + ki + 1
+        neg_flat = sample_negatives(
+            pos_flat, bi, out_len, t_max, self.num_negatives, self.negatives, generator
+        )
+        queries = bi.numel()
+        mine = (bi >= first) & (bi < first + c.shape[0])  # every query in one process
+        bi, ti, ki, pos_flat, neg_flat = (v[mine] for v in (bi, ti, ki, pos_flat, neg_flat))
+        z_flat = z.reshape(b * t_max, -1)
+        pred = self.predictors(c[bi - first, ti])[torch.arange(bi.numel(), device=z.device), ki]
+        pred = pred / self.temperature
+        candidates = torch.cat([pos_flat[:, None], neg_flat], dim=1)  # [Q, 1 + M], positive first
+        if pred.shape[0] * z_flat.shape[0] <= FULL_SCORE_LIMIT:
+            logits = (pred @ z_flat.T).gather(1, candidates)
+        else:
+            logits = torch.bmm(z_flat[candidates], pred[:, :, None]).squeeze(-1)
+        res = info_nce_from_logits(logits, reduction="none")
+        loss = res.loss.sum() * (world_size() / queries)  # the mean in one process
+        return LossOutput(loss, self._metrics(res.loss, res.logits, ki, queries, b))
+
+    def _encode_all(
+        self, x: Tensor, lengths: Tensor, context: Tensor | None, keys: Tensor | None
+    ) -> tuple[Tensor, Tensor, int, Tensor]:
+        """z of every rank's series [B_all, T', Dz] (gathered with gradient; ``keys`` in its
+        place when given), this rank's contexts c [B, T', Dc], the index of this rank's first
+        series in z, and every series' valid encoded length [B_all]."""
         skip = None if context is None else context[:, 0]
         if context is None:
             context = torch.zeros(lengths.shape[0], 2, dtype=lengths.dtype, device=lengths.device)
@@ -221,9 +261,15 @@ class CPC(SeriesMethod):
         if keys is not None:
             z = keys if skip is None else take_steps(keys, skip, z.shape[1])
         z, first = gather_with_grad(z, counts=counts)
-        b, t_max, _ = z.shape
-        k_range = torch.arange(1, self.steps + 1, device=z.device)
-        t_range = torch.arange(t_max, device=z.device)
+        return z, c, first, out_len
+
+    def _draw_queries(
+        self, out_len: Tensor, t_max: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The (b, t, k - 1) [Q] each of the queries: every pair with t + k inside its series,
+        at most ``max_queries`` of them drawn at random."""
+        k_range = torch.arange(1, self.steps + 1, device=out_len.device)
+        t_range = torch.arange(t_max, device=out_len.device)
         valid = t_range[None, :, None] + k_range[None, None, :] < out_len[:, None, None]
         bi, ti, ki = valid.nonzero(as_tuple=True)  # [n] each; ki is k - 1
         if bi.numel() == 0:
@@ -233,32 +279,22 @@ class CPC(SeriesMethod):
                 "larger crop window) or predict fewer steps ahead (a smaller K)"
             )
         if bi.numel() > self.max_queries:
-            pick = torch.randperm(bi.numel(), generator=generator, device=z.device)
+            pick = torch.randperm(bi.numel(), generator=generator, device=out_len.device)
             bi, ti, ki = (v[pick[: self.max_queries]] for v in (bi, ti, ki))
-        pos_flat = bi * t_max + ti + ki + 1
-        neg_flat = sample_negatives(
-            pos_flat, bi, out_len, t_max, self.num_negatives, self.negatives, generator
-        )
-        queries = bi.numel()
-        mine = (bi >= first) & (bi < first + c.shape[0])  # every query in one process
-        bi, ti, ki, pos_flat, neg_flat = (v[mine] for v in (bi, ti, ki, pos_flat, neg_flat))
-        z_flat = z.reshape(b * t_max, -1)
-        pred = self.predictors(c[bi - first, ti])[torch.arange(bi.numel(), device=z.device), ki]
-        pred = pred / self.temperature
-        candidates = torch.cat([pos_flat[:, None], neg_flat], dim=1)  # [Q, 1 + M], positive first
-        if pred.shape[0] * z_flat.shape[0] <= FULL_SCORE_LIMIT:
-            logits = (pred @ z_flat.T).gather(1, candidates)
-        else:
-            logits = torch.bmm(z_flat[candidates], pred[:, :, None]).squeeze(-1)
-        res = info_nce_from_logits(logits, reduction="none")
-        loss = res.loss.sum() * (world_size() / queries)  # the mean in one process
-        with torch.no_grad():
-            # Per k: loss sum, correct count, query count; summed over ranks for the metrics.
-            onehot = F.one_hot(ki, self.steps).to(res.loss.dtype)  # [Q, K]
-            correct = (res.logits.argmax(1) == 0).to(onehot.dtype)
-            per_k = torch.stack([res.loss.detach() @ onehot, correct @ onehot, onehot.sum(0)])
-            total = res.loss.detach().sum()  # summed as the loss is: the logged value is it
-            stats = all_reduce_sum(torch.cat([per_k.flatten(), total[None], correct.sum()[None]]))
+        return bi, ti, ki
+
+    @torch.no_grad()
+    def _metrics(
+        self, losses: Tensor, logits: Tensor, ki: Tensor, queries: int, b: int
+    ) -> dict[str, float]:
+        """Loss, accuracy and chance over every rank's queries, and per k the loss, accuracy and
+        the bound log N - loss (``losses`` [Q], ``logits`` [Q, 1 + M] of this rank's)."""
+        # Per k: loss sum, correct count, query count; summed over ranks.
+        onehot = F.one_hot(ki, self.steps).to(losses.dtype)  # [Q, K]
+        correct = (logits.argmax(1) == 0).to(onehot.dtype)
+        per_k = torch.stack([losses.detach() @ onehot, correct @ onehot, onehot.sum(0)])
+        total = losses.detach().sum()  # summed as the loss is: the logged value is it
+        stats = all_reduce_sum(torch.cat([per_k.flatten(), total[None], correct.sum()[None]]))
         per_k_loss, per_k_correct, per_k_count = stats[:-2].view(3, -1).tolist()
         metrics = {
             "loss": (stats[-2] * (1 / queries)).item(),
@@ -275,7 +311,7 @@ class CPC(SeriesMethod):
         if self.negatives == "position":  # draws repeat the batch's other series: b distinct
             distinct = min(distinct, b)
         metrics["chance"] = 1.0 / distinct
-        return LossOutput(loss, metrics)
+        return metrics
 
 
 def reverse_valid(x: Tensor, lengths: Tensor) -> Tensor:

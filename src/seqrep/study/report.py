@@ -288,15 +288,25 @@ def _fmt(x: float | None, digits: int = 1) -> str:
 def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]) -> str:
     """cells.csv (every cell), summary.csv, report.md with bar charts (95% CIs), pretraining
     curves and online learning curves; returns the Markdown table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     flat = [{k: v for k, v in r.items() if k not in ("curve", "pretrain_final")} for r in rows]
     write_csv(run, "cells.csv", flat)
     summary = summarise_study(rows)
     write_csv(run, "summary.csv", summary)
+    table = _settings_table(cfg, summary)
+    plots = _plot_scores(summary, run.path)
+    for env_id in cfg.envs:
+        if efficiency_plot := _plot_data_efficiency(summary, run.path, env_id):
+            plots.append(efficiency_plot)
+        if pretraining_plot := _plot_pretraining(cfg, run.path, env_id):
+            plots.append(pretraining_plot)
+    if online_plot := _plot_online(rows, run.path):
+        plots.append(online_plot)
+    run.write_text("report.md", _report_markdown(cfg, run, rows, summary, table, plots))
+    return table
+
+
+def _settings_table(cfg: StudyConfig, summary: list[dict[str, Any]]) -> str:
+    """Every setting's row: score mean ± std [95% CI], IQM, return, pretraining cost."""
     lines = [
         "| env | setting | objective | mode | expert episodes | seeds | score mean ± std "
         "[95% CI] | IQM | return | pretrain s | pretrain acc / error |",
@@ -312,8 +322,19 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
             f"{_fmt(s['score_iqm'])} | {_fmt(s['return_mean'])} | "
             f"{_fmt(s['pretrain_seconds'])} | {_fmt(s['pretrain_metric'], 3)} |"
         )
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def _plot_scores(summary: list[dict[str, Any]], folder: Path) -> list[str]:
+    """A bar chart per (environment, setting) of the score with its 95% CI, frozen and
+    fine-tuned coloured apart (not for data-efficiency imitation: its panels show it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     plots = []
+    mode_colour = {"frozen": "C0", "finetune": "C1"}
     for env_id in dict.fromkeys(s["env"] for s in summary):
         for setting in dict.fromkeys(s["setting"] for s in summary if s["env"] == env_id):
             sel = [s for s in summary if s["env"] == env_id and s["setting"] == setting]
@@ -325,66 +346,100 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
             err = np.array(
                 [[m - s["ci_low"], s["ci_high"] - m] for m, s in zip(mean, sel, strict=True)]
             ).T
-            mode_colour = {"frozen": "C0", "finetune": "C1"}
             colors = [mode_colour.get(s["mode"], "gray") for s in sel]
             ax.bar(x, mean, yerr=np.nan_to_num(err), color=colors, capsize=3)
-            ax.set_xticks(
-                x,
-                [
-                    f"{s['objective']} {s['mode']}"
-                    + ("" if s["episodes"] is None else f" {s['episodes']} ep")
-                    for s in sel
-                ],
-                fontsize=7,
-                rotation=40,
-                ha="right",
-            )
+            labels = [
+                f"{s['objective']} {s['mode']}"
+                + ("" if s["episodes"] is None else f" {s['episodes']} ep")
+                for s in sel
+            ]
+            ax.set_xticks(x, labels, fontsize=7, rotation=40, ha="right")
             ax.set(ylabel="normalised score (95% bootstrap CI)", title=f"{env_id}: {setting}")
             fig.tight_layout()
             name = f"scores-{env_id}-{setting}.png"
-            fig.savefig(run.path / name, dpi=100)
+            fig.savefig(folder / name, dpi=100)
             plt.close(fig)
             plots.append(name)
-    for env_id in cfg.envs:
-        if efficiency_plot := _plot_data_efficiency(summary, run.path, env_id):
-            plots.append(efficiency_plot)
-        if pretraining_plot := _plot_pretraining(cfg, run.path, env_id):
-            plots.append(pretraining_plot)
-    if groups := _online_curves(rows):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for key, rs in groups.items():
-            steps = [p["step"] for p in rs[0]["curve"]]
-            returns = np.array([[p["return"] for p in r["curve"]] for r in rs])  # [seeds, evals]
-            band = np.array([bootstrap_ci(column) for column in returns.T])  # [evals, 2]
-            (line,) = ax.plot(steps, returns.mean(axis=0), "o-", label=" ".join(key))
-            if len(rs) > 1:
-                ax.fill_between(steps, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.15)
-        ax.set(
-            xlabel="environment step",
-            ylabel="evaluation return (mean, 95% CI over seeds)",
-            title="online SAC",
-        )
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(run.path / "online-curves.png", dpi=100)
-        plt.close(fig)
-        plots.append("online-curves.png")
-    refs = "\n".join(
-        f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}"
-        for e in cfg.envs
+    return plots
+
+
+def _plot_online(rows: list[dict[str, Any]], folder: Path) -> str | None:
+    """online-curves.png: each online learner's evaluation curve, mean over seeds with a 95%
+    bootstrap band; None without online cells."""
+    groups = _online_curves(rows)
+    if not groups:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, rs in groups.items():
+        steps = [p["step"] for p in rs[0]["curve"]]
+        returns = np.array([[p["return"] for p in r["curve"]] for r in rs])  # [seeds, evals]
+        band = np.array([bootstrap_ci(column) for column in returns.T])  # [evals, 2]
+        (line,) = ax.plot(steps, returns.mean(axis=0), "o-", label=" ".join(key))
+        if len(rs) > 1:
+            ax.fill_between(steps, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.15)
+    ax.set(
+        xlabel="environment step",
+        ylabel="evaluation return (mean, 95% CI over seeds)",
+        title="online SAC",
     )
-    images = "\n\n".join(f"![{p}]({p})" for p in plots)
-    diagnostics = _diagnostics_section(cfg, run)
-    claims = "\n".join(headline(summary)) or (
-        "- No setting has both its learner from scratch and a pretrained encoder yet."
-    )
-    online_lines = online_summary(rows)
-    efficiency = efficiency_tables(summary)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "online-curves.png", dpi=100)
+    plt.close(fig)
+    return "online-curves.png"
+
+
+def _setup_paragraph(cfg: StudyConfig) -> str:
+    """What was trained on what, with which budget, and how it is scored."""
     episodes_text = (
         ", ".join(map(str, cfg.bc_episodes)) + " (the first N of one expert set)"
         if cfg.bc_episodes
         else str(cfg.expert_episodes)
     )
+    hidden_note = (
+        f", with {cfg.online_hide_dims} random state dimension(s) zeroed at every step, also in"
+        " evaluation (the paper's partial observability)"
+        if cfg.online_hide_dims
+        else " on the full state"
+    )
+    expert_mix = (
+        f"; {cfg.pretrain_expert_fraction:.0%} of each batch from the expert set"
+        if cfg.pretrain_expert_fraction
+        else ""
+    )
+    return f"""Pretraining: {cfg.pretrain_steps} steps, {cfg.batch_size} windows of {cfg.window} steps, on
+{cfg.pretrain_transitions} transitions of zoo `{cfg.pretrain_data}` data{expert_mix}; encoder MLP
+{cfg.hidden}-{cfg.hidden}-{cfg.feature_dim} + LayerNorm for every objective. Imitation: BC
+({cfg.bc_steps} steps, `{cfg.bc_loss}` loss) on {episodes_text} zoo-expert episodes. Offline:
+TD3+BC ({cfg.offline_steps} steps) on medium-replay-like data. Online: SAC for
+{cfg.online_steps} steps{hidden_note}. Scores: 100 (return - random) / (expert - random) with the zoo's own (random, expert) references (not
+D4RL's), {cfg.eval_episodes} evaluation episodes per cell; mean over seeds with a 95%
+percentile-bootstrap CI, and the interquartile mean."""
+
+
+def _report_markdown(
+    cfg: StudyConfig,
+    run: RunDir,
+    rows: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    table: str,
+    plots: list[str],
+) -> str:
+    """report.md: the set-up, the headline, the data-efficiency and online sections, every
+    setting's row, the representation diagnostics and the plots."""
+    refs = "\n".join(
+        f"- {e}: random {zoo_reference(e)[0]:.1f}, expert {zoo_reference(e)[1]:.1f}"
+        for e in cfg.envs
+    )
+    claims = "\n".join(headline(summary)) or (
+        "- No setting has both its learner from scratch and a pretrained encoder yet."
+    )
+    online_lines = online_summary(rows)
     online_section = (
         "\n## Online RL over the whole curve\n\nNormalised score averaged over every evaluation"
         " of the learning curve (its area), mean over seeds [95% CI]; the table below scores"
@@ -398,29 +453,10 @@ def write_study_report(cfg: StudyConfig, run: RunDir, rows: list[dict[str, Any]]
         if cfg.online_steps < 100_000
         else ""
     )
-    hidden_note = (
-        f", with {cfg.online_hide_dims} random state dimension(s) zeroed at every step, also in"
-        " evaluation (the paper's partial observability)"
-        if cfg.online_hide_dims
-        else " on the full state"
-    )
-    expert_mix = (
-        f"; {cfg.pretrain_expert_fraction:.0%} of each batch from the expert set"
-        if cfg.pretrain_expert_fraction
-        else ""
-    )
-    run.write_text(
-        "report.md",
-        f"""# Representation Matters, reproduced
+    images = "\n\n".join(f"![{p}]({p})" for p in plots)
+    return f"""# Representation Matters, reproduced
 
-Pretraining: {cfg.pretrain_steps} steps, {cfg.batch_size} windows of {cfg.window} steps, on
-{cfg.pretrain_transitions} transitions of zoo `{cfg.pretrain_data}` data{expert_mix}; encoder MLP
-{cfg.hidden}-{cfg.hidden}-{cfg.feature_dim} + LayerNorm for every objective. Imitation: BC
-({cfg.bc_steps} steps, `{cfg.bc_loss}` loss) on {episodes_text} zoo-expert episodes. Offline:
-TD3+BC ({cfg.offline_steps} steps) on medium-replay-like data. Online: SAC for
-{cfg.online_steps} steps{hidden_note}. Scores: 100 (return - random) / (expert - random) with the zoo's own (random, expert) references (not
-D4RL's), {cfg.eval_episodes} evaluation episodes per cell; mean over seeds with a 95%
-percentile-bootstrap CI, and the interquartile mean.
+{_setup_paragraph(cfg)}
 
 Cells finished: {len(rows)} of {len(grid_cells(cfg))} (a study resumes where it stopped).
 
@@ -437,16 +473,14 @@ compare. The paper-sized run, for a machine with a GPU and many cores:
 ## The headline, measured
 
 {claims}
-{efficiency}{online_section}
+{efficiency_tables(summary)}{online_section}
 ## Every setting
 
 {table}
 
-{diagnostics}
+{_diagnostics_section(cfg, run)}
 {images}
-""",
-    )
-    return table
+"""
 
 
 def representation_diagnostics(cfg: StudyConfig, run: RunDir) -> list[dict[str, Any]]:
