@@ -692,7 +692,7 @@ def _offline_command(kind: str, name: str, help_text: str) -> None:
         prepared = prepare_offline(cfg, name)
         run = RunDir.open(out, prepared, overwrite=overwrite)
         console.print(f"run folder: [bold]{run.path}[/]")
-        r = run_offline(kind, cfg, run, quiet=quiet, prepared=prepared)
+        _, r = run_offline(prepared, run, quiet=quiet)
         click.echo(
             f"{name} on {cfg.data}: return {r['return_mean']:.1f} ± {r['return_std']:.1f} "
             f"over {cfg.eval_episodes} episodes (data: {r['data_return_mean']:.1f})"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -221,30 +222,9 @@ def load_d4rl_hdf5(path: str | Path) -> TrajectoryDataset:
     no known next observation and is dropped, as D4RL's ``qlearning_dataset`` does. A terminal
     step keeps its transition (its next observation is never bootstrapped from).
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in _D4RL_REQUIRED if k not in f]
-            if missing:
-                raise ValueError(
-                    f"{path} lacks the D4RL keys {missing} (has {sorted(f.keys())}); it needs "
-                    f"{', '.join(_D4RL_REQUIRED)} and optionally next_observations"
-                )
-            data = {k: np.asarray(f[k]) for k in (*_D4RL_REQUIRED, "next_observations") if k in f}
-    except OSError as e:
-        raise ValueError(f"{path} is not a readable HDF5 file ({e})") from e
+    data = _read_d4rl_arrays(path)
     n = len(data["rewards"])
-    bad = {k: len(v) for k, v in data.items() if len(v) != n}
-    if bad:
-        raise ValueError(
-            f"{path}: arrays differ in length from rewards ({n}): {bad}; the file is incomplete"
-        )
-    if n == 0:
-        raise ValueError(f"{path} holds no transitions")
     has_next = "next_observations" in data
     data = _typed(
         {**data, "next_observations": data.get("next_observations", data["observations"])}
@@ -274,6 +254,39 @@ def load_d4rl_hdf5(path: str | Path) -> TrajectoryDataset:
             ep["next_observations"] = nxt
         episodes.append(ep)
     return TrajectoryDataset.from_episodes(episodes, name=path.stem)
+
+
+def _read_d4rl_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The D4RL arrays of an HDF5 file, checked: present, of one length, not empty.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not HDF5, keys missing, arrays of different lengths, or no transitions.
+    """
+    import h5py
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in _D4RL_REQUIRED if k not in f]
+            if missing:
+                raise ValueError(
+                    f"{path} lacks the D4RL keys {missing} (has {sorted(f.keys())}); it needs "
+                    f"{', '.join(_D4RL_REQUIRED)} and optionally next_observations"
+                )
+            data = {k: np.asarray(f[k]) for k in (*_D4RL_REQUIRED, "next_observations") if k in f}
+    except OSError as e:
+        raise ValueError(f"{path} is not a readable HDF5 file ({e})") from e
+    n = len(data["rewards"])
+    bad = {k: len(v) for k, v in data.items() if len(v) != n}
+    if bad:
+        raise ValueError(
+            f"{path}: arrays differ in length from rewards ({n}): {bad}; the file is incomplete"
+        )
+    if n == 0:
+        raise ValueError(f"{path} holds no transitions")
+    return data
 
 
 def save_d4rl_hdf5(data: TrajectoryDataset, path: str | Path, **attrs: str | float) -> Path:
@@ -446,13 +459,37 @@ def save_minari(
     import os
     import shutil
     import tempfile
-    import warnings
 
     minari = _require_minari()
-    from minari.data_collector import EpisodeBuffer
     from minari.storage.datasets_root_dir import get_dataset_path
 
     require_writable_minari_id(dataset_id, overwrite)
+    buffers = _episode_buffers(data)
+    root = get_dataset_path()
+    target = get_dataset_path(dataset_id)
+    _remove_abandoned_staging(Path(root))
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=root))
+    try:
+        _create_in(staging, dataset_id, buffers, env, metadata)
+        # Namespaces carry their own metadata files; bring any the target root lacks.
+        for part in Path(dataset_id).parents:
+            meta = staging / part / "namespace_metadata.json"
+            if str(part) != "." and meta.exists() and not (root / part / meta.name).exists():
+                (root / part).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(meta, root / part / meta.name)
+        if target.exists():  # only now, with the new set complete, set the old one aside
+            os.replace(target, staging / "replaced")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / dataset_id, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return minari.load_dataset(dataset_id)
+
+
+def _episode_buffers(data: TrajectoryDataset) -> list[Any]:
+    """Minari's EpisodeBuffer of each episode (observations with the final one appended)."""
+    from minari.data_collector import EpisodeBuffer
+
     buffers = []
     for e in range(data.num_episodes):
         ep = data.episode(e)
@@ -467,36 +504,30 @@ def save_minari(
                 truncations=list(ep["timeouts"]),
             )
         )
-    root = get_dataset_path()
-    target = get_dataset_path(dataset_id)
-    _remove_abandoned_staging(Path(root))
-    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=root))
+    return buffers
+
+
+def _create_in(
+    root: Path, dataset_id: str, buffers: list[Any], env: object, metadata: dict[str, object]
+) -> None:
+    """minari.create_dataset_from_buffers with ``root`` as the data sets' root (minari reads
+    MINARI_DATASETS_PATH on every call), its metadata warnings silenced."""
+    import os
+    import warnings
+
+    minari = _require_minari()
     previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
     try:
-        os.environ["MINARI_DATASETS_PATH"] = str(staging)  # minari reads it on every call
-        try:
-            with warnings.catch_warnings():
-                # minari asks for every optional metadata field on each write
-                warnings.filterwarnings("ignore", category=UserWarning, module="minari")
-                minari.create_dataset_from_buffers(dataset_id, buffers, env=env, **metadata)  # type: ignore[arg-type]
-        finally:
-            if previous is None:
-                os.environ.pop("MINARI_DATASETS_PATH", None)
-            else:
-                os.environ["MINARI_DATASETS_PATH"] = previous
-        # Namespaces carry their own metadata files; bring any the target root lacks.
-        for part in Path(dataset_id).parents:
-            meta = staging / part / "namespace_metadata.json"
-            if str(part) != "." and meta.exists() and not (root / part / meta.name).exists():
-                (root / part).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(meta, root / part / meta.name)
-        if target.exists():  # only now, with the new set complete, set the old one aside
-            os.replace(target, staging / "replaced")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / dataset_id, target)
+        with warnings.catch_warnings():
+            # minari asks for every optional metadata field on each write
+            warnings.filterwarnings("ignore", category=UserWarning, module="minari")
+            minari.create_dataset_from_buffers(dataset_id, buffers, env=env, **metadata)  # type: ignore[arg-type]
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return minari.load_dataset(dataset_id)
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
 
 
 def load_trajectories(source: str) -> tuple[TrajectoryDataset, str | None]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from seqrep.devices import resolve_device
-from seqrep.loops.online import resume_online, save_online
+from seqrep.loops.online import OnlineState, RunLog, resume_online, save_online
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.report import videos_section
 from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir
@@ -192,7 +192,7 @@ class PixelTraining:
     for the first ``init_steps``), stores the transition and, after ``init_steps``, updates.
     """
 
-    def __init__(self, cfg: PixelRunConfig, run: RunDir) -> None:
+    def __init__(self, cfg: PixelRunConfig, run: RunDir | None) -> None:
         cfg.validate()
         self.cfg, self.run = cfg, run
         self.device = resolve_device(cfg.device)
@@ -212,11 +212,11 @@ class PixelTraining:
         )
         self.sampler = torch.Generator().manual_seed(cfg.seed)  # replay indices (CPU)
         self.rng = np.random.default_rng(cfg.seed)  # the random actions of the first steps
-        self.step, self.episode, seconds, self.records = resume_online(
-            run, self.agent, self.replay, self.sampler, self.rng
+        step, episode, seconds, records = (
+            resume_online(run, self.agent, self.replay, self.sampler, self.rng) if run else (0,) * 4
         )
-        self.last_checkpoint = self.step
-        self.t0 = time.perf_counter() - seconds
+        self.state = OnlineState(step, episode, seconds)
+        self.log = RunLog(run, records)
         self.window: dict[str, list[float]] = {}
         self.evaluation: PixelEvaluation | None = None
 
@@ -227,46 +227,48 @@ class PixelTraining:
         label = f"{cfg.aux}/{cfg.augment} {cfg.task}"
         try:
             with progress_bar(label, self.total * self.repeat, disable=quiet) as advance:
-                advance(self.step * self.repeat)
-                if self.step == 0:
+                advance(self.state.step * self.repeat)
+                if self.state.step == 0:
                     self._evaluate()
-                while self.step < self.total:
+                while self.state.step < self.total:
                     self._episode(advance)
         finally:
             self.env.close()
             if self.evaluation is not None:
                 self.evaluation.close()
-        evals = [r for r in self.run.read_metrics() if "eval_return_mean" in r]
-        return {"seconds": time.perf_counter() - self.t0, "evaluations": evals}
+        return {"seconds": self.state.seconds, "evaluations": self.log.all_evaluations()}
 
     def _episode(self, advance: Callable[..., None]) -> None:
         """One episode (reset with seed ``seed + episode``), then a checkpoint when due."""
-        obs, _ = self.env.reset(seed=self.cfg.seed + self.episode)
+        obs, _ = self.env.reset(seed=self.cfg.seed + self.state.episode)
         self.replay.start_episode(obs[-3:])
-        if not (self.run.path / "views.png").exists():
+        if self.run is not None and not (self.run.path / "views.png").exists():
             _save_views(self.agent, obs, self.run.path / "views.png")
         ep_return, ep_len, done = 0.0, 0, False
-        while not done and self.step < self.total:
+        while not done and self.state.step < self.total:
             action = self._act(obs)
             obs, reward, terminated, truncated, _ = self.env.step(action)
             self.replay.add(action, float(reward), obs[-3:], terminated)
-            self.step, ep_len, ep_return = self.step + 1, ep_len + 1, ep_return + float(reward)
+            self.state.step += 1
+            ep_len, ep_return = ep_len + 1, ep_return + float(reward)
             done = terminated or truncated
-            if self.step >= self.cfg.init_steps:
+            if self.state.step >= self.cfg.init_steps:
                 self._update()
             advance(self.repeat, ret=ep_return)
-            at = self.step * self.repeat
-            if at % self.cfg.eval_every < self.repeat or self.step == self.total:
+            at = self.state.step * self.repeat
+            if at % self.cfg.eval_every < self.repeat or self.state.step == self.total:
                 self._evaluate()
-        self._log({"episode": self.episode, "return": ep_return, "length": ep_len})
-        self.episode += 1
-        due = (self.step - self.last_checkpoint) * self.repeat >= self.cfg.checkpoint_every
-        if due or self.step >= self.total:
+        self._log({"episode": self.state.episode, "return": ep_return, "length": ep_len})
+        self.state.episode += 1
+        due = (
+            self.state.step - self.state.last_checkpoint
+        ) * self.repeat >= self.cfg.checkpoint_every
+        if self.run is not None and (due or self.state.step >= self.total):
             self._checkpoint()
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
         """A uniform random action for the first ``init_steps``, then the stochastic policy."""
-        if self.step < self.cfg.init_steps:
+        if self.state.step < self.cfg.init_steps:
             return self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
         return self.agent.act(torch.from_numpy(obs)[None], deterministic=False)[0].cpu().numpy()
 
@@ -282,13 +284,14 @@ class PixelTraining:
         metrics["update_seconds"] = time.perf_counter() - tick
         for k, v in metrics.items():
             self.window.setdefault(k, []).append(v)
-        if self.step % max(1, self.cfg.log_every // self.repeat) == 0:
+        if self.state.step % max(1, self.cfg.log_every // self.repeat) == 0:
             self._log({k: float(np.mean(v)) for k, v in self.window.items()})
             self.window = {}
 
     def _log(self, record: dict[str, Any]) -> None:
-        self.run.log({"env_step": self.step * self.repeat, "agent_step": self.step, **record})
-        self.records += 1
+        self.log.log(
+            {"env_step": self.state.step * self.repeat, "agent_step": self.state.step, **record}
+        )
 
     def _evaluate(self) -> None:
         """``eval_episodes`` episodes of the deterministic policy (seeds 10000 + seed + e), and
@@ -300,44 +303,45 @@ class PixelTraining:
                 cfg.eval_episodes,
                 cfg.eval_workers,
             )
-        frames: list[np.ndarray] | None = [] if cfg.capture_video else None
+        frames: list[np.ndarray] | None = [] if cfg.capture_video and self.run else None
         returns = self.evaluation.run(
             lambda obs: self.agent.act(torch.from_numpy(obs)).cpu().numpy(),
             seed=10_000 + cfg.seed,
             frames=frames,
         )
-        if frames:
-            at = self.step * self.repeat
+        if frames and self.run is not None:
+            at = self.state.step * self.repeat
             write_video(self.run.path / "videos" / f"step-{at}.mp4", frames, fps=25, scale=2)
         self._log(
             {
                 "eval_return_mean": float(returns.mean()),
                 "eval_return_std": float(returns.std()),
-                "seconds": time.perf_counter() - self.t0,
+                "seconds": self.state.seconds,
                 "device": self.device,  # where --device auto ran
             }
         )
 
     def _checkpoint(self) -> None:
+        assert self.run is not None
         save_online(
             self.run,
             self.agent,
             self.replay,
             self.sampler,
             self.rng,
-            step=self.step,
-            episode=self.episode,
-            seconds=time.perf_counter() - self.t0,
-            records=self.records,
+            step=self.state.step,
+            episode=self.state.episode,
+            seconds=self.state.seconds,
+            records=self.log.records,
         )
-        self.last_checkpoint = self.step
+        self.state.last_checkpoint = self.state.step
 
 
 def train_pixel_sac(
-    cfg: PixelRunConfig, run: RunDir, *, quiet: bool = False
+    cfg: PixelRunConfig, run: RunDir | None = None, *, quiet: bool = False
 ) -> tuple[PixelSAC, dict[str, Any]]:
-    """Train SAC from pixels on ``cfg.task``; log, evaluate, checkpoint, resume. Returns the
-    agent and a summary (seconds, evaluations)."""
+    """Train SAC from pixels on ``cfg.task``; with a ``run`` folder, log, checkpoint and resume.
+    Returns the agent and a summary (seconds, evaluations)."""
     training = PixelTraining(cfg, run)
     return training.agent, training.fit(quiet)
 
@@ -352,17 +356,20 @@ def published_dmc(task: str) -> list[dict[str, Any]]:
         return [r for r in csv.DictReader(f) if r["task"] == task]
 
 
-def write_pixel_report(cfg: PixelRunConfig, run: RunDir, summary: dict[str, Any]) -> str:
-    """report.md: evaluation curve beside published numbers, losses, CURL accuracy, views."""
+def _plot_pixel_run(
+    cfg: PixelRunConfig,
+    evals: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+    published: list[dict[str, Any]],
+    path: Path,
+) -> None:
+    """The evaluation curve beside the published numbers, and the training losses (with CURL's
+    accuracy)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = run.read_metrics()
-    evals = [m for m in metrics if "eval_return_mean" in m]
-    updates = [m for m in metrics if "critic_loss" in m]
-    published = published_dmc(cfg.task)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     ax = axes[0]
     if evals:
@@ -396,8 +403,17 @@ def write_pixel_report(cfg: PixelRunConfig, run: RunDir, summary: dict[str, Any]
         ax.legend(fontsize=7, loc="upper right")
     ax.set(xlabel="environment steps", title="training losses")
     fig.tight_layout()
-    fig.savefig(run.path / "returns.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_pixel_report(cfg: PixelRunConfig, run: RunDir, summary: dict[str, Any]) -> str:
+    """report.md: evaluation curve beside published numbers, losses, CURL accuracy, views."""
+    metrics = run.read_metrics()
+    evals = [m for m in metrics if "eval_return_mean" in m]
+    updates = [m for m in metrics if "critic_loss" in m]
+    published = published_dmc(cfg.task)
+    _plot_pixel_run(cfg, evals, updates, published, run.path / "returns.png")
     rows = "\n".join(
         f"| {m['env_step']} | {m['eval_return_mean']:.1f} ± {m['eval_return_std']:.1f} |"
         for m in evals

@@ -14,6 +14,7 @@ import torch
 
 from seqrep.data.trajectories import TrajectoryDataset, load_trajectories
 from seqrep.devices import batch_to, resolve_device
+from seqrep.loops.online import RunLog
 from seqrep.loops.pretrain_states import encoder_hook
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.report import evaluation_table, plot_evaluations
@@ -31,6 +32,7 @@ from seqrep.rl.offline import BC_LOSSES
 from seqrep.rl.scores import normalized_score
 
 __all__ = [
+    "AGENTS",
     "OfflineRunConfig",
     "PreparedOffline",
     "offline_agent",
@@ -67,24 +69,9 @@ def train_offline(
     target smoothing) from torch's global generator as the caller left it: seed it first.
     """
     gen = torch.Generator().manual_seed(seed)
-    step, seconds, records = 0, 0.0, 0
-    if run is not None:
-        state = run.load_checkpoint()
-        if state is not None and "generator" in state:  # else none, or not a mid-run one
-            load_training_state(agent, state["agent"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            step, seconds, records = state["step"], state["seconds"], state["metrics_records"]
-        run.truncate_metrics(records)  # records after the checkpoint are logged again
+    step, seconds, records = _resume_offline(run, agent, gen)
     t0 = time.perf_counter() - seconds
-    evaluations: list[dict[str, float]] = []
-
-    def log(record: dict[str, float]) -> None:
-        nonlocal records
-        if run is not None:
-            run.log(record)
-            records += 1
-
+    log = RunLog(run, records)
     with progress_bar(type(agent).__name__, steps, disable=quiet) as advance:
         advance(step)
         while step < steps:
@@ -92,15 +79,12 @@ def train_offline(
             step += 1
             advance(1)
             if log_every and (step % log_every == 0 or step == steps):
-                log({"step": step, "seconds": time.perf_counter() - t0, **metrics})
+                log.log({"step": step, "seconds": time.perf_counter() - t0, **metrics})
             if eval_env and ((eval_every and step % eval_every == 0) or step == steps):
                 returns = evaluate_policy(
-                    eval_env,
-                    agent.numpy_policy(),
-                    eval_episodes,
-                    seed=10_000 + seed,
+                    eval_env, agent.numpy_policy(), eval_episodes, seed=10_000 + seed
                 )
-                evaluations.append(
+                log.log(
                     {
                         "step": step,
                         "eval_return_mean": float(returns.mean()),
@@ -108,23 +92,45 @@ def train_offline(
                         "seconds": time.perf_counter() - t0,
                     }
                 )
-                log(evaluations[-1])
-            if run is not None and (
-                (checkpoint_every and step % checkpoint_every == 0) or step == steps
-            ):
-                run.save_checkpoint(
-                    {
-                        "agent": training_state(agent),
-                        "generator": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "step": step,
-                        "seconds": time.perf_counter() - t0,
-                        "metrics_records": records,
-                    }
-                )
-    if run is not None:  # with those logged before a resume
-        evaluations = [r for r in run.read_metrics() if "eval_return_mean" in r]
-    return evaluations
+            last = step == steps
+            if run is not None and ((checkpoint_every and step % checkpoint_every == 0) or last):
+                _checkpoint_offline(run, agent, gen, step, time.perf_counter() - t0, log.records)
+    return log.all_evaluations()  # with those logged before a resume
+
+
+def _resume_offline(
+    run: RunDir | None, agent: EncodedAgent, gen: torch.Generator
+) -> tuple[int, float, int]:
+    """Restore an offline run from its checkpoint (agent, sampler, torch's RNG) and drop the
+    records logged after it: (step, seconds, records kept); zeros without one."""
+    if run is None:
+        return 0, 0.0, 0
+    step, seconds, records = 0, 0.0, 0
+    state = run.load_checkpoint()
+    if state is not None and "generator" in state:  # else none, or not a mid-run one
+        load_training_state(agent, state["agent"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        step, seconds, records = state["step"], state["seconds"], state["metrics_records"]
+    run.truncate_metrics(records)  # records after the checkpoint are logged again
+    return step, seconds, records
+
+
+def _checkpoint_offline(
+    run: RunDir, agent: EncodedAgent, gen: torch.Generator, step: int, seconds: float, records: int
+) -> None:
+    """What :func:`_resume_offline` restores: the agent, its optimisers, the generators, the
+    step and the records logged so far."""
+    run.save_checkpoint(
+        {
+            "agent": training_state(agent),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "seconds": seconds,
+            "metrics_records": records,
+        }
+    )
 
 
 @dataclass
@@ -225,21 +231,19 @@ def prepare_offline(cfg: OfflineRunConfig, kind: str = "bc") -> PreparedOffline:
     return PreparedOffline(kind, cfg, data, env_id, hook)
 
 
-def run_offline(
-    kind: str,
-    cfg: OfflineRunConfig,
-    run: RunDir,
-    *,
-    quiet: bool = False,
-    prepared: PreparedOffline | None = None,
-) -> dict[str, Any]:
-    """Train ``kind`` ("bc" or "td3bc") on ``cfg.data`` with periodic evaluation; log,
-    checkpoint (a killed run resumes), and write results.json and report.md with the curve.
-    ``prepared`` is :func:`prepare_offline`'s result when the caller already checked."""
-    from seqrep.rl.zoo import zoo_index, zoo_reference
+# The agent each offline verb trains.
+AGENTS = {"bc": "bc", "offline-rl": "td3bc"}
 
-    prepared = prepared if prepared is not None else prepare_offline(cfg)
-    data, env_id = prepared.data, prepared.env_id
+
+def run_offline(
+    prepared: PreparedOffline, run: RunDir | None = None, *, quiet: bool = False
+) -> tuple[EncodedAgent, dict[str, Any]]:
+    """Train the verb's agent (``bc``: behaviour cloning, ``offline-rl``: TD3+BC) on the
+    prepared data with periodic evaluation; with a ``run`` folder, log, checkpoint (a killed
+    run resumes) and write results.json and report.md with the curve. Returns the agent and
+    the results (final return, the data's, normalised scores where the zoo has references)."""
+    cfg, data, env_id = prepared.config, prepared.data, prepared.env_id
+    kind = AGENTS[prepared.kind]
     torch.manual_seed(cfg.seed)
     agent = offline_agent(kind, data, cfg.bc_loss, prepared.hook).to(resolve_device(cfg.device))
     torch.manual_seed(cfg.seed)  # the updates' noise starts from the seed, as the weights did
@@ -257,6 +261,20 @@ def run_offline(
         checkpoint_every=cfg.checkpoint_every,
         quiet=quiet,
     )
+    result = _offline_result(cfg, data, env_id, evals)
+    if run is not None:
+        run.write_json("results.json", result)
+        _write_offline_report(kind, cfg, run, data, env_id, evals, result)
+    return agent, result
+
+
+def _offline_result(
+    cfg: OfflineRunConfig, data: TrajectoryDataset, env_id: str, evals: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The final evaluation beside the data's own return, and their normalised scores with
+    seqrep's v5 references (not D4RL's v2 ones) where the zoo has the environment."""
+    from seqrep.rl.zoo import zoo_index, zoo_reference
+
     final = evals[-1]
     result: dict[str, Any] = {
         "env": env_id,
@@ -267,20 +285,29 @@ def run_offline(
         "return_mean": final["eval_return_mean"],
         "return_std": final["eval_return_std"],
     }
-    score_note = ""
-    if env_id in zoo_index():  # seqrep's own v5 references, not D4RL's v2 ones
+    if env_id in zoo_index():
         ref = zoo_reference(env_id)
         result["score"] = normalized_score(result["return_mean"], reference=ref)
         result["data_score"] = normalized_score(result["data_return_mean"], reference=ref)
-        score_note = (
-            f" Normalised score (seqrep's {env_id} references: random {ref[0]:.1f}, expert "
-            f"{ref[1]:.1f}): policy {result['score']:.1f}, data {result['data_score']:.1f}."
-        )
-    run.write_json("results.json", result)
+    return result
+
+
+def _write_offline_report(
+    kind: str,
+    cfg: OfflineRunConfig,
+    run: RunDir,
+    data: TrajectoryDataset,
+    env_id: str,
+    evals: list[dict[str, Any]],
+    result: dict[str, Any],
+) -> None:
+    """returns.png (the evaluation curve beside the data's mean return) and report.md."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from seqrep.rl.zoo import zoo_reference
 
     fig, ax = plt.subplots(figsize=(7, 4))
     plot_evaluations(ax, evals, f"{kind} policy ({cfg.eval_episodes} episodes)")
@@ -290,6 +317,13 @@ def run_offline(
     fig.tight_layout()
     fig.savefig(run.path / "returns.png", dpi=100)
     plt.close(fig)
+    score_note = ""
+    if "score" in result:
+        ref = zoo_reference(env_id)
+        score_note = (
+            f" Normalised score (seqrep's {env_id} references: random {ref[0]:.1f}, expert "
+            f"{ref[1]:.1f}): policy {result['score']:.1f}, data {result['data_score']:.1f}."
+        )
     run.write_text(
         "report.md",
         f"""# {kind} on {cfg.data}
@@ -304,4 +338,3 @@ with fixed seeds.{score_note}
 ![returns](returns.png)
 """,
     )
-    return result

@@ -1,8 +1,10 @@
-"""Checkpoints of online runs (``seqrep sac`` and ``seqrep curl``): the agent, its replay, every
-random generator and the counters, saved at an episode boundary and restored exactly."""
+"""What online runs (``seqrep sac`` and ``seqrep curl``) share: their log, which goes to the run
+folder when there is one, and their checkpoints (the agent, its replay, every random generator
+and the counters), saved at an episode boundary and restored exactly."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 import numpy as np
@@ -10,12 +12,53 @@ import torch
 
 from seqrep.loops.runs import RunDir, load_training_state, training_state
 
-__all__ = ["resume_online", "save_online"]
+__all__ = ["OnlineState", "RunLog", "resume_online", "save_online"]
 
 
 class _Replay(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class RunLog:
+    """The records of a run: appended to the run folder's metrics.jsonl when there is a folder
+    (and counted, so that a checkpoint knows how many to keep), and its evaluations kept in
+    memory either way.
+
+    Args:
+        run: the run folder, or None (a run in a notebook: nothing is written).
+        records: records already in metrics.jsonl (a resumed run's).
+    """
+
+    def __init__(self, run: RunDir | None, records: int = 0) -> None:
+        self.run, self.records = run, records
+        self.evaluations: list[dict[str, Any]] = []
+
+    def log(self, record: dict[str, Any]) -> None:
+        if "eval_return_mean" in record:
+            self.evaluations.append(record)
+        if self.run is not None:
+            self.run.log(record)
+            self.records += 1
+
+    def all_evaluations(self) -> list[dict[str, Any]]:
+        """Every evaluation of the run, those before a resume included."""
+        if self.run is None:
+            return list(self.evaluations)
+        return [r for r in self.run.read_metrics() if "eval_return_mean" in r]
+
+
+class OnlineState:
+    """An online run's counters: agent steps, episodes, seconds trained, and when it last
+    checkpointed (in agent steps)."""
+
+    def __init__(self, step: int = 0, episode: int = 0, seconds: float = 0.0) -> None:
+        self.step, self.episode, self.last_checkpoint = step, episode, step
+        self.t0 = time.perf_counter() - seconds
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
 
 
 def resume_online(

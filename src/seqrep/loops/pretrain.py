@@ -27,9 +27,8 @@ from seqrep.loops.runs import (
     MAY_CHANGE_ON_RESUME,
     Prepared,
     RunDir,
-    load_shared_checkpoint,
-    rank_states,
-    restore_rank_state,
+    restore_shared_checkpoint,
+    save_shared_checkpoint,
 )
 from seqrep.methods import SERIES_METHODS, SeriesMethod, build_series_method
 from seqrep.methods.base import take_steps
@@ -326,16 +325,10 @@ def pretrain(
     method = build_from_config(cfg, train.num_channels).to(device)
     opt = torch.optim.Adam(method.parameters(), lr=cfg.lr)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    values = torch.from_numpy(train.values).to(device)
-    lengths = torch.from_numpy(train.lengths).to(device)
-    start, seconds = 0, 0.0
-    state = load_shared_checkpoint(run)
-    if state is not None:
-        restore_rank_state(state, finished=state["iteration"] >= cfg.iterations)
-        method.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
-        gen.set_state(state["generator"])
-        start, seconds = state["iteration"], state["seconds"]
+    values, lengths = (torch.from_numpy(a).to(device) for a in (train.values, train.lengths))
+    parts = {"model": method, "optim": opt, "generator": gen}
+    state = restore_shared_checkpoint(run, parts, "iteration", cfg.iterations)
+    start, seconds = (state["iteration"], state["seconds"]) if state else (0, 0.0)
     if run is not None:  # drop records logged after the checkpoint (all, without one): redone
         run.truncate_metrics(sum(1 for i in range(start) if _logs(i, cfg)))
     batch = global_batch_size(cfg, len(train))
@@ -358,23 +351,10 @@ def pretrain(
             if run is not None and _logs(it, cfg):
                 run.log({"step": it + 1, "seconds": time.perf_counter() - t0, **last})
             if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
-                ranks = rank_states()  # a collective: every rank takes part
-                if run is not None:
-                    run.save_checkpoint(
-                        {
-                            "model": method.state_dict(),
-                            "optim": opt.state_dict(),
-                            "generator": gen.get_state(),
-                            **ranks,
-                            "iteration": it + 1,
-                            "seconds": time.perf_counter() - t0,
-                        }
-                    )
+                seconds = time.perf_counter() - t0
+                save_shared_checkpoint(run, parts, iteration=it + 1, seconds=seconds)
     method.eval()
-    return method, {
-        "seconds": time.perf_counter() - t0,
-        "final": last,
-        "iterations": cfg.iterations,
-        "processes": world_size(),
-        "params": int(np.sum([p.numel() for p in method.parameters()])),
-    }
+    params = int(np.sum([p.numel() for p in method.parameters()]))
+    seconds = time.perf_counter() - t0
+    summary = {"seconds": seconds, "final": last, "iterations": cfg.iterations}
+    return method, {**summary, "processes": world_size(), "params": params}

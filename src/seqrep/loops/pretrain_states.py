@@ -33,9 +33,8 @@ from seqrep.loops.runs import (
     Prepared,
     RunDir,
     RunDirError,
-    load_shared_checkpoint,
-    rank_states,
-    restore_rank_state,
+    restore_shared_checkpoint,
+    save_shared_checkpoint,
 )
 from seqrep.methods.states import STATE_OBJECTIVES, StateMethod, build_state_method
 from seqrep.nets import StateEncoder
@@ -182,28 +181,18 @@ def pretrain_state_encoder(
 
     With ``run`` (rank 0's, under torch.distributed), metrics go to its metrics.jsonl and every
     ``checkpoint_every`` steps (and after the last) a checkpoint holds the method, optimiser,
-    both generators and every rank's torch RNG: a killed run resumes the same curve.
-
-    Returns:
-        The trained method (its ``encoder`` is phi) and the logged metrics (every
-        ``log_every`` steps: step, seconds, loss, accuracy or prediction error).
-    """
+    both generators and every rank's torch RNG: a killed run resumes the same curve. Returns
+    the method (its ``encoder`` is phi) and the metrics logged every ``log_every`` steps."""
     torch.manual_seed(seed)
     method = _build(objective, data, feature_dim, hidden, window).to(device)
-    params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=lr)
     data_gen = torch.Generator().manual_seed(seed)
     loss_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: list[dict[str, Any]] = []
-    start, seconds = 0, 0.0
-    state = load_shared_checkpoint(run)
-    if state is not None:
-        restore_rank_state(state, finished=state["step"] >= steps)
-        method.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
-        data_gen.set_state(state["data_generator"])
-        loss_gen.set_state(state["loss_generator"])
-        start, seconds, history = state["step"], state["seconds"], state["history"]
+    parts = {"model": method, "optim": opt, "data_generator": data_gen, "loss_generator": loss_gen}
+    state = restore_shared_checkpoint(run, parts, "step", steps)
+    start, seconds, history = (
+        (state["step"], state["seconds"], state["history"]) if state else (0, 0.0, [])
+    )
     if run is not None:  # records after the checkpoint are logged again
         run.truncate_metrics(len(history))
     loss_fn = data_parallel_loss(method)
@@ -213,9 +202,7 @@ def pretrain_state_encoder(
         for step in range(start + 1, steps + 1):
             batch = _sample(data, mix, batch_size * world_size(), window, data_gen)
             out = loss_fn(batch_to({k: rank_rows(v) for k, v in batch.items()}, device), loss_gen)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            opt.step()
+            _descend(opt, out.loss)
             method.update_targets()
             advance(1, loss=out.metrics["loss"])
             if step % log_every == 0 or step == steps:
@@ -223,21 +210,16 @@ def pretrain_state_encoder(
                 if run is not None:
                     run.log(history[-1])
             if checkpoint_every and (step % checkpoint_every == 0 or step == steps):
-                ranks = rank_states()  # a collective: every rank takes part
-                if run is not None:
-                    run.save_checkpoint(
-                        {
-                            "model": method.state_dict(),
-                            "optim": opt.state_dict(),
-                            "data_generator": data_gen.get_state(),
-                            "loss_generator": loss_gen.get_state(),
-                            **ranks,
-                            "step": step,
-                            "seconds": time.perf_counter() - t0,
-                            "history": history,
-                        }
-                    )
+                seconds = time.perf_counter() - t0
+                save_shared_checkpoint(run, parts, step=step, seconds=seconds, history=history)
     return method, history
+
+
+def _descend(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimiser step down ``loss``."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 def _sample(

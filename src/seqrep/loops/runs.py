@@ -47,6 +47,8 @@ __all__ = [
     "rank_states",
     "release_lock",
     "restore_rank_state",
+    "restore_shared_checkpoint",
+    "save_shared_checkpoint",
     "training_state",
 ]
 
@@ -502,6 +504,40 @@ def restore_rank_state(state: dict[str, Any], finished: bool) -> None:
     if not isinstance(rngs, list):  # a checkpoint from before distributed runs
         rngs = [rngs]
     torch.set_rng_state(rngs[rank()] if len(rngs) == world_size() else rngs[0])
+
+
+def _state_of(obj: Any) -> Any:
+    return obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
+
+
+def _restore(obj: Any, state: Any) -> None:
+    if isinstance(obj, torch.Generator):
+        obj.set_state(state)
+    else:
+        obj.load_state_dict(state)
+
+
+def save_shared_checkpoint(run: RunDir | None, parts: dict[str, Any], **extra: Any) -> None:
+    """A checkpoint of ``parts`` (modules, optimisers, generators, by key) with every rank's
+    torch RNG and ``extra`` fields. A collective under torch.distributed: every rank calls it,
+    rank 0 (the one holding ``run``) writes it; None writes nothing."""
+    ranks = rank_states()
+    if run is not None:
+        run.save_checkpoint({**{k: _state_of(v) for k, v in parts.items()}, **ranks, **extra})
+
+
+def restore_shared_checkpoint(
+    run: RunDir | None, parts: dict[str, Any], progress: str, total: int
+) -> dict[str, Any] | None:
+    """Restore ``parts`` and this rank's RNG from the checkpoint rank 0 reads (every rank
+    gets it); ``progress`` is the checkpoint's step field, finished at ``total`` (a finished
+    run loads in any number of processes). Returns the checkpoint, or None without one."""
+    state = load_shared_checkpoint(run)
+    if state is not None:
+        restore_rank_state(state, finished=state[progress] >= total)
+        for key, obj in parts.items():
+            _restore(obj, state[key])
+    return state
 
 
 def load_run(

@@ -9,7 +9,6 @@ same curve as an uninterrupted one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
 from seqrep.devices import batch_to, resolve_device
-from seqrep.loops.online import resume_online, save_online
+from seqrep.loops.online import OnlineState, RunLog, resume_online, save_online
 from seqrep.loops.pretrain_states import encoder_hook
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.report import evaluation_table, plot_evaluations, videos_section
@@ -34,6 +33,7 @@ from seqrep.rl.video import require_video_writer, write_video
 __all__ = [
     "PreparedSAC",
     "SACRunConfig",
+    "SACTraining",
     "actor_snapshot",
     "load_sac_policy",
     "prepare_sac",
@@ -155,91 +155,135 @@ def actor_snapshot(agent: SAC, step: int, eval_return: float) -> dict[str, Any]:
     }
 
 
-def train_sac(
-    cfg: SACRunConfig, run: RunDir, *, agent: SAC | None = None, quiet: bool = False
-) -> tuple[SAC, dict[str, Any]]:
-    """Train SAC online; log episodes and evaluations to ``run``; resume from its checkpoint.
+class SACTraining:
+    """One ``seqrep sac`` run, its state kept between the steps of the loop: the environment,
+    agent, replay buffer, generators, counters and log. Without a run folder (``run=None``)
+    nothing is written: no metrics, checkpoints, snapshots or videos.
 
-    ``agent`` may be given (e.g. with a pretrained encoder); by default a plain state-based SAC.
+    :meth:`fit` acts (uniformly at random for the first ``learning_starts`` steps), updates on
+    a replay batch after every step past them, evaluates every ``eval_every`` steps, and
+    checkpoints at the first episode end ``checkpoint_every`` steps after the last one.
     """
-    cfg.validate()
-    env = make_env(cfg.env, hide_dims=cfg.hide_dims)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    act_dim = int(np.prod(env.action_space.shape))
-    torch.manual_seed(cfg.seed)
-    hook = encoder_hook(cfg.encoder, obs_dim, cfg.freeze_encoder)
-    agent = (agent or SAC(obs_dim, act_dim, cfg.sac(), **hook)).to(resolve_device(cfg.device))
-    buffer = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps), obs_dim, act_dim)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    step, episode, seconds, records = resume_online(run, agent, buffer, gen, rng)
-    t0 = time.perf_counter() - seconds
-    obs, _ = env.reset(seed=cfg.seed + episode)
-    ep_return, ep_len, last_ckpt = 0.0, 0, step
-    explore, greedy = agent.numpy_policy(deterministic=False), agent.numpy_policy()
-    with progress_bar(f"sac {cfg.env}", cfg.total_steps, disable=quiet) as advance:
-        advance(step)
-        while step < cfg.total_steps:
-            if step < cfg.learning_starts:
-                action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
-            else:
-                action = explore(obs)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            buffer.add(obs, action, float(reward), next_obs, terminated)
-            obs, step = next_obs, step + 1
-            ep_return, ep_len = ep_return + float(reward), ep_len + 1
-            if step > cfg.learning_starts:
-                agent.update(batch_to(buffer.sample(cfg.batch_size, gen), agent.device))
-            if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                frames: list[np.ndarray] | None = [] if cfg.capture_video else None
-                returns = evaluate_policy(
-                    cfg.env, greedy, cfg.eval_episodes, 10_000 + cfg.seed, cfg.hide_dims, frames
-                )
-                if frames:
-                    write_video(run.path / "videos" / f"step-{step}.mp4", frames, fps=30)
-                run.log(
-                    {
-                        "step": step,
-                        "eval_return_mean": float(returns.mean()),
-                        "eval_return_std": float(returns.std()),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-                records += 1
-                # The training ladder: small actor-only snapshots, the zoo's raw material.
-                run.save_checkpoint(
-                    actor_snapshot(agent, step, float(returns.mean())),
-                    f"actor_{step:08d}.pt",
-                )
-            if terminated or truncated:
-                run.log({"step": step, "episode": episode, "return": ep_return, "length": ep_len})
-                records += 1
-                episode += 1
-                obs, _ = env.reset(seed=cfg.seed + episode)
-                advance(ep_len, ret=ep_return)
-                ep_return, ep_len = 0.0, 0
-                if step - last_ckpt >= cfg.checkpoint_every or step >= cfg.total_steps:
-                    save_online(
-                        run,
-                        agent,
-                        buffer,
-                        gen,
-                        rng,
-                        step=step,
-                        episode=episode,
-                        seconds=time.perf_counter() - t0,
-                        records=records,
-                    )
-                    last_ckpt = step
-        if ep_len:
-            advance(ep_len)
-    env.close()
-    evals = [r for r in run.read_metrics() if "eval_return_mean" in r]
-    return agent, {
-        "seconds": time.perf_counter() - t0,
-        "evaluations": evals,
-        "final_eval": evals[-1] if evals else None,
-    }
+
+    def __init__(self, cfg: SACRunConfig, run: RunDir | None, agent: SAC | None = None) -> None:
+        cfg.validate()
+        self.cfg, self.run = cfg, run
+        self.env = make_env(cfg.env, hide_dims=cfg.hide_dims)
+        obs_dim = int(np.prod(self.env.observation_space.shape))
+        self.act_dim = int(np.prod(self.env.action_space.shape))
+        torch.manual_seed(cfg.seed)
+        hook = encoder_hook(cfg.encoder, obs_dim, cfg.freeze_encoder)
+        agent = agent or SAC(obs_dim, self.act_dim, cfg.sac(), **hook)
+        self.agent = agent.to(resolve_device(cfg.device))
+        self.buffer = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps), obs_dim, self.act_dim)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        step, episode, seconds, records = (
+            resume_online(run, self.agent, self.buffer, self.gen, self.rng) if run else (0,) * 4
+        )
+        self.state = OnlineState(step, episode, seconds)
+        self.log = RunLog(run, records)
+        self.explore = self.agent.numpy_policy(deterministic=False)
+        self.greedy = self.agent.numpy_policy()
+
+    def fit(self, quiet: bool = False) -> dict[str, Any]:
+        """Train to ``total_steps`` (from the checkpoint, if any); returns seconds and the
+        evaluations."""
+        cfg, state = self.cfg, self.state
+        with progress_bar(f"sac {cfg.env}", cfg.total_steps, disable=quiet) as advance:
+            advance(state.step)
+            obs, _ = self.env.reset(seed=cfg.seed + state.episode)
+            ep_return, ep_len = 0.0, 0
+            while state.step < cfg.total_steps:
+                obs, reward, done = self._step(obs)
+                ep_return, ep_len = ep_return + reward, ep_len + 1
+                if done:
+                    self._end_episode(ep_return, ep_len)
+                    obs, _ = self.env.reset(seed=cfg.seed + state.episode)
+                    advance(ep_len, ret=ep_return)
+                    ep_return, ep_len = 0.0, 0
+            if ep_len:
+                advance(ep_len)
+        self.env.close()
+        evals = self.log.all_evaluations()
+        return {
+            "seconds": state.seconds,
+            "evaluations": evals,
+            "final_eval": evals[-1] if evals else None,
+        }
+
+    def _step(self, obs: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """One environment step (and one update past ``learning_starts``, an evaluation when
+        due): the next observation, the reward and whether the episode ended."""
+        cfg, state = self.cfg, self.state
+        if state.step < cfg.learning_starts:
+            action = self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+        else:
+            action = self.explore(obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(obs, action, float(reward), next_obs, terminated)
+        state.step += 1
+        if state.step > cfg.learning_starts:
+            batch = self.buffer.sample(cfg.batch_size, self.gen)
+            self.agent.update(batch_to(batch, self.agent.device))
+        if state.step % cfg.eval_every == 0 or state.step == cfg.total_steps:
+            self._evaluate()
+        return next_obs, float(reward), terminated or truncated
+
+    def _evaluate(self) -> None:
+        """``eval_episodes`` episodes of the deterministic policy (seeds 10000 + seed + e); in a
+        run folder, the actor's snapshot (the zoo's raw material) and, under
+        ``capture_video``, the first episode as ``videos/step-N.mp4``."""
+        cfg, step = self.cfg, self.state.step
+        frames: list[np.ndarray] | None = [] if cfg.capture_video and self.run else None
+        returns = evaluate_policy(
+            cfg.env, self.greedy, cfg.eval_episodes, 10_000 + cfg.seed, cfg.hide_dims, frames
+        )
+        self.log.log(
+            {
+                "step": step,
+                "eval_return_mean": float(returns.mean()),
+                "eval_return_std": float(returns.std()),
+                "seconds": self.state.seconds,
+            }
+        )
+        if self.run is not None:
+            if frames:
+                write_video(self.run.path / "videos" / f"step-{step}.mp4", frames, fps=30)
+            snapshot = actor_snapshot(self.agent, step, float(returns.mean()))
+            self.run.save_checkpoint(snapshot, f"actor_{step:08d}.pt")
+
+    def _end_episode(self, ep_return: float, ep_len: int) -> None:
+        """Log the episode; checkpoint when ``checkpoint_every`` steps have passed."""
+        cfg, state = self.cfg, self.state
+        self.log.log(
+            {"step": state.step, "episode": state.episode, "return": ep_return, "length": ep_len}
+        )
+        state.episode += 1
+        due = state.step - state.last_checkpoint >= cfg.checkpoint_every
+        if self.run is not None and (due or state.step >= cfg.total_steps):
+            save_online(
+                self.run,
+                self.agent,
+                self.buffer,
+                self.gen,
+                self.rng,
+                step=state.step,
+                episode=state.episode,
+                seconds=state.seconds,
+                records=self.log.records,
+            )
+            state.last_checkpoint = state.step
+
+
+def train_sac(
+    cfg: SACRunConfig, run: RunDir | None = None, *, agent: SAC | None = None, quiet: bool = False
+) -> tuple[SAC, dict[str, Any]]:
+    """Train SAC online; with a ``run`` folder, log episodes and evaluations to it and resume
+    from its checkpoint. ``agent`` may be given (e.g. with a pretrained encoder); by default a
+    plain state-based SAC. Returns the agent and a summary (seconds, evaluations)."""
+    training = SACTraining(cfg, run, agent)
+    return training.agent, training.fit(quiet)
 
 
 def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) -> str:

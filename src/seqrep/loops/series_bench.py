@@ -213,20 +213,16 @@ def series_row(
     return {"dataset": cfg.data, **{k: v for k, v in row.items() if not k.startswith("_")}}
 
 
-def _run_series_bench(
-    out_json: Path,
-    datasets: tuple[str, ...],
-    methods: tuple[str, ...],
-    seeds: tuple[int, ...],
-    base: PretrainConfig,
-    threads: int,
-    ray_address: str | None,
-) -> list[dict[str, Any]]:
+def _resumable_rows(out_json: Path, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows ``out_json`` holds, once their recorded configuration matches ``config``
+    (recorded beside them, as ``.config.json``, now): rows measured with another configuration
+    must never be mixed into one table.
+
+    Raises:
+        ValueError: rows without a recorded configuration, or with another one.
+    """
     rows: list[dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else []
-    # Rows measured with another configuration must never be mixed into one table: the
-    # configuration is recorded beside the rows and a resume must match it.
     sidecar = out_json.with_suffix(".config.json")
-    config = bench_config(base)
     if rows:
         if not sidecar.exists():
             raise ValueError(
@@ -245,6 +241,19 @@ def _run_series_bench(
             )
     out_json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sidecar, json.dumps(config, indent=2) + "\n")
+    return rows
+
+
+def _run_series_bench(
+    out_json: Path,
+    datasets: tuple[str, ...],
+    methods: tuple[str, ...],
+    seeds: tuple[int, ...],
+    base: PretrainConfig,
+    threads: int,
+    ray_address: str | None,
+) -> list[dict[str, Any]]:
+    rows = _resumable_rows(out_json, bench_config(base))
     done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
     todo = [
         replace(base, data=name, method=method, seed=seed)
@@ -370,12 +379,44 @@ def write_pretrain_report(
     test_features: np.ndarray,
 ) -> str:
     """report.md with the probe table, training curves and a 2-D PCA of test embeddings."""
+    _plot_pretraining(run.read_metrics(), test, test_features, run.path / "training.png")
+    ref = reference_table().get(_base_name(cfg.data), {})
+    table = [
+        "| features | SVM accuracy (TS2Vec protocol) | logistic probe | seconds |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        table.append(
+            f"| {r['method']} | {r['accuracy']:.3f} ({r['svm']}) | "
+            f"{r['logistic_accuracy']:.3f} | {r['seconds']:.1f} |"
+        )
+    if ref:
+        table.append(f"| TS2Vec (published) | {ref['ts2vec']} | - | - |")
+    text = f"""# Pretraining: {cfg.method} on {cfg.data}
+
+{len(test)} test series, {test.num_classes} classes, {test.num_channels} channel(s). The probe sees only
+frozen features (pooled over valid steps as the config's `pool`); normalisation was fitted on the training split.
+
+{chr(10).join(table)}
+
+![training](training.png)
+
+Config: see config.json. Metrics per step: metrics.jsonl. Checkpoint: checkpoints/last.pt.
+"""
+    run.write_text("report.md", text)
+    return "\n".join(table)
+
+
+def _plot_pretraining(
+    metrics: list[dict[str, Any]], test: SeriesDataset, test_features: np.ndarray, path: Path
+) -> None:
+    """The training loss, the contrastive accuracy per k against chance, and a 2-D PCA of the
+    test embeddings coloured by class."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = run.read_metrics()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     if metrics:
         steps = [m["step"] for m in metrics]
@@ -403,34 +444,8 @@ def write_pretrain_report(
     if test.num_classes <= 12:
         axes[2].legend(fontsize=7, markerscale=2)
     fig.tight_layout()
-    fig.savefig(run.path / "training.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-
-    ref = reference_table().get(_base_name(cfg.data), {})
-    table = [
-        "| features | SVM accuracy (TS2Vec protocol) | logistic probe | seconds |",
-        "|---|---|---|---|",
-    ]
-    for r in rows:
-        table.append(
-            f"| {r['method']} | {r['accuracy']:.3f} ({r['svm']}) | "
-            f"{r['logistic_accuracy']:.3f} | {r['seconds']:.1f} |"
-        )
-    if ref:
-        table.append(f"| TS2Vec (published) | {ref['ts2vec']} | - | - |")
-    text = f"""# Pretraining: {cfg.method} on {cfg.data}
-
-{len(test)} test series, {test.num_classes} classes, {test.num_channels} channel(s). The probe sees only
-frozen features (pooled over valid steps as the config's `pool`); normalisation was fitted on the training split.
-
-{chr(10).join(table)}
-
-![training](training.png)
-
-Config: see config.json. Metrics per step: metrics.jsonl. Checkpoint: checkpoints/last.pt.
-"""
-    run.write_text("report.md", text)
-    return "\n".join(table)
 
 
 def _base_name(data: str) -> str:

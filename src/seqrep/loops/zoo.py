@@ -40,6 +40,33 @@ def _measure(env_id: str, policy: Any, episodes: int) -> tuple[float, float]:
     return float(returns.mean()), float(returns.std())
 
 
+class _Snapshots:
+    """A SAC run's actor snapshots, in step order, measured in its environment."""
+
+    def __init__(self, run_dir: str | Path, episodes: int) -> None:
+        cfg, _ = load_run(run_dir, "sac", SACRunConfig)
+        self.env_id, self.episodes = cfg.env, episodes
+        paths = sorted(RunDir(Path(run_dir)).checkpoints.glob("actor_*.pt"))
+        self.states = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+        env = make_env(cfg.env)
+        self.obs_dim = int(np.prod(env.observation_space.shape))
+        self.act_dim = int(np.prod(env.action_space.shape))
+        env.close()
+        self.train_eval = np.array([s["eval_return_mean"] for s in self.states])
+
+    def measure(self, i: int, deterministic: bool = False) -> tuple[float, float]:
+        """Return mean and std of snapshot ``i`` with its float16 weights."""
+        state = _half(self.states[i])
+        policy = ZooPolicy(state, self.obs_dim, self.act_dim, deterministic=deterministic, seed=0)
+        return _measure(self.env_id, policy, self.episodes)
+
+    def best_of(self, indices: Any, key: Any) -> tuple[int, dict[int, tuple[float, float]]]:
+        """The snapshot among ``indices`` whose measured return minimises ``key``, and every
+        one's measurement."""
+        scored = {int(i): self.measure(int(i)) for i in indices}
+        return min(scored, key=lambda i: key(scored[i][0])), scored
+
+
 def build_zoo_entry(
     run_dir: str | Path,
     *,
@@ -57,59 +84,28 @@ def build_zoo_entry(
         ladder_size: snapshots before ``medium`` kept for medium-replay-like mixtures.
         root: the zoo folder (default: the package's ``seqrep/data/zoo``).
     """
-    cfg, _ = load_run(run_dir, "sac", SACRunConfig)
-    run = RunDir(Path(run_dir))
-    snaps = sorted(run.checkpoints.glob("actor_*.pt"))
-    if len(snaps) < ladder_size + 2:
-        raise ValueError(f"{run_dir} has {len(snaps)} actor snapshots; train longer first")
-    states = [torch.load(p, map_location="cpu", weights_only=True) for p in snaps]
-    env = make_env(cfg.env)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    act_dim = int(np.prod(env.action_space.shape))
-    env.close()
-
-    def measure(i: int, deterministic: bool = False) -> tuple[float, float]:
-        policy = ZooPolicy(_half(states[i]), obs_dim, act_dim, deterministic=deterministic, seed=0)
-        return _measure(cfg.env, policy, episodes)
-
-    random_ret = _measure(cfg.env, uniform_random_policy(act_dim, 0), episodes)
-    train_eval = np.array([s["eval_return_mean"] for s in states])
-    top = np.argsort(-train_eval)[:candidates]
-    scored = {int(i): measure(int(i)) for i in top}
-    expert = max(scored, key=lambda i: scored[i][0])
+    snaps = _Snapshots(run_dir, episodes)
+    if len(snaps.states) < ladder_size + 2:
+        raise ValueError(f"{run_dir} has {len(snaps.states)} actor snapshots; train longer first")
+    random_ret = _measure(snaps.env_id, uniform_random_policy(snaps.act_dim, 0), episodes)
+    top = np.argsort(-snaps.train_eval)[:candidates]
+    expert, scored = snaps.best_of(top, lambda r: -r)
     target = random_ret[0] + (scored[expert][0] - random_ret[0]) / 3.0
     earlier = np.arange(expert)
-    near = earlier[np.argsort(np.abs(train_eval[earlier] - target))[:candidates]]
-    scored_medium = {int(i): measure(int(i)) for i in near}
-    medium = min(scored_medium, key=lambda i: abs(scored_medium[i][0] - target))
+    near = earlier[np.argsort(np.abs(snaps.train_eval[earlier] - target))[:candidates]]
+    medium, scored_medium = snaps.best_of(near, lambda r: abs(r - target))
     ladder = [int(i) for i in np.linspace(0, medium, ladder_size + 1, endpoint=False)[:ladder_size]]
     ladder = sorted(set(ladder) - {medium})
-
-    root = root or zoo_dir()
-    folder = root / cfg.env
-    folder.mkdir(parents=True, exist_ok=True)
-    policies: dict[str, Any] = {}
     chosen = {"expert": expert, "medium": medium} | {
         f"ladder_{k + 1}": i for k, i in enumerate(ladder)
     }
-    for name, i in chosen.items():
-        torch.save(_half(states[i]), folder / f"{name}.pt")
-        mean, std = scored.get(i) or scored_medium.get(i) or measure(i)
-        det_mean, det_std = measure(i, deterministic=True)
-        policies[name] = {
-            "file": f"{cfg.env}/{name}.pt",
-            "step": int(states[i]["step"]),
-            "return_mean": mean,
-            "return_std": std,
-            "deterministic_return_mean": det_mean,
-            "deterministic_return_std": det_std,
-            "episodes": episodes,
-        }
+    root = root or zoo_dir()
+    policies = _store(snaps, chosen, scored_medium | scored, root)
     entry = {
-        "obs_dim": obs_dim,
-        "act_dim": act_dim,
-        "hidden": int(states[expert]["hidden"]),
-        "trained_steps": int(states[-1]["step"]),
+        "obs_dim": snaps.obs_dim,
+        "act_dim": snaps.act_dim,
+        "hidden": int(snaps.states[expert]["hidden"]),
+        "trained_steps": int(snaps.states[-1]["step"]),
         "sac_run": str(run_dir),
         "references": {"random": random_ret[0], "expert": policies["expert"]["return_mean"]},
         "random_return_std": random_ret[1],
@@ -117,6 +113,30 @@ def build_zoo_entry(
         "ladder": [f"ladder_{k + 1}" for k in range(len(ladder))],
     }
     index = zoo_index(root)
-    index[cfg.env] = entry
+    index[snaps.env_id] = entry
     atomic_write_text(root / "zoo.json", json.dumps(index, indent=1, sort_keys=True) + "\n")
     return entry
+
+
+def _store(
+    snaps: _Snapshots, chosen: dict[str, int], scored: dict[int, tuple[float, float]], root: Path
+) -> dict[str, Any]:
+    """Write each chosen snapshot as ``<root>/<env>/<name>.pt`` (float16) and return its
+    zoo.json record: its stochastic return (measured already, or now) and deterministic one."""
+    folder = root / snaps.env_id
+    folder.mkdir(parents=True, exist_ok=True)
+    policies: dict[str, Any] = {}
+    for name, i in chosen.items():
+        torch.save(_half(snaps.states[i]), folder / f"{name}.pt")
+        mean, std = scored.get(i) or snaps.measure(i)
+        det_mean, det_std = snaps.measure(i, deterministic=True)
+        policies[name] = {
+            "file": f"{snaps.env_id}/{name}.pt",
+            "step": int(snaps.states[i]["step"]),
+            "return_mean": mean,
+            "return_std": std,
+            "deterministic_return_mean": det_mean,
+            "deterministic_return_std": det_std,
+            "episodes": snaps.episodes,
+        }
+    return policies

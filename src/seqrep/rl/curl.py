@@ -354,29 +354,33 @@ class PixelSAC(nn.Module):
 
         self.updates += 1
         if self.updates % cfg.update_every == 0:
-            trunk_d = trunk_a[:b].detach()  # the actor's loss must not reach the conv layers
-            action, log_prob, _ = self.actor(self.actor_head(trunk_d), self.generator)
-            # Through the critic to the action only: its weight gradients would be discarded.
-            with without_parameter_grads(self.encoder.head, self.critic):
-                qa1, qa2 = self.critic(self.encoder.head(trunk_d), action)
-            actor_loss = (self.alpha * log_prob - torch.min(qa1, qa2)).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            alpha_loss = (self.log_alpha.exp() * (-log_prob.detach() - self.target_entropy)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
-            self.target_critic.update(self.critic)
-            self.target_encoder.update(self.encoder)
-            metrics |= {
-                "actor_loss": actor_loss.item(),
-                "alpha": self.alpha.item(),
-                "entropy": -log_prob.mean().item(),
-            }
+            metrics |= self._actor_and_targets_step(trunk_a[:b].detach())
         if cfg.aux == "curl" and not use_curl:
             metrics |= self._separate_curl_step(anchor[:b], obs)
         return metrics
+
+    def _actor_and_targets_step(self, trunk_d: Tensor) -> dict[str, float]:
+        """The actor and temperature steps on the query's trunk features [B, F] (detached: the
+        actor's loss must not reach the conv layers), then the targets' EMA step."""
+        action, log_prob, _ = self.actor(self.actor_head(trunk_d), self.generator)
+        # Through the critic to the action only: its weight gradients would be discarded.
+        with without_parameter_grads(self.encoder.head, self.critic):
+            qa1, qa2 = self.critic(self.encoder.head(trunk_d), action)
+        actor_loss = (self.alpha * log_prob - torch.min(qa1, qa2)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        alpha_loss = (self.log_alpha.exp() * (-log_prob.detach() - self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        self.target_critic.update(self.critic)
+        self.target_encoder.update(self.encoder)
+        return {
+            "actor_loss": actor_loss.item(),
+            "alpha": self.alpha.item(),
+            "entropy": -log_prob.mean().item(),
+        }
 
     def soft_target(
         self,

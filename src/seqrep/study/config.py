@@ -101,35 +101,9 @@ class StudyConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
     def validate(self) -> None:
-        unknown = set(self.objectives + self.offline_objectives + self.online_objectives) - {
-            "none",
-            *STATE_OBJECTIVES,
-        }
-        if unknown:
-            raise ValueError(
-                f"unknown objectives {sorted(unknown)}; choose from none, "
-                + ", ".join(STATE_OBJECTIVES)
-            )
-        if set(self.settings) - set(SETTINGS):
-            raise ValueError(f"settings must be among {', '.join(SETTINGS)}: {self.settings}")
-        for modes in (self.modes, self.offline_modes, self.online_modes):
-            if set(modes) - {"frozen", "finetune"}:
-                raise ValueError(f"modes must be among frozen, finetune: {modes}")
-        from seqrep.rl.zoo import zoo_index
-
-        zoo_envs = sorted(zoo_index())
-        missing = [e for e in self.envs if e not in zoo_envs]
-        if missing:
-            raise ValueError(
-                f"--envs {','.join(missing)}: the study needs the behaviour zoo's policies and "
-                f"the zoo has none for it; choose among {', '.join(zoo_envs) or '(empty zoo)'} "
-                "or build a zoo of your own (SEQREP_ZOO, see README)"
-            )
-        if "online" in self.settings and set(self.online_envs) - set(self.envs):
-            raise ValueError(
-                f"--online-envs {','.join(self.online_envs)} must be among --envs "
-                f"{','.join(self.envs)}; pass --online-envs too"
-            )
+        """Every option in range, every name known, and the grid consistent (one line each)."""
+        self._check_names()
+        self._check_envs()
         check_options(
             self,
             positive=(
@@ -168,6 +142,39 @@ class StudyConfig:
                 "--pretrain-expert-fraction mixes all --expert-episodes into pretraining, so "
                 "an imitation cell with fewer --bc-episodes would be pretrained on expert data "
                 "its BC is not given; use one or the other"
+            )
+
+    def _check_names(self) -> None:
+        unknown = set(self.objectives + self.offline_objectives + self.online_objectives) - {
+            "none",
+            *STATE_OBJECTIVES,
+        }
+        if unknown:
+            raise ValueError(
+                f"unknown objectives {sorted(unknown)}; choose from none, "
+                + ", ".join(STATE_OBJECTIVES)
+            )
+        if set(self.settings) - set(SETTINGS):
+            raise ValueError(f"settings must be among {', '.join(SETTINGS)}: {self.settings}")
+        for modes in (self.modes, self.offline_modes, self.online_modes):
+            if set(modes) - {"frozen", "finetune"}:
+                raise ValueError(f"modes must be among frozen, finetune: {modes}")
+
+    def _check_envs(self) -> None:
+        from seqrep.rl.zoo import zoo_index
+
+        zoo_envs = sorted(zoo_index())
+        missing = [e for e in self.envs if e not in zoo_envs]
+        if missing:
+            raise ValueError(
+                f"--envs {','.join(missing)}: the study needs the behaviour zoo's policies and "
+                f"the zoo has none for it; choose among {', '.join(zoo_envs) or '(empty zoo)'} "
+                "or build a zoo of your own (SEQREP_ZOO, see README)"
+            )
+        if "online" in self.settings and set(self.online_envs) - set(self.envs):
+            raise ValueError(
+                f"--online-envs {','.join(self.online_envs)} must be among --envs "
+                f"{','.join(self.envs)}; pass --online-envs too"
             )
 
     def online_run_config(self, env_id: str, seed: int) -> SACRunConfig:
