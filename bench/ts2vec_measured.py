@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqrep.data.series import load_normalised
-from seqrep.loops.pretrain import PretrainConfig
+from seqrep.data.series import SHIPPED_DATASETS, load_normalised
+from seqrep.loops.pretrain import PretrainConfig, pretrain_and_probe
 from seqrep.loops.probes import svm_probe
-from seqrep.loops.series_bench import SHIPPED_DATASETS, evaluate_cell
 
 OUT = Path(__file__).parent / "results"
 
@@ -73,7 +72,7 @@ def ts2vec_row(name: str, seed: int) -> dict:
 def cpc_row(name: str, seed: int) -> dict:
     """seqrep's default CPC cell (the configuration of series.md), timed here."""
     train, test = load_normalised(name)
-    row = evaluate_cell(replace(PretrainConfig(), data=name, seed=seed), train, test)
+    row = pretrain_and_probe(replace(PretrainConfig(), data=name, seed=seed), train, test)
     return {"dataset": name, **{k: v for k, v in row.items() if not k.startswith("_")}}
 
 

@@ -198,12 +198,13 @@ def test_collect_refuses_a_bad_dataset_id_before_collecting(
     root.mkdir(parents=True)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     collected = []
-    import seqrep.cli as cli
+    import seqrep.loops.collect as collect_module
 
-    monkeypatch.setattr(cli, "collect_episodes", lambda *a, **k: collected.append(1))
+    monkeypatch.setattr(collect_module, "collect_episodes", lambda *a, **k: collected.append(1))
     code = _exit_code(["collect", "--steps", "50", "--dataset-id", dataset_id])
     err = capsys.readouterr().err
-    assert code == 2 and "not a Minari id" in err and "Traceback" not in err, err
+    expected = "is required" if dataset_id == "" else "not a Minari id"
+    assert code == 2 and expected in err and "Traceback" not in err, err
     assert collected == [], "the id was checked only after collecting"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "datasets"]
 

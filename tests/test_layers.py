@@ -70,8 +70,15 @@ LAYERS = [
     ),
     (
         "over the verbs",
-        "the UCR/UEA benchmark, the scikit-learn transformer",
-        ["seqrep.loops.series_bench", "seqrep.loops.transform"],
+        "the Python API (every verb as a function, seqrep.load), the UCR/UEA benchmark, the "
+        "scikit-learn transformer, encode, collect",
+        [
+            "seqrep.loops.api",
+            "seqrep.loops.series_bench",
+            "seqrep.loops.transform",
+            "seqrep.loops.encode",
+            "seqrep.loops.collect",
+        ],
     ),
     (
         "study",

@@ -289,8 +289,9 @@ def test_ts_file_roundtrip_and_malformed(tmp_path):
         load_series(tmp_path / "missing.ts")
     with pytest.raises(ValueError, match="unknown data set 'GunPont'"):
         load_series("GunPont")
+    (tmp_path / "solo_TRAIN.ts").write_text(TS_FILE)  # no solo_TEST.ts beside it
     with pytest.raises(ValueError, match="no test split"):
-        load_train_test(str(bad))
+        load_train_test(str(tmp_path / "solo_TRAIN.ts"))
 
 
 def test_standardizer_uses_training_statistics_only():
@@ -404,12 +405,12 @@ _MINIROCKET_BOTH_WAYS = """
 import json
 from aeon.classification.convolution_based import MiniRocketClassifier
 from aeon.datasets import load_classification
-from seqrep.loops.series_bench import evaluate_cell
+from seqrep.loops.pretrain import pretrain_and_probe
 from seqrep.data.series import load_normalised
 from seqrep.loops.pretrain import PretrainConfig
 
 train, test = load_normalised("GunPoint", "")
-row = evaluate_cell(PretrainConfig(method="minirocket", seed=3), train, test)
+row = pretrain_and_probe(PretrainConfig(method="minirocket", seed=3), train, test)
 x_train, y_train = load_classification("GunPoint", split="train")
 x_test, y_test = load_classification("GunPoint", split="test")
 clf = MiniRocketClassifier(random_state=3, n_jobs=1).fit(x_train, y_train)
@@ -606,7 +607,8 @@ def test_max_mean_vectors_are_the_max_and_mean_of_each_series_valid_steps():
 def test_series_table_compares_cpc_with_ts2vec_measured_per_set_and_on_average():
     """The "TS2Vec measured" column reads the seeded measurement where it exists (else the
     one-seed reference); the gap column is CPC's mean minus it, per set and on average."""
-    from seqrep.loops.series_bench import reference_table, summarise
+    from seqrep.data.series import reference_table
+    from seqrep.loops.series_bench import summarise
 
     seeded = reference_table("ts2vec_measured_seeds.csv")
     one_seed = reference_table("ts2vec_cpu_measured.csv")

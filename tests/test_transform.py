@@ -87,7 +87,10 @@ def test_encode_writes_the_frozen_features_of_any_data_set(tmp_path, monkeypatch
     assert frame.columns[:3].tolist() == ["split", "label", "f0"]
     capsys.readouterr()
     for args, message in (
-        (["--data", "BasicMotions", "--out", "b.npy"], "another channel count"),
+        (
+            ["--data", "BasicMotions", "--out", "b.npy"],
+            "X has 6 channels; the transformer was fitted on 1",
+        ),
         (["--out", "f.txt"], "write .npy, .csv or .parquet"),
     ):
         with pytest.raises(SystemExit) as exc:

@@ -1,4 +1,6 @@
-"""The ``seqrep`` command. Each verb's options are generated from its config dataclass."""
+"""The ``seqrep`` command: a thin layer over the Python API (:mod:`seqrep.loops.api`). Each
+verb's options are generated from its config dataclass; the verb calls its API function with a
+run folder and prints what it returns."""
 
 from __future__ import annotations
 
@@ -13,40 +15,21 @@ import click
 import torch
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
-from seqrep.data.series import load_normalised
-from seqrep.data.trajectories import TrajectoryDataset
-from seqrep.devices import DEVICES, check_device, resolve_device
-from seqrep.distributed import broadcast_object, process_group, rank, shutdown, world_size
-from seqrep.loops.curl import PixelRunConfig, prepare_pixel_run, train_pixel_sac, write_pixel_report
+from seqrep.devices import DEVICES
+from seqrep.distributed import rank
+from seqrep.loops import api
+from seqrep.loops.collect import CollectConfig, collect, prepare_collection
+from seqrep.loops.curl import PixelRunConfig
 from seqrep.loops.memory import retain_freed_memory
-from seqrep.loops.mi_bench import MIBenchConfig, format_table, prepare_mi_bench, run_mi_bench
-from seqrep.loops.offline import OfflineRunConfig, prepare_offline, run_offline
-from seqrep.loops.pretrain import PretrainConfig, build_from_config, prepare_pretrain, pretrain
-from seqrep.loops.pretrain_states import (
-    StatePretrainConfig,
-    prepare_state_pretraining,
-    pretrain_state_encoder,
-    save_state_encoder,
-    write_state_report,
-)
+from seqrep.loops.mi_bench import MIBenchConfig, format_table
+from seqrep.loops.offline import OfflineRunConfig
+from seqrep.loops.pretrain import PretrainConfig
+from seqrep.loops.pretrain_states import StatePretrainConfig
 from seqrep.loops.progress import console, interrupted_at
-from seqrep.loops.runs import Prepared, RunDir, RunDirError, has_progress, load_run
-from seqrep.loops.sac import (
-    SACRunConfig,
-    load_sac_policy,
-    prepare_sac,
-    replay_buffer_dataset,
-    train_sac,
-    write_sac_report,
-)
-from seqrep.loops.series_bench import (
-    evaluate_cell,
-    run_series_bench,
-    summarise,
-    write_pretrain_report,
-)
+from seqrep.loops.runs import RunDir, RunDirError, default_run_folder, has_progress
+from seqrep.loops.sac import SACRunConfig
+from seqrep.loops.series_bench import run_series_bench, summarise
 from seqrep.loops.sweep import LOCAL
-from seqrep.rl.collect import collect_episodes
 from seqrep.rl.envs import RenderError
 from seqrep.study import (
     PROFILES,
@@ -156,77 +139,42 @@ def cli(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _finish(run_dir: str | None, report: str, *files: str) -> None:
+    """Print a verb's table and where its report lies (on rank 0 under torchrun)."""
+    if rank() != 0:
+        return
+    if report:
+        click.echo(report)
+    if run_dir is not None:
+        click.echo(
+            "\n" + "\n".join(f"{f + ':':8}{Path(run_dir) / f}" for f in ("report.md", *files))
+        )
+
+
 @cli.command("mi-bench", short_help="Correlated-Gaussian MI benchmark: InfoNCE vs NWJ bounds.")
 @config_options(MIBenchConfig)
 @_out_options
 def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
     """Correlated-Gaussian MI benchmark (Poole et al. 2019): InfoNCE vs NWJ bounds."""
     cfg = _config_from(MIBenchConfig, kwargs)
-    run = RunDir.open(out, prepare_mi_bench(cfg), overwrite=overwrite)
-    console.print(f"run folder: [bold]{run.path}[/]")
-    summary = run_mi_bench(cfg, run, quiet=quiet)
-    click.echo(format_table(cfg, summary))
-    click.echo(f"\nreport: {run.path / 'report.md'}\nplot:   {run.path / 'mi_estimates.png'}")
+    out = str(default_run_folder("mi-bench")) if out is None else out
+    summary = api.mi_bench(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    _finish(out, format_table(cfg, summary), "mi_estimates.png")
 
 
 @cli.command("pretrain", short_help="Pretrain CPC / triplet / contrastive on a series data set.")
 @config_options(PretrainConfig)
 @_out_options
 def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
-    """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines.
+    """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines
+    where the data are labelled.
 
     Data-parallel on several processes when launched by torchrun, e.g.
     ``torchrun --nproc-per-node 2 -m seqrep pretrain ...`` (--batch-size is per process)."""
-    # Every rank prepares on its own, before the process group exists: a failure is each
-    # rank's, identical, and no collective waits on it.
-    prepared = prepare_pretrain(_config_from(PretrainConfig, kwargs))
-    with process_group(resolve_device(prepared.config.device)):
-        _pretrain_and_probe(prepared, out, overwrite, quiet)
-
-
-def _open_on_rank0(out: str | None, prepared: Prepared, overwrite: bool) -> RunDir | None:
-    """Rank 0 opens the run folder; if it cannot, every rank stops with its message (rather
-    than waiting for it in the first collective)."""
-    run, error = None, None
-    if rank() == 0:
-        try:
-            run = RunDir.open(out, prepared, overwrite=overwrite)
-        except RunDirError as e:
-            error = str(e)
-    error = broadcast_object(error)
-    if error is not None:
-        raise RunDirError(error)
-    return run
-
-
-def _pretrain_and_probe(prepared: Any, out: str | None, overwrite: bool, quiet: bool) -> None:
-    cfg, train, test = prepared.config, prepared.train, prepared.test
-    run = _open_on_rank0(out, prepared, overwrite)
-    if run is not None:
-        # config.json keeps the paths as typed (a resume must match them); data.json records
-        # where they pointed, so `seqrep probe` finds the files from any directory.
-        run.write_json("data.json", {k: _absolute(getattr(cfg, k)) for k in ("data", "test_data")})
-        processes = f", {world_size()} processes" if world_size() > 1 else ""
-        console.print(
-            f"run folder: [bold]{run.path}[/]  ({len(train)} train / {len(test)} test series"
-            f"{processes})"
-        )
-    if world_size() > 1:
-        # Every rank trains its share; then the group is closed and rank 0 alone probes and
-        # reports (its evaluate_cell below loads the finished checkpoint).
-        pretrain(cfg, train, run, quiet=quiet or run is None)
-        shutdown()
-    if run is None:
-        return
-    row = evaluate_cell(cfg, train, test, run=run, quiet=quiet)
-    raw = evaluate_cell(dataclasses.replace(cfg, method="raw"), train, test)
-    rows = [row, raw]
-    run.write_json(
-        "probe.json", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    )
-    table = write_pretrain_report(run, cfg, rows, test, row["_features"][1])
-    click.echo(table)
-    click.echo(f"\nreport: {run.path / 'report.md'}")
+    out = str(default_run_folder("pretrain")) if out is None else out
+    cfg = _config_from(PretrainConfig, kwargs)
+    encoder = api.pretrain(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    _finish(out, encoder.report_)
 
 
 @cli.command(
@@ -240,45 +188,49 @@ def pretrain_states_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs:
     folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
 
     Data-parallel when launched by torchrun (--batch-size is per process)."""
-    prepared = prepare_state_pretraining(_config_from(StatePretrainConfig, kwargs))
-    cfg, data = prepared.config, prepared.data
-    with process_group(resolve_device(cfg.device)):
-        run = _open_on_rank0(out, prepared, overwrite)
-        if run is not None:
-            console.print(
-                f"run folder: [bold]{run.path}[/]  ({data.num_episodes} episodes, {len(data)} "
-                f"transitions{f', {world_size()} processes' if world_size() > 1 else ''})"
-            )
-        method, history = pretrain_state_encoder(
-            cfg.objective,
-            data,
-            steps=cfg.steps,
-            batch_size=cfg.batch_size,
-            window=cfg.window,
-            feature_dim=cfg.feature_dim,
-            hidden=cfg.hidden,
-            lr=cfg.lr,
-            seed=cfg.seed,
-            log_every=cfg.log_every,
-            quiet=quiet or run is None,
-            device=resolve_device(cfg.device),
-            run=run,
-            checkpoint_every=cfg.checkpoint_every,
-        )
-    if run is not None:
-        save_state_encoder(run, method.encoder, cfg.objective)
-        click.echo(write_state_report(cfg, run, history, data))
-        click.echo(f"\nreport: {run.path / 'report.md'}")
+    out = str(default_run_folder("pretrain-states")) if out is None else out
+    cfg = _config_from(StatePretrainConfig, kwargs)
+    encoder = api.pretrain_states(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    _finish(out, encoder.report)
 
 
-def _absolute(path: str) -> str:
-    """An existing file's absolute path; anything else (a shipped data set's name) as given."""
-    return str(Path(path).resolve()) if path and Path(path).is_file() else path
+@cli.command("sac", short_help="Train SAC online on a gymnasium task (resumable).")
+@config_options(SACRunConfig)
+@_out_options
+def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
+    out = str(default_run_folder("sac")) if out is None else out
+    policy = api.sac(_config_from(SACRunConfig, kwargs), out=out, overwrite=overwrite, quiet=quiet)
+    _finish(out, policy.report)
 
 
-def _names_a_file(source: str) -> bool:
-    """A path (it has a suffix, or exists) rather than the name of a shipped data set."""
-    return Path(source).suffix != "" or Path(source).exists()
+@cli.command("curl", short_help="SAC from pixels on DeepMind Control: CURL, crop-only, DrQ.")
+@config_options(PixelRunConfig)
+@_out_options
+def curl_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    """SAC from rendered pixels on a DeepMind Control task with CURL's contrastive auxiliary
+    (--aux curl|none), augmentation (--augment crop|shift|none|gaussian) and DrQ's averaged
+    targets (--drq-k, --drq-m); resumable."""
+    out = str(default_run_folder("curl")) if out is None else out
+    cfg = _config_from(PixelRunConfig, kwargs)
+    policy = api.curl(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    _finish(out, policy.report)
+
+
+def _offline_command(verb: str, help_text: str, fit: Callable[..., Any]) -> None:
+    @cli.command(verb, short_help=help_text, help=help_text)
+    @config_options(OfflineRunConfig)
+    @_out_options
+    def command(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+        out = str(default_run_folder(verb)) if out is None else out
+        cfg = _config_from(OfflineRunConfig, kwargs)
+        _finish(out, fit(cfg, out=out, overwrite=overwrite, quiet=quiet).report)
+
+
+_offline_command("bc", "Behaviour cloning on an offline data set (Minari id or .hdf5).", api.bc)
+_offline_command(
+    "offline-rl", "TD3+BC offline RL on a data set (Minari id or .hdf5).", api.offline_rl
+)
 
 
 RAY_OPTION = click.option(
@@ -301,42 +253,6 @@ DEVICE_OPTION = click.option(
 )
 
 
-def _load_encoder(
-    run_dir: str, cfg: PretrainConfig, state: dict[str, Any], channels: int, device: str
-) -> Any:
-    """The run's trained method for data of ``channels`` channels on ``device``, or one line
-    saying why the checkpoint does not fit."""
-    method = build_from_config(cfg, channels).to(check_device(device))
-    try:
-        method.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(
-            f"{run_dir}'s encoder does not fit this data ({channels} channels): the data "
-            "changed since the run was trained, or --data names another data set"
-        ) from e
-    return method
-
-
-def _probe_data(run_dir: str, given: str, recorded: str, key: str) -> str:
-    """The data a probe reads: the option if given, else the run's path if it resolves from here,
-    else the absolute path the run recorded in data.json."""
-    import json
-
-    if given:
-        return given
-    if not recorded or Path(recorded).exists() or not _names_a_file(recorded):
-        return recorded
-    record = Path(run_dir) / "data.json"
-    if record.exists():
-        absolute = json.loads(record.read_text()).get(key, "")
-        if Path(absolute).exists():
-            return str(absolute)
-    raise FileNotFoundError(
-        f"{recorded} (the run's --{key.replace('_', '-')}) is not found from {Path.cwd()}; run "
-        f"probe from the folder the run started in, or pass --{key.replace('_', '-')} PATH"
-    )
-
-
 @cli.command("probe", short_help="Probe a pretrained run folder's frozen encoder.")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data", default="", help="training data (default: the run's)")
@@ -344,22 +260,29 @@ def _probe_data(run_dir: str, given: str, recorded: str, key: str) -> str:
 @DEVICE_OPTION
 def probe_cmd(run_dir: str, data: str, test_data: str, device: str) -> None:
     """Encode train/test with RUN_DIR's checkpoint and print the probes' test accuracy."""
-    from seqrep.loops.probes import encode_dataset, logistic_probe, svm_probe
+    from seqrep.data.series import load_train_test
+    from seqrep.loops.encode import run_data_source
+    from seqrep.loops.probes import logistic_probe, svm_probe
 
-    cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
-    train, test = load_normalised(
-        _probe_data(run_dir, data, cfg.data, "data"),
-        _probe_data(run_dir, test_data, cfg.test_data, "test_data"),
+    encoder = api.load(run_dir, device)
+    train, test = load_train_test(
+        data or run_data_source(run_dir, "data"),
+        test_data or run_data_source(run_dir, "test_data") or None,
     )
-    method = _load_encoder(run_dir, cfg, state, train.num_channels, device)
-    tr, te = encode_dataset(method, train), encode_dataset(method, test)
+    tr, te = (encoder.encode([s.T for s in _series(d)]) for d in (train, test))
     svm = svm_probe(tr, train.labels, te, test.labels)
     lr = logistic_probe(tr, train.labels, te, test.labels)
+    cfg = encoder.config_
     click.echo(
-        f"{cfg.method} on {cfg.data} (step {state['iteration']}/{cfg.iterations}): "
-        f"SVM test accuracy {svm.accuracy:.3f} ({svm.detail}); "
-        f"logistic {lr.accuracy:.3f}"
+        f"{cfg.method} on {data or cfg.data} (step {encoder.trained_iterations_}/"
+        f"{cfg.iterations}): SVM test accuracy {svm.accuracy:.3f} "
+        f"({svm.detail}); logistic {lr.accuracy:.3f}"
     )
+
+
+def _series(data: Any) -> list[Any]:
+    """Each series' valid steps [T_i, C]."""
+    return [data.values[i, : data.lengths[i]] for i in range(len(data))]
 
 
 @cli.command("encode", short_help="Frozen features of a data set from a pretrained run.")
@@ -376,87 +299,47 @@ def probe_cmd(run_dir: str, data: str, test_data: str, device: str) -> None:
     "--out",
     "out_file",
     required=True,
-    help="features.npy ([N, D] float32), or .csv / .parquet (split, label, f0..f{D-1})",
+    help=".npy ([N, D], or [N, T, D] per time step), or .csv / .parquet (split, label, "
+    "f0..f{D-1}; per time step also series and step)",
+)
+@click.option(
+    "--per-timestep", is_flag=True, help="one vector per time step (causal: no later step used)"
+)
+@click.option(
+    "--encoding-window",
+    default=0,
+    show_default=True,
+    help="per time step, the vectors of the last N steps pooled (a causal sliding window)",
+)
+@click.option(
+    "--non-causal",
+    is_flag=True,
+    help="per time step, let a bidirectional CPC's backward half read later steps too",
 )
 @click.option("--overwrite", is_flag=True, help="replace an existing --out file")
 @DEVICE_OPTION
 def encode_cmd(
-    run_dir: str, data: str, split: str, out_file: str, overwrite: bool, device: str
+    run_dir: str,
+    data: str,
+    split: str,
+    out_file: str,
+    per_timestep: bool,
+    encoding_window: int,
+    non_causal: bool,
+    overwrite: bool,
+    device: str,
 ) -> None:
     """Encode series with RUN_DIR's frozen encoder (z-scored with the run's training data)."""
-    import numpy as np
-
-    from seqrep.data.series import Standardizer, load_series, load_train_test
-    from seqrep.loops.probes import encode_dataset
-    from seqrep.loops.runs import atomic_write_bytes
+    from seqrep.loops.encode import check_target, splits_to_encode, write_features
 
     target = Path(out_file)
-    if target.suffix not in (".npy", ".csv", ".parquet"):
-        raise click.UsageError(f"--out {out_file}: write .npy, .csv or .parquet")
-    if target.is_dir() or (target.exists() and not overwrite):
-        raise click.UsageError(
-            f"--out {out_file} already exists: pass --overwrite to replace it, or choose "
-            "another file"
-        )
-    cfg, state = load_run(run_dir, "pretrain", PretrainConfig)
-    train_source = _probe_data(run_dir, "", cfg.data, "data")
-    names = ("train", "test") if split == "both" else (split,)
-    # The run's own data: its training split gives the z-score statistics; its test split is
-    # read only when it is what is encoded.
-    own_test = not data and "test" in names
-    if _names_a_file(train_source) and own_test:
-        test_source = _probe_data(run_dir, "", cfg.test_data, "test_data")
-        own = dict(
-            zip(("train", "test"), load_train_test(train_source, test_source or None), strict=True)
-        )
-    elif _names_a_file(train_source):
-        own = {"train": load_series(train_source)}
-    else:
-        own = {
-            k: load_series(train_source, k) for k in ("train", "test") if k == "train" or own_test
-        }
-    reference = own["train"]
-    scaler = Standardizer().fit(reference)
-    if not data:
-        splits, source = {k: own[k] for k in names}, train_source
-    elif _names_a_file(data):
-        splits, source = {"file": load_series(data)}, data
-    else:
-        splits, source = {k: load_series(data, k) for k in names}, data
-    if any(v.num_channels != reference.num_channels for v in splits.values()):
-        raise ValueError(
-            f"{source} has another channel count than the run's data "
-            f"({reference.num_channels}); the encoder cannot read it"
-        )
-    method = _load_encoder(run_dir, cfg, state, reference.num_channels, device)
-    parts = {k: encode_dataset(method, scaler.transform(v)) for k, v in splits.items()}
-    features = np.concatenate(list(parts.values())).astype(np.float32)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix == ".npy":
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, features)
-        atomic_write_bytes(target, buffer.getvalue())
-    else:
-        import pandas as pd
-
-        frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(features.shape[1])])
-        frame.insert(0, "label", [v.classes[c] for v in splits.values() for c in v.labels])
-        frame.insert(0, "split", [k for k, v in parts.items() for _ in range(len(v))])
-        tmp = target.with_name(target.name + ".tmp")
-        try:
-            if target.suffix == ".csv":
-                frame.to_csv(tmp, index=False)
-            else:
-                frame.to_parquet(tmp, index=False)
-            tmp.replace(target)
-        except ImportError as e:
-            raise ImportError("writing .parquet needs pyarrow: pip install pyarrow") from e
-        finally:
-            tmp.unlink(missing_ok=True)
-    counts = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
-    click.echo(f"{target}: {features.shape[0]} series ({counts}) x {features.shape[1]} features")
+    check_target(target, overwrite)
+    if encoding_window < 0:
+        raise ValueError(f"--encoding-window must be >= 0, got {encoding_window}")
+    encoder = api.load(run_dir, device)
+    splits, _ = splits_to_encode(run_dir, data, split)
+    options = {"encoding_window": encoding_window, "causal": not non_causal}
+    click.echo(write_features(target, encoder, splits, per_timestep=per_timestep, **options))
 
 
 @cli.group("bench")
@@ -506,201 +389,28 @@ def bench_series_cmd(
     click.echo(table)
 
 
-@cli.command("sac", short_help="Train SAC online on a gymnasium task (resumable).")
-@config_options(SACRunConfig)
-@_out_options
-def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
-    """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
-    cfg = _config_from(SACRunConfig, kwargs)
-    run = RunDir.open(out, prepare_sac(cfg), overwrite=overwrite)
-    console.print(f"run folder: [bold]{run.path}[/]")
-    _, summary = train_sac(cfg, run, quiet=quiet)
-    click.echo(write_sac_report(cfg, run, summary))
-    click.echo(f"\nreport: {run.path / 'report.md'}")
-
-
-@cli.command("curl", short_help="SAC from pixels on DeepMind Control, with or without CURL.")
-@config_options(PixelRunConfig)
-@_out_options
-def curl_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
-    """SAC from rendered pixels on a DeepMind Control task with CURL's contrastive auxiliary
-    (--aux curl|none) and augmentation (--augment crop|none|gaussian); resumable."""
-    cfg = _config_from(PixelRunConfig, kwargs)
-    run = RunDir.open(out, prepare_pixel_run(cfg), overwrite=overwrite)
-    console.print(
-        f"run folder: [bold]{run.path}[/]  (device {resolve_device(cfg.device)}, action repeat "
-        f"{cfg.repeat()})"
-    )
-    _, summary = train_pixel_sac(cfg, run, quiet=quiet)
-    click.echo(write_pixel_report(cfg, run, summary))
-    click.echo(f"\nreport: {run.path / 'report.md'}")
-
-
 @cli.command("collect", short_help="Roll a policy and write a local Minari data set.")
-@click.option("--env", "env_id", default="Pendulum-v1", show_default=True, help="gymnasium id")
-@click.option(
-    "--policy",
-    default="random",
-    show_default=True,
-    help="'random', a zoo level ('medium', 'expert', 'medium-replay': seqrep's shipped SAC "
-    "actors for --env), or a `seqrep sac` run folder (its deterministic policy)",
-)
-@click.option("--noise", default=0.0, show_default=True, help="Gaussian action noise (std)")
-@click.option("--steps", default=10_000, show_default=True, help="environment steps")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--dataset-id", required=True, help="Minari id, e.g. seqrep/pendulum/expert-v0")
-@click.option(
-    "--from-replay",
-    is_flag=True,
-    help="with --policy a `seqrep sac` run folder: write the first --steps transitions of its "
-    "replay buffer instead of rolling its policy (D4RL's medium-replay recipe)",
-)
+@config_options(CollectConfig)
 @click.option(
     "--overwrite",
     is_flag=True,
     help="replace an existing data set of that id (once the new one is complete)",
 )
-@DEVICE_OPTION
-def collect_cmd(
-    env_id: str,
-    policy: str,
-    noise: float,
-    steps: int,
-    seed: int,
-    dataset_id: str,
-    from_replay: bool,
-    overwrite: bool,
-    device: str,
-) -> None:
+@click.pass_context
+def collect_cmd(ctx: click.Context, overwrite: bool, **kwargs: Any) -> None:
     """Collect episodes (no network) into MINARI_DATASETS_PATH (default ~/.minari/datasets).
 
     The data set is written atomically: an interrupted collect leaves nothing under its id."""
-    import numpy as np
-
-    from seqrep.data.trajectories import require_writable_minari_id
-    from seqrep.rl.envs import make_env
-    from seqrep.rl.zoo import ZOO_LEVELS, load_zoo_policy, uniform_random_policy
-
-    if steps < 1:
-        raise click.UsageError(f"--steps must be >= 1, got {steps}")
-    if noise < 0:
-        raise click.UsageError(f"--noise is a standard deviation, >= 0; got {noise}")
-    if policy not in ZOO_LEVELS and not Path(policy).is_dir():
-        raise click.UsageError(
-            f"--policy {policy!r} is neither a zoo level ({', '.join(ZOO_LEVELS)}) nor a "
-            "`seqrep sac` run folder"
-        )
-    require_writable_minari_id(dataset_id, overwrite)  # say so now, not after collecting
-    device = check_device(device)
-
-    if from_replay:
-        if policy in ZOO_LEVELS:
-            raise click.UsageError("--from-replay needs --policy to be a `seqrep sac` run folder")
-        # The buffer holds what the run stored: its own environment, actions and seeds. Say so
-        # rather than silently ignoring options that would change the data if they applied.
-        given = _given_options("env_id", "noise", "seed")
-        if given:
-            raise click.UsageError(
-                f"{', '.join(given)} cannot apply with --from-replay: the data are the "
-                "transitions the run stored (its environment, actions and seeds); drop them"
-            )
-        data, run_env = replay_buffer_dataset(policy, steps)
-        _save_collected(
-            data,
-            dataset_id,
-            run_env,
-            f"{policy} --from-replay",
-            f"replay buffer of {policy}",
-            overwrite,
-        )
-        return
-    rng = np.random.default_rng(seed)
-    if policy not in ZOO_LEVELS:
-        run_env, act = load_sac_policy(policy, device)  # it acts in its own environment
-        if _given_options("env_id") and env_id != run_env:
-            raise click.UsageError(
-                f"--env {env_id} differs from the environment {policy} was trained on "
-                f"({run_env}); drop --env"
-            )
-        env_id = run_env
-    probe = make_env(env_id)
-    act_dim = int(np.prod(probe.action_space.shape))
-    probe.close()
-    if policy == "random":  # any Box-action environment, zoo or not
-        act = uniform_random_policy(act_dim, seed)
-    elif policy in ZOO_LEVELS:
-        act = load_zoo_policy(env_id, policy, seed=seed, device=device)
-
-    def behaviour(obs: np.ndarray) -> np.ndarray:
-        a = act(obs)
-        if noise > 0:
-            a = a + rng.normal(0.0, noise, size=np.shape(a))
-        return np.clip(a, -1.0, 1.0).astype(np.float32)
-
-    if hasattr(act, "start_episode"):
-        behaviour.start_episode = act.start_episode  # type: ignore[attr-defined]
-    data = collect_episodes(env_id, behaviour, steps, seed)
-    _save_collected(
-        data, dataset_id, env_id, policy, f"{policy} policy, noise {noise}, seed {seed}", overwrite
+    given = tuple(
+        k for k in kwargs if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE
     )
-
-
-def _given_options(*names: str) -> list[str]:
-    """The flags among these parameter ``names`` that the user typed (not defaults)."""
-    ctx = click.get_current_context()
-    return [
-        param.opts[0]  # the flag as declared, e.g. env_id -> --env
-        for param in ctx.command.params
-        if param.name in names
-        and ctx.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
-    ]
-
-
-def _save_collected(
-    data: TrajectoryDataset,
-    dataset_id: str,
-    env_id: str,
-    source: str,
-    description: str,
-    overwrite: bool,
-) -> None:
-    """Write ``data`` as a local Minari data set and print its size and returns."""
-    from seqrep.data.trajectories import save_minari
-
-    save_minari(
-        data,
-        dataset_id,
-        env=env_id,
-        algorithm_name=f"seqrep collect --policy {source}",
-        author="seqrep",
-        description=description,
-        overwrite=overwrite,
-    )
+    cfg = _config_from(CollectConfig, kwargs)
+    data = collect(prepare_collection(cfg, overwrite, given), overwrite)
     returns = data.episode_returns()
     click.echo(
-        f"{dataset_id}: {data.num_episodes} episodes, {len(data)} steps, "
+        f"{cfg.dataset_id}: {data.num_episodes} episodes, {len(data)} steps, "
         f"return {returns.mean():.1f} ± {returns.std():.1f}"
     )
-
-
-def _offline_command(kind: str, name: str, help_text: str) -> None:
-    @cli.command(name, short_help=help_text, help=help_text)
-    @config_options(OfflineRunConfig)
-    @_out_options
-    def command(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
-        cfg = _config_from(OfflineRunConfig, kwargs)
-        prepared = prepare_offline(cfg, name)
-        run = RunDir.open(out, prepared, overwrite=overwrite)
-        console.print(f"run folder: [bold]{run.path}[/]")
-        _, r = run_offline(prepared, run, quiet=quiet)
-        click.echo(
-            f"{name} on {cfg.data}: return {r['return_mean']:.1f} ± {r['return_std']:.1f} "
-            f"over {cfg.eval_episodes} episodes (data: {r['data_return_mean']:.1f})"
-        )
-
-
-_offline_command("bc", "bc", "Behaviour cloning on an offline data set (Minari id or .hdf5).")
-_offline_command("td3bc", "offline-rl", "TD3+BC offline RL on a data set (Minari id or .hdf5).")
 
 
 @cli.command("study", short_help="Representation Matters: objectives x downstream settings.")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "masked_mean_pool",
     "mlp",
     "pool_steps",
+    "sliding_pool",
     "without_parameter_grads",
 ]
 
@@ -163,6 +165,27 @@ def pool_steps(h: Tensor, lengths: Tensor, pool: str = "max") -> Tensor:
     return torch.cat([masked_max_pool(h, lengths), masked_mean_pool(h, lengths)], dim=-1)
 
 
+def sliding_pool(h: Tensor, lengths: Tensor, window: int, pool: str = "max") -> Tensor:
+    """Per step t, the steps t - window + 1 .. t (those of the series: a window never reaches
+    before the first step or past the last valid one) pooled as :func:`pool_steps`:
+    [B, T, D] -> [B, T, D] (max) or [B, T, 2D] (max-mean). Causal: step t uses no later step.
+    Steps past a series' length are NaN."""
+    check_pool(pool)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    t = h.shape[1]
+    valid = torch.arange(t, device=h.device)[None, :] < lengths[:, None]  # [B, T]
+    windows = F.pad(h.transpose(1, 2), (window - 1, 0)).unfold(2, window, 1)  # [B, D, T, w]
+    inside = F.pad(valid.float(), (window - 1, 0)).unfold(1, window, 1).bool()  # [B, T, w]
+    mask = inside[:, None]
+    out = [windows.masked_fill(~mask, float("-inf")).amax(-1)]
+    if pool == "max-mean":
+        count = inside.sum(-1).clamp_min(1)[:, None].to(h.dtype)
+        out.append(windows.masked_fill(~mask, 0.0).sum(-1) / count)
+    pooled = torch.cat(out, dim=1).transpose(1, 2)  # [B, T, D']
+    return pooled.masked_fill(~valid[:, :, None], float("nan"))
+
+
 class _CausalConv(nn.Conv1d):
     """Conv1d padded on the left only: [B, C, T] -> [B, C', T], output t sees inputs <= t."""
 
@@ -283,11 +306,22 @@ class StateEncoder(nn.Module):
     def __init__(self, obs_dim: int, feature_dim: int = 64, hidden: int = 256) -> None:
         super().__init__()
         self.obs_dim, self.feature_dim, self.hidden = obs_dim, feature_dim, hidden
+        self.objective = ""  # what it was pretrained with (a saved encoder's), if anything
         self.net = nn.Sequential(
             mlp(obs_dim, [hidden, hidden], feature_dim), nn.LayerNorm(feature_dim)
         )
         self.register_buffer("mean", torch.zeros(obs_dim))
         self.register_buffer("std", torch.ones(obs_dim))
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Tensor], prefix: str = "") -> StateEncoder:
+        """An encoder of the sizes a saved state dict holds (under ``prefix``, e.g. an agent's
+        ``"encoder."``), with those weights loaded."""
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        hidden, obs_dim = own["net.0.0.weight"].shape
+        encoder = cls(int(obs_dim), int(own["net.1.weight"].shape[0]), int(hidden))
+        encoder.load_state_dict(own)
+        return encoder
 
     def set_statistics(self, mean: Tensor, std: Tensor) -> None:
         """Input z-scoring with these per-feature statistics ([O] each; std floored at 1e-3)."""

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqrep.devices import resolve_device
+from seqrep.devices import check_device, resolve_device
 from seqrep.loops.online import OnlineState, RunLog, resume_online, save_online
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.report import videos_section
-from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir
+from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir, load_run
 from seqrep.options import check_options
 from seqrep.rl.curl import PixelSAC, PixelSACConfig
 from seqrep.rl.envs import check_renders
@@ -38,12 +38,14 @@ from seqrep.rl.pixels import (
     make_pixel_env,
     pixel_episode_steps,
 )
+from seqrep.rl.policy import Policy
 from seqrep.rl.video import require_video_writer, write_video
 
 __all__ = [
     "PixelRunConfig",
     "PixelTraining",
     "PreparedPixelRun",
+    "load_curl",
     "prepare_pixel_run",
     "published_dmc",
     "train_pixel_sac",
@@ -456,3 +458,21 @@ What the encoder is shown (anchor and positive views of one observation):
 {videos_section(run)}""",
     )
     return table
+
+
+def load_curl(run_dir: str | Path, device: str = "cpu") -> Policy:
+    """The deterministic policy of a ``seqrep curl`` run (its last checkpoint), on ``device``:
+    it acts on uint8 frame stacks [3 * frame_stack, image_size, image_size] (centre-cropped
+    inside), as :func:`seqrep.rl.pixels.make_pixel_env` renders them.
+
+    Raises:
+        RunDirError: not a ``seqrep curl`` run folder, or no checkpoint yet.
+    """
+    cfg, state = load_run(run_dir, "curl", PixelRunConfig)
+    env = make_pixel_env(cfg.task, cfg.image_size, cfg.repeat(), cfg.frame_stack)
+    act_dim = int(np.prod(env.action_space.shape))
+    env.close()
+    obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
+    agent = PixelSAC(obs_shape, act_dim, cfg.agent(), device=check_device(device))
+    agent.load_state_dict(state["agent"]["model"])
+    return Policy(agent, obs_shape, cfg.task, "curl")

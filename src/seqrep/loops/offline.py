@@ -4,6 +4,7 @@ the one update loop, also of the study's imitation and offline cells."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset, load_trajectories
-from seqrep.devices import batch_to, resolve_device
+from seqrep.devices import batch_to, check_device, resolve_device
 from seqrep.loops.online import RunLog
 from seqrep.loops.pretrain_states import encoder_hook
 from seqrep.loops.progress import progress_bar
@@ -22,19 +23,24 @@ from seqrep.loops.runs import (
     MAY_CHANGE_ON_RESUME,
     Prepared,
     RunDir,
+    RunDirError,
+    load_run,
     load_training_state,
     training_state,
 )
+from seqrep.nets import StateEncoder
 from seqrep.options import check_options
 from seqrep.rl.base import EncodedAgent
 from seqrep.rl.envs import evaluate_policy, make_env
-from seqrep.rl.offline import BC_LOSSES
+from seqrep.rl.offline import BC_LOSSES, TD3BC, BehaviourCloning
+from seqrep.rl.policy import Policy
 from seqrep.rl.scores import normalized_score
 
 __all__ = [
     "AGENTS",
     "OfflineRunConfig",
     "PreparedOffline",
+    "load_offline",
     "offline_agent",
     "prepare_offline",
     "run_offline",
@@ -338,3 +344,36 @@ with fixed seeds.{score_note}
 ![returns](returns.png)
 """,
     )
+
+
+def load_offline(run_dir: str | Path, device: str = "cpu") -> Policy:
+    """The policy of a ``seqrep bc`` or ``seqrep offline-rl`` run (its last checkpoint), on
+    ``device``; the encoder of an ``--encoder`` run comes with the checkpoint.
+
+    Raises:
+        RunDirError: not such a run folder, or no checkpoint yet.
+    """
+    kind = json.loads((Path(run_dir) / "config.json").read_text()).get("kind", "")
+    if kind not in AGENTS:
+        raise RunDirError(f"{run_dir} holds a {kind!r} run, not a `seqrep bc` / `offline-rl` one")
+    cfg, state = load_run(run_dir, kind, OfflineRunConfig)
+    results = Path(run_dir) / "results.json"
+    env_id = json.loads(results.read_text())["env"] if results.exists() else cfg.env
+    env_id = env_id or load_trajectories(cfg.data)[1] or ""
+    env = make_env(env_id)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
+    env.close()
+    model = state["agent"]["model"]
+    hook: dict[str, Any] = {}
+    if any(k.startswith("encoder.") for k in model):
+        encoder = StateEncoder.from_state_dict(model, "encoder.")
+        hook = {"encoder": encoder, "feature_dim": encoder.feature_dim}
+        hook["freeze_encoder"] = cfg.freeze_encoder
+    agent: EncodedAgent = (
+        BehaviourCloning(obs_dim, act_dim, loss=cfg.bc_loss, **hook)
+        if AGENTS[kind] == "bc"
+        else TD3BC(obs_dim, act_dim, **hook)
+    )
+    agent.load_state_dict(model)
+    return Policy(agent.to(check_device(device)), (obs_dim,), env_id, kind)

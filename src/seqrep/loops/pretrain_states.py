@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
-from seqrep.devices import batch_to
+from seqrep.devices import batch_to, check_device, resolve_device
 from seqrep.distributed import (
     data_parallel_loss,
     rank_rows,
     world_size,
 )
-from seqrep.loops.progress import progress_bar
+from seqrep.loops.progress import console, progress_bar
 from seqrep.loops.runs import (
     MAY_CHANGE_ON_RESUME,
     Prepared,
@@ -48,6 +48,7 @@ __all__ = [
     "load_state_encoder",
     "prepare_state_pretraining",
     "pretrain_state_encoder",
+    "run_state_pretraining",
     "save_state_encoder",
     "write_state_report",
 ]
@@ -256,8 +257,9 @@ def save_state_encoder(run: RunDir, encoder: StateEncoder, objective: str) -> Pa
     )
 
 
-def load_state_encoder(run_dir: str | Path) -> tuple[StateEncoder, str]:
-    """The encoder a ``seqrep pretrain-states`` run saved, and its objective.
+def load_state_encoder(run_dir: str | Path, device: str = "cpu") -> StateEncoder:
+    """The encoder a ``seqrep pretrain-states`` run saved (in eval mode, on ``device``); its
+    objective is ``encoder.objective``.
 
     Raises:
         RunDirError: the folder holds no finished state pretraining.
@@ -270,7 +272,43 @@ def load_state_encoder(run_dir: str | Path) -> tuple[StateEncoder, str]:
         )
     encoder = StateEncoder(state["obs_dim"], state["feature_dim"], state["hidden"])
     encoder.load_state_dict(state["encoder"])
-    return encoder, state["objective"]
+    encoder.objective = state["objective"]
+    return encoder.to(check_device(device)).eval()
+
+
+def run_state_pretraining(
+    prepared: PreparedStatePretraining, run: RunDir | None = None, *, quiet: bool = False
+) -> tuple[StateEncoder, str]:
+    """Pretrain the objective (every torchrun rank its share of each batch); in the process
+    holding ``run``, save ``encoder.pt`` (what ``--encoder RUN`` loads) and the report.
+    Returns the encoder (in eval mode) and the report's table ('' without a run folder)."""
+    cfg, data = prepared.config, prepared.data
+    if run is not None:
+        console.print(
+            f"run folder: [bold]{run.path}[/]  ({data.num_episodes} episodes, {len(data)} "
+            f"transitions{f', {world_size()} processes' if world_size() > 1 else ''})"
+        )
+    method, history = pretrain_state_encoder(
+        cfg.objective,
+        data,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        window=cfg.window,
+        feature_dim=cfg.feature_dim,
+        hidden=cfg.hidden,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        log_every=cfg.log_every,
+        quiet=quiet or run is None,
+        device=resolve_device(cfg.device),
+        run=run,
+        checkpoint_every=cfg.checkpoint_every,
+    )
+    encoder: StateEncoder = method.encoder.eval()
+    if run is None:
+        return encoder, ""
+    save_state_encoder(run, encoder, cfg.objective)
+    return encoder, write_state_report(cfg, run, history, data)
 
 
 def write_state_report(
@@ -312,10 +350,10 @@ def encoder_hook(run_dir: str, obs_dim: int, freeze: bool) -> dict[str, Any]:
     """
     if not run_dir:
         return {}
-    encoder, objective = load_state_encoder(run_dir)
+    encoder = load_state_encoder(run_dir)
     if encoder.obs_dim != obs_dim:
         raise ValueError(
-            f"--encoder {run_dir} ({objective}) reads observations of size {encoder.obs_dim}, "
+            f"--encoder {run_dir} ({encoder.objective}) reads observations of size {encoder.obs_dim}, "
             f"but this task's have size {obs_dim}: pretrain on data of this environment"
         )
     return {"encoder": encoder, "feature_dim": encoder.feature_dim, "freeze_encoder": freeze}

@@ -16,12 +16,14 @@ import torch
 from torch import nn
 
 from seqrep.data.series import SeriesDataset
+from seqrep.nets import sliding_pool
 
 __all__ = [
     "ProbeResult",
     "bootstrap_ci",
     "effective_rank",
     "encode_dataset",
+    "encode_steps",
     "interquartile_mean",
     "linear_probe_r2",
     "logistic_probe",
@@ -55,6 +57,41 @@ def encode_dataset(method: nn.Module, data: SeriesDataset, batch_size: int = 64)
         out.append(z.cpu().numpy())
     method.train(was_training)
     return np.concatenate(out)
+
+
+@torch.no_grad()
+def encode_steps(
+    method: nn.Module,
+    data: SeriesDataset,
+    window: int = 0,
+    causal: bool = True,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Frozen per-step vectors of every series: [N, T', D] (``method.step_vectors``; pooled over
+    the last ``window`` steps as the method's ``pool`` when ``window`` > 0), NaN past each
+    series' end, in eval mode on the method's device."""
+    was_training = method.training
+    method.eval()
+    device = next(method.parameters()).device
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for i in range(0, len(data), batch_size):
+        sl = slice(i, i + batch_size)
+        lengths = torch.from_numpy(data.lengths[sl]).to(device)
+        x = torch.from_numpy(data.values[sl, : int(lengths.max())]).to(device)
+        h, out_len = method.step_vectors(x, lengths, causal)  # type: ignore[operator]
+        if window:
+            pool = getattr(method, "pool", None) or method.forward_cpc.pool  # type: ignore[union-attr]
+            h = sliding_pool(h, out_len, window, pool)
+        parts.append((h.cpu().numpy(), out_len.cpu().numpy()))
+    method.train(was_training)
+    width = max(h.shape[1] for h, _ in parts)
+    out = np.full((len(data), width, parts[0][0].shape[2]), np.nan, dtype=np.float32)
+    row = 0
+    for h, lens in parts:
+        for j, n in enumerate(lens):
+            out[row + j, :n] = h[j, :n]
+        row += len(lens)
+    return out
 
 
 def zero_padded(data: SeriesDataset, length: int) -> np.ndarray:

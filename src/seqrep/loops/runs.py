@@ -38,6 +38,7 @@ __all__ = [
     "RunDirError",
     "atomic_write_bytes",
     "atomic_write_text",
+    "default_run_folder",
     "has_progress",
     "hold_lock",
     "is_run_folder",
@@ -166,6 +167,11 @@ def _protected(path: Path) -> str | None:
     return None
 
 
+def default_run_folder(kind: str, runs_root: str | os.PathLike[str] = "runs") -> Path:
+    """Where a run goes when no --out is given: ``runs/<kind>-<YYYYmmdd-HHMMSS>``."""
+    return Path(runs_root) / f"{kind}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
 def _folder_to_use(
     out: str | os.PathLike[str] | None,
     kind: str,
@@ -180,8 +186,7 @@ def _folder_to_use(
             (cwd, home, a repository root) to --overwrite.
     """
     if out is None:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path(runs_root) / f"{kind}-{stamp}"
+        out = default_run_folder(kind, runs_root)
     if str(out).strip() == "":
         raise RunDirError("--out is empty; give a folder name, e.g. --out runs/my-run")
     path = Path(out)

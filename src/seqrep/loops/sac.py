@@ -9,7 +9,6 @@ same curve as an uninterrupted one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,16 @@ import numpy as np
 import torch
 
 from seqrep.data.trajectories import TrajectoryDataset
-from seqrep.devices import batch_to, resolve_device
+from seqrep.devices import batch_to, check_device, resolve_device
 from seqrep.loops.online import OnlineState, RunLog, resume_online, save_online
 from seqrep.loops.pretrain_states import encoder_hook
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.report import evaluation_table, plot_evaluations, videos_section
-from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir, load_run, load_training_state
+from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir, load_run
+from seqrep.nets import StateEncoder
 from seqrep.options import check_options
 from seqrep.rl.envs import check_renders, evaluate_policy, make_env
+from seqrep.rl.policy import Policy
 from seqrep.rl.replay import ReplayBuffer
 from seqrep.rl.sac import SAC, SACConfig
 from seqrep.rl.video import require_video_writer, write_video
@@ -35,7 +36,7 @@ __all__ = [
     "SACRunConfig",
     "SACTraining",
     "actor_snapshot",
-    "load_sac_policy",
+    "load_sac",
     "prepare_sac",
     "replay_buffer_dataset",
     "train_sac",
@@ -328,18 +329,28 @@ def write_sac_report(cfg: SACRunConfig, run: RunDir, summary: dict[str, Any]) ->
     return table
 
 
-def load_sac_policy(
-    run_dir: str, device: str = "cpu"
-) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """The environment id and deterministic policy (on ``device``) of a ``seqrep sac`` run."""
+def load_sac(run_dir: str | Path, device: str = "cpu") -> Policy:
+    """The deterministic policy of a ``seqrep sac`` run (its last checkpoint), on ``device``.
+    A run trained with ``--encoder`` brings its encoder in the checkpoint: the encoder's run
+    folder is not needed.
+
+    Raises:
+        RunDirError: not a ``seqrep sac`` run folder, or no checkpoint yet.
+    """
     cfg, state = load_run(run_dir, "sac", SACRunConfig)
     env = make_env(cfg.env)
-    agent = SAC(
-        int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)), cfg.sac()
-    )
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(np.prod(env.action_space.shape))
     env.close()
-    load_training_state(agent, state["agent"])
-    return cfg.env, agent.to(resolve_device(device)).numpy_policy()
+    model = state["agent"]["model"]
+    hook: dict[str, Any] = {}
+    if any(k.startswith("encoder.") for k in model):
+        encoder = StateEncoder.from_state_dict(model, "encoder.")
+        hook = {"encoder": encoder, "feature_dim": encoder.feature_dim}
+        hook["freeze_encoder"] = cfg.freeze_encoder
+    agent = SAC(obs_dim, act_dim, cfg.sac(), **hook)
+    agent.load_state_dict(model)
+    return Policy(agent.to(check_device(device)), (obs_dim,), cfg.env, "sac")
 
 
 def replay_buffer_dataset(

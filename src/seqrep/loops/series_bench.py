@@ -1,6 +1,6 @@
 """Sequence pretraining + probe, one cell at a time, and the UCR/UEA benchmark table.
 
-:func:`evaluate_cell` is what ``seqrep pretrain`` and ``seqrep bench series`` both run: load and
+:func:`pretrain_and_probe` is what ``seqrep pretrain`` and ``seqrep bench series`` both run: load and
 normalise a data set (train statistics only), pretrain a method (or not, for the baselines),
 encode frozen features, run the SVM and logistic probes. :func:`run_series_bench` loops it over
 data sets x methods x seeds, appending each finished cell to a JSON file so that a rerun skips
@@ -9,124 +9,29 @@ what is done.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import time
 from dataclasses import asdict, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, load_normalised
+from seqrep.data.series import SHIPPED_DATASETS, SeriesDataset, load_normalised, reference_table
 from seqrep.devices import resolve_device
-from seqrep.loops.pretrain import PretrainConfig, build_from_config, pretrain
-from seqrep.loops.probes import encode_dataset, logistic_probe, raw_features, svm_probe, zero_padded
+from seqrep.loops.pretrain import BASELINES, PretrainConfig, pretrain_and_probe
 from seqrep.loops.progress import console
-from seqrep.loops.runs import RunDir, atomic_write_text, hold_lock, with_options_added_since
+from seqrep.loops.runs import atomic_write_text, hold_lock, with_options_added_since
 from seqrep.loops.sweep import connect, stream
 from seqrep.methods import SERIES_METHODS
 
 __all__ = [
-    "BASELINES",
     "bench_config",
     "check_bench_options",
-    "evaluate_cell",
     "load_normalised",
-    "reference_table",
     "run_series_bench",
     "summarise",
 ]
-
-BASELINES = ("raw", "random", "minirocket")
-
-
-def reference_table(name: str = "timeseries_classification.csv") -> dict[str, dict[str, str]]:
-    """Published reference numbers shipped with seqrep, keyed by data set."""
-    text = resources.files("seqrep.data").joinpath("reference", name).read_text()
-    rows = csv.DictReader(
-        io.StringIO("\n".join(line for line in text.splitlines() if not line.startswith("#")))
-    )
-    return {r["dataset"]: r for r in rows}
-
-
-def evaluate_cell(
-    cfg: PretrainConfig,
-    train: SeriesDataset,
-    test: SeriesDataset,
-    *,
-    run: RunDir | None = None,
-    quiet: bool = True,
-) -> dict[str, Any]:
-    """Pretrain ``cfg.method`` (``raw``/``random`` are the baselines) and probe it.
-
-    Returns a row: method, seed, accuracy (SVM), logistic accuracy, seconds (pretrain + encode +
-    SVM, comparable with TS2Vec's measured total), pretrain seconds, and the probe's detail.
-    """
-    t0 = time.perf_counter()
-    extra: dict[str, Any] = {}
-    if cfg.method == "minirocket":
-        return _minirocket_row(cfg, train, test)
-    if cfg.method == "raw":
-        length = train.max_length
-        tr_x, te_x = raw_features(train, length), raw_features(test, length)
-        method = None
-    else:
-        if cfg.method == "random":
-            torch.manual_seed(cfg.seed)
-            method = build_from_config(replace(cfg, method="cpc"), train.num_channels).eval()
-        else:
-            method, summary = pretrain(cfg, train, run, quiet=quiet)
-            extra = {"pretrain_seconds": summary["seconds"], "final": summary["final"]}
-        tr_x, te_x = encode_dataset(method, train), encode_dataset(method, test)
-    svm = svm_probe(tr_x, train.labels, te_x, test.labels)
-    seconds = time.perf_counter() - t0  # pretrain + encode + SVM, as TS2Vec's total_seconds
-    logreg = logistic_probe(tr_x, train.labels, te_x, test.labels)
-    row = {
-        "method": cfg.method,
-        "seed": cfg.seed,
-        "accuracy": svm.accuracy,
-        "logistic_accuracy": logreg.accuracy,
-        "svm": svm.detail,
-        "seconds": seconds,
-        **extra,
-    }
-    row["_features"] = (tr_x, te_x)
-    row["_method"] = method
-    return row
-
-
-def _minirocket_row(
-    cfg: PretrainConfig, train: SeriesDataset, test: SeriesDataset
-) -> dict[str, Any]:
-    """aeon's MiniRocket with its usual ridge classifier (RidgeClassifierCV), what a practitioner
-    would pick instead of a learned encoder: fit and predict timed together. MiniRocket needs equal
-    lengths, so every series is zero-padded (after z-normalisation) to the training set's
-    longest, as the raw baseline is."""
-    from aeon.classification.convolution_based import MiniRocketClassifier
-
-    length = train.max_length
-    x_train, x_test = (zero_padded(d, length).transpose(0, 2, 1) for d in (train, test))
-    # numba compiles MiniRocket's kernels on first use (tens of seconds, once per process and
-    # input kind): a warm-up fit on a few series keeps that out of the timed fit.
-    few = np.concatenate([np.flatnonzero(train.labels == c)[:2] for c in np.unique(train.labels)])
-    MiniRocketClassifier(n_kernels=84, random_state=0, n_jobs=1).fit(
-        x_train[few], train.labels[few]
-    )
-    t0 = time.perf_counter()
-    clf = MiniRocketClassifier(random_state=cfg.seed, n_jobs=1)
-    clf.fit(x_train, train.labels)
-    accuracy = float((clf.predict(x_test) == test.labels).mean())
-    return {
-        "method": "minirocket",
-        "seed": cfg.seed,
-        "accuracy": accuracy,
-        "svm": "aeon MiniRocketClassifier (10,000 kernels, RidgeClassifierCV; JIT warm-up untimed)",
-        "seconds": time.perf_counter() - t0,
-    }
 
 
 def bench_config(base: PretrainConfig) -> dict[str, Any]:
@@ -209,7 +114,7 @@ def series_row(
     if threads is not None:
         torch.set_num_threads(threads)
     train, test = data if data is not None else load_normalised(cfg.data)
-    row = evaluate_cell(cfg, train, test)
+    row = pretrain_and_probe(cfg, train, test)
     return {"dataset": cfg.data, **{k: v for k, v in row.items() if not k.startswith("_")}}
 
 
@@ -369,84 +274,3 @@ def summarise(rows: list[dict[str, Any]], base: PretrainConfig | None = None) ->
         cfg = {k: v for k, v in asdict(base).items() if k not in ("data", "test_data", "seed")}
         note = f"\nOne configuration for every data set (no per-data-set tuning): `{cfg}`\n"
     return "\n".join(lines) + "\n" + note
-
-
-def write_pretrain_report(
-    run: RunDir,
-    cfg: PretrainConfig,
-    rows: list[dict[str, Any]],
-    test: SeriesDataset,
-    test_features: np.ndarray,
-) -> str:
-    """report.md with the probe table, training curves and a 2-D PCA of test embeddings."""
-    _plot_pretraining(run.read_metrics(), test, test_features, run.path / "training.png")
-    ref = reference_table().get(_base_name(cfg.data), {})
-    table = [
-        "| features | SVM accuracy (TS2Vec protocol) | logistic probe | seconds |",
-        "|---|---|---|---|",
-    ]
-    for r in rows:
-        table.append(
-            f"| {r['method']} | {r['accuracy']:.3f} ({r['svm']}) | "
-            f"{r['logistic_accuracy']:.3f} | {r['seconds']:.1f} |"
-        )
-    if ref:
-        table.append(f"| TS2Vec (published) | {ref['ts2vec']} | - | - |")
-    text = f"""# Pretraining: {cfg.method} on {cfg.data}
-
-{len(test)} test series, {test.num_classes} classes, {test.num_channels} channel(s). The probe sees only
-frozen features (pooled over valid steps as the config's `pool`); normalisation was fitted on the training split.
-
-{chr(10).join(table)}
-
-![training](training.png)
-
-Config: see config.json. Metrics per step: metrics.jsonl. Checkpoint: checkpoints/last.pt.
-"""
-    run.write_text("report.md", text)
-    return "\n".join(table)
-
-
-def _plot_pretraining(
-    metrics: list[dict[str, Any]], test: SeriesDataset, test_features: np.ndarray, path: Path
-) -> None:
-    """The training loss, the contrastive accuracy per k against chance, and a 2-D PCA of the
-    test embeddings coloured by class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    if metrics:
-        steps = [m["step"] for m in metrics]
-        axes[0].plot(steps, [m["loss"] for m in metrics])
-        axes[0].set(title="training loss", xlabel="step")
-        # Per-k accuracy: CPC's acc_k*, or a bidirectional CPC's forward model's.
-        per_k = [k for k in metrics[-1] if k.startswith("acc_k")] or [
-            k for k in metrics[-1] if k.startswith("forward_acc_k")
-        ]
-        for key in sorted(per_k, key=lambda k: int(k.rsplit("_k", 1)[1])):
-            label = key.replace("acc_", "").replace("_", " ")
-            axes[1].plot(steps, [m.get(key, np.nan) for m in metrics], label=label, lw=1)
-        axes[1].plot(steps, [m["accuracy"] for m in metrics], "k", lw=2, label="all")
-        if "chance" in metrics[-1]:
-            axes[1].axhline(metrics[-1]["chance"], color="gray", ls="--", label="chance")
-        axes[1].set(title="contrastive accuracy", xlabel="step", ylim=(0, 1))
-        axes[1].legend(fontsize=7, ncol=2)
-    centred = test_features - test_features.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    xy = centred @ vt[:2].T
-    for c in range(test.num_classes):
-        sel = test.labels == c
-        axes[2].scatter(xy[sel, 0], xy[sel, 1], s=8, label=test.classes[c])
-    axes[2].set(title="test embeddings, PCA (colour = class)")
-    if test.num_classes <= 12:
-        axes[2].legend(fontsize=7, markerscale=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _base_name(data: str) -> str:
-    return Path(data).stem.replace("_TRAIN", "") if Path(data).suffix else data

@@ -18,6 +18,8 @@ transformers need TensorFlow; this one is PyTorch.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,8 +27,9 @@ import torch
 from aeon.transformations.collection import BaseCollectionTransformer
 
 from seqrep.data.series import SeriesDataset, Standardizer, padded_from_collection
-from seqrep.loops.pretrain import PretrainConfig, pretrain
-from seqrep.loops.probes import encode_dataset
+from seqrep.loops.pretrain import PretrainConfig, load_pretrained, pretrain
+from seqrep.loops.probes import encode_dataset, encode_steps
+from seqrep.methods import SeriesMethod
 from seqrep.options import OptionError
 
 __all__ = ["CPCTransformer"]
@@ -47,6 +50,13 @@ class CPCTransformer(BaseCollectionTransformer):
         negatives, bidirectional, crop_context: CPC's options (see ``seqrep pretrain --help``).
         random_state: seeds the initialisation and the crops (the same seed, the same features).
         device: ``auto``, ``cpu`` or ``cuda``.
+        per_timestep, encoding_window, causal: what ``transform`` returns (see
+            :meth:`encode`): one vector per series (the default), or per time step, pooled over
+            the last ``encoding_window`` steps when it is > 0, without any later step when
+            ``causal``.
+
+    ``CPCTransformer.from_run(run_dir)`` (or ``seqrep.load``) gives the fitted transformer of a
+    ``seqrep pretrain`` run: the same features as ``seqrep encode``.
     """
 
     _tags: ClassVar[dict[str, Any]] = {
@@ -75,6 +85,9 @@ class CPCTransformer(BaseCollectionTransformer):
         pool: str = _DEFAULT.pool,
         random_state: int = 0,
         device: str = _DEFAULT.device,
+        per_timestep: bool = False,
+        encoding_window: int = 0,
+        causal: bool = True,
     ) -> None:
         self.method = method
         self.iterations = iterations
@@ -91,6 +104,9 @@ class CPCTransformer(BaseCollectionTransformer):
         self.pool = pool
         self.random_state = random_state
         self.device = device
+        self.per_timestep = per_timestep
+        self.encoding_window = encoding_window
+        self.causal = causal
         super().__init__()
 
     def _config(self) -> PretrainConfig:
@@ -135,16 +151,74 @@ class CPCTransformer(BaseCollectionTransformer):
         """Pretrain on X ([n_cases, n_channels, n_timepoints] or a list of 2-D arrays)."""
         cfg = self._config()
         data = self._dataset(X)
-        self.scaler_ = Standardizer().fit(data)
-        self.model_, _ = pretrain(cfg, self.scaler_.transform(data), quiet=True)
-        self.n_channels_ = data.num_channels
+        scaler = Standardizer().fit(data)
+        model, _ = pretrain(cfg, scaler.transform(data), quiet=True)
+        self._set_fitted(model, scaler, cfg)
         return self
 
+    def _set_fitted(self, model: SeriesMethod, scaler: Standardizer, cfg: PretrainConfig) -> None:
+        self.model_, self.scaler_, self.config_ = model.eval(), scaler, cfg
+        assert scaler.mean is not None
+        self.n_channels_ = len(scaler.mean)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "cpu", **params: Any) -> CPCTransformer:
+        """The fitted transformer of a ``seqrep pretrain`` run folder (its last checkpoint and
+        normaliser), on ``device``; ``params`` set the output options (``per_timestep``,
+        ``encoding_window``, ``causal``)."""
+        cfg, model, scaler, steps = load_pretrained(run_dir, device)
+        estimator = cls._fitted(model, scaler, replace(cfg, device=device), **params)
+        estimator.trained_iterations_ = steps
+        return estimator
+
+    @classmethod
+    def _fitted(
+        cls, model: SeriesMethod, scaler: Standardizer, cfg: PretrainConfig, **params: Any
+    ) -> CPCTransformer:
+        """A fitted transformer of a model trained elsewhere (``seqrep.pretrain``, a run
+        folder): its parameters are the config's, where the transformer has them."""
+        own = {_PARAMETER.get(f, f): getattr(cfg, f) for f in cfg.__dataclass_fields__}
+        names = cls._get_param_names()
+        estimator = cls(**{k: v for k, v in own.items() if k in names}, **params)
+        estimator._set_fitted(model, scaler, cfg)
+        estimator.is_fitted = True  # aeon's flag: fitted without a call to fit
+        return estimator
+
     def _transform(self, X: np.ndarray | list[np.ndarray], y: Any = None) -> np.ndarray:
-        """Frozen features [n_cases, n_features] of X."""
-        data = self._dataset(X)  # its channels were checked in transform()
-        with torch.no_grad():
-            return encode_dataset(self.model_, self.scaler_.transform(data)).astype(np.float64)
+        """Frozen features of X (see :meth:`encode`), as the transformer's options ask."""
+        return self.encode(X)
+
+    @torch.no_grad()
+    def encode(
+        self,
+        X: np.ndarray | list[np.ndarray],
+        *,
+        per_timestep: bool | None = None,
+        encoding_window: int | None = None,
+        causal: bool | None = None,
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """Features of X ([n_cases, n_channels, n_timepoints] or a list of [n_channels, T_i]
+        arrays), z-scored with the fitted statistics; the options default to the
+        transformer's own.
+
+        Returns:
+            ``per_timestep`` False (and ``encoding_window`` 0): one vector per series, [n, d]
+            (each series' steps pooled, as ``pool``). Otherwise one vector per time step,
+            [n, T', d'] (T' = T for the dilated encoder), NaN past each series' end: with
+            ``encoding_window`` > 0 each step's vector pools the last ``encoding_window``
+            steps' (a causal sliding window).
+            ``causal``: no vector depends on a later step (a bidirectional CPC's backward half
+            is then left out).
+        """
+        per_timestep = self.per_timestep if per_timestep is None else per_timestep
+        window = self.encoding_window if encoding_window is None else encoding_window
+        causal = self.causal if causal is None else causal
+        _check_collection(X, self.n_channels_)
+        data = self.scaler_.transform(self._dataset(X))
+        if not per_timestep and not window:
+            return encode_dataset(self.model_, data, batch_size).astype(np.float64)
+        return encode_steps(self.model_, data, window, causal, batch_size).astype(np.float64)
 
     @classmethod
     def _get_test_params(cls, parameter_set: str = "default") -> dict[str, Any]:

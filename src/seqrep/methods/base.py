@@ -35,6 +35,14 @@ class SeriesMethod(nn.Module):
         """Frozen instance vectors for probes: [B, T, C], [B] -> [B, D]."""
         raise NotImplementedError
 
+    def step_vectors(
+        self, x: Tensor, lengths: Tensor, causal: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Per-step vectors [B, T', D] (T' = T for the dilated encoder; the strided one has one
+        step per frame) and their valid lengths [B]. ``causal``: step t depends on no later
+        input (a backward model, which reads the future, is left out)."""
+        raise NotImplementedError
+
 
 def take_steps(h: Tensor, start: Tensor, width: int) -> Tensor:
     """Each row's steps from ``start[b]`` on, left-aligned: [B, T, D], [B] -> [B, width, D] with

@@ -187,8 +187,16 @@ class CPC(SeriesMethod):
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Instance vectors for probes: [z_t, c_t] pooled over valid steps (``pool``):
         [B, Dz + Dc] (max), or [B, 2 (Dz + Dc)] (max-mean)."""
+        h, out_len = self.step_vectors(x, lengths)
+        return pool_steps(h, out_len.clamp_min(1), self.pool)
+
+    def step_vectors(
+        self, x: Tensor, lengths: Tensor, causal: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """[z_t, c_t] per encoded step, [B, T', Dz + Dc], and the valid lengths [B]: causal
+        (g_enc is a causal convolution, g_ar a forward GRU) whatever ``causal`` says."""
         z, c, out_len = self.encode(x, lengths)
-        return pool_steps(torch.cat([z, c], dim=-1), out_len.clamp_min(1), self.pool)
+        return torch.cat([z, c], dim=-1), out_len
 
     def loss(
         self,
@@ -366,3 +374,14 @@ class BidirectionalCPC(SeriesMethod):
         """[forward vector, backward vector], each pooled as its CPC's ``pool``."""
         backward = self.backward_cpc.represent(reverse_valid(x, lengths), lengths)
         return torch.cat([self.forward_cpc.represent(x, lengths), backward], dim=-1)
+
+    def step_vectors(
+        self, x: Tensor, lengths: Tensor, causal: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Causal: the forward CPC's [z_t, c_t] alone. Otherwise beside them the backward
+        CPC's, put back in time order, so that step t also reads every later step."""
+        ahead, out_len = self.forward_cpc.step_vectors(x, lengths)
+        if causal:
+            return ahead, out_len
+        behind, _ = self.backward_cpc.step_vectors(reverse_valid(x, lengths), lengths)
+        return torch.cat([ahead, reverse_valid(behind, out_len)], dim=-1), out_len

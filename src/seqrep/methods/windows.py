@@ -108,8 +108,14 @@ class WindowMetricLearning(SeriesMethod):
     def represent(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Instance vectors: the encoder output pooled over valid steps (``pool``): [B, D] (max)
         or [B, 2D] (max-mean)."""
-        h = self.encoder(torch.nan_to_num(x))
-        return pool_steps(h, self.encoder.output_lengths(lengths).clamp_min(1), self.pool)
+        h, out_len = self.step_vectors(x, lengths)
+        return pool_steps(h, out_len.clamp_min(1), self.pool)
+
+    def step_vectors(
+        self, x: Tensor, lengths: Tensor, causal: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """The encoder's per-step output [B, T', D] (a causal convolution) and valid lengths."""
+        return self.encoder(torch.nan_to_num(x)), self.encoder.output_lengths(lengths)
 
     def loss(
         self, x: Tensor, lengths: Tensor, generator: torch.Generator | None = None

@@ -141,8 +141,9 @@ class SAC(EncodedAgent):
         return self.log_alpha.exp().detach()
 
     @torch.no_grad()
-    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """Actions for observations [B, obs_dim] -> [B, act_dim] in [-1, 1]."""
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
+        """Actions for observations [B, obs_dim] -> [B, act_dim] in [-1, 1]: the policy's
+        mean, or (``deterministic=False``) a sample, as exploration uses."""
         action, _, mean = self.actor(self.features(obs))
         return mean if deterministic else action
 

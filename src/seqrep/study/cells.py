@@ -27,9 +27,9 @@ from seqrep.rl.zoo import zoo_reference
 from seqrep.study.config import StudyConfig
 
 __all__ = [
+    "cell_returns",
     "encoder_checkpoint",
     "encoder_for",
-    "evaluate_cell_policy",
     "pretrained_encoder_state",
     "run_cell",
     "study_data",
@@ -119,7 +119,7 @@ def encoder_for(
     return enc, {"seconds": state["seconds"], "history": state["history"]}
 
 
-def evaluate_cell_policy(
+def cell_returns(
     agent: Any, env_id: str, episodes: int, seed: int, hide_dims: int = 0
 ) -> np.ndarray:
     """Returns of the deterministic policy (SAC's mean action; BC / TD3+BC are deterministic)."""
@@ -169,7 +169,7 @@ def run_cell(
     if frozen and not unchanged:
         raise RuntimeError(f"{cell}: a frozen encoder changed during downstream training")
     hidden = cfg.online_hide_dims if setting == "online" else 0
-    returns = evaluate_cell_policy(agent, env_id, cfg.eval_episodes, seed, hidden)
+    returns = cell_returns(agent, env_id, cfg.eval_episodes, seed, hidden)
     ref = zoo_reference(env_id)
     return {
         **cell,

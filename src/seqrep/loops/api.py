@@ -1,0 +1,293 @@
+"""seqrep's Python API: every verb as a function, and :func:`load`.
+
+Each verb takes its config dataclass (the command line's, with the same defaults) or its
+options as keywords, trains, and returns the trained object: a fitted
+:class:`~seqrep.loops.transform.CPCTransformer` for ``pretrain``, the state encoder (a torch
+module with its normaliser inside) for ``pretrain_states``, a :class:`~seqrep.rl.policy.Policy`
+for ``sac``, ``bc``, ``offline_rl`` and ``curl``. With ``out`` it writes the same run folder as
+the command line (config, metrics, checkpoints, report) and resumes one that holds the same
+config; without it nothing is written. Every check runs before the folder is opened.
+
+    import seqrep
+    encoder = seqrep.pretrain(data="GunPoint", iterations=20)      # no run folder
+    features = encoder.transform(X)                                 # [n_cases, n_features]
+    policy = seqrep.load("runs/sac-hopper")                         # any run folder
+    action = policy.act(obs)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from torch import nn
+
+from seqrep.devices import resolve_device
+from seqrep.distributed import broadcast_object, process_group, rank
+from seqrep.loops.curl import (
+    PixelRunConfig,
+    load_curl,
+    prepare_pixel_run,
+    train_pixel_sac,
+    write_pixel_report,
+)
+from seqrep.loops.mi_bench import MIBenchConfig, prepare_mi_bench, run_mi_bench
+from seqrep.loops.offline import OfflineRunConfig, load_offline, prepare_offline, run_offline
+from seqrep.loops.pretrain import PretrainConfig, prepare_pretrain, run_pretrain
+from seqrep.loops.pretrain_states import (
+    StatePretrainConfig,
+    load_state_encoder,
+    prepare_state_pretraining,
+    run_state_pretraining,
+)
+from seqrep.loops.progress import console
+from seqrep.loops.runs import Prepared, RunDir, RunDirError
+from seqrep.loops.sac import SACRunConfig, load_sac, prepare_sac, train_sac, write_sac_report
+from seqrep.loops.transform import CPCTransformer
+from seqrep.rl.policy import Policy
+
+__all__ = [
+    "bc",
+    "curl",
+    "load",
+    "mi_bench",
+    "offline_rl",
+    "open_run",
+    "pretrain",
+    "pretrain_states",
+    "sac",
+]
+
+C = TypeVar("C")
+
+
+def _config(cls: type[C], config: C | None, options: dict[str, Any]) -> C:
+    """``config``, or the class's defaults, with ``options`` replacing fields.
+
+    Raises:
+        TypeError: an option that is not a field of the config.
+    """
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(
+            f"{cls.__name__} has no option {', '.join(unknown)}; it has {', '.join(sorted(names))}"
+        )
+    base = {f.name: getattr(config, f.name) for f in fields(cls)} if config else {}  # type: ignore[arg-type]
+    return cls(**{**base, **options})
+
+
+def open_run(out: str | Path | None, prepared: Prepared, overwrite: bool) -> RunDir | None:
+    """The run folder ``out`` for ``prepared`` work (None without ``out``). Under torchrun
+    rank 0 alone opens it; if it cannot, every rank stops with its message instead of waiting
+    for it in the first collective."""
+    if out is None:
+        return None
+    run, error = None, None
+    if rank() == 0:
+        try:
+            run = RunDir.open(out, prepared, overwrite=overwrite)
+        except RunDirError as e:
+            error = str(e)
+    error = broadcast_object(error)
+    if error is not None:
+        raise RunDirError(error)
+    if run is not None:
+        console.print(f"run folder: [bold]{run.path}[/]")
+    return run
+
+
+def pretrain(
+    config: PretrainConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> CPCTransformer:
+    """``seqrep pretrain``: a sequence encoder pretrained on ``data`` (CPC by default), as a
+    fitted transformer; with ``out``, probed beside the raw series where the data are
+    labelled, and reported. Under torchrun every rank trains its share of each batch."""
+    prepared = prepare_pretrain(_config(PretrainConfig, config, options))
+    with process_group(resolve_device(prepared.config.device)):
+        run = open_run(out, prepared, overwrite)
+        result = run_pretrain(prepared, run, quiet=quiet)
+    estimator = CPCTransformer._fitted(result.method, result.scaler, prepared.config)
+    estimator.report_ = result.table
+    return estimator
+
+
+def pretrain_states(
+    config: StatePretrainConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> nn.Module:
+    """``seqrep pretrain-states``: a state encoder phi pretrained on ``data``'s trajectories
+    with ``objective``: a torch module, observations [B, obs_dim] -> features [B, d], its input
+    normalisation inside (``encoder.report`` holds the report's table with ``out``)."""
+    prepared = prepare_state_pretraining(_config(StatePretrainConfig, config, options))
+    with process_group(resolve_device(prepared.config.device)):
+        run = open_run(out, prepared, overwrite)
+        encoder, table = run_state_pretraining(prepared, run, quiet=quiet)
+    encoder.report = table
+    return encoder
+
+
+def sac(
+    config: SACRunConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> Policy:
+    """``seqrep sac``: SAC trained online in ``env`` (optionally on a pretrained ``encoder``);
+    its policy, with ``policy.report`` the evaluation table."""
+    prepared = prepare_sac(_config(SACRunConfig, config, options))
+    cfg = prepared.config
+    run = open_run(out, prepared, overwrite)
+    agent, summary = train_sac(cfg, run, quiet=quiet)
+    policy = Policy(agent.eval(), (prepared.obs_dim,), cfg.env, "sac")
+    policy.report = write_sac_report(cfg, run, summary) if run else _evaluations(summary)
+    policy.summary = summary
+    return policy
+
+
+def _offline(
+    verb: str,
+    config: OfflineRunConfig | None,
+    out: Any,
+    overwrite: bool,
+    quiet: bool,
+    **options: Any,
+) -> Policy:
+    prepared = prepare_offline(_config(OfflineRunConfig, config, options), verb)
+    run = open_run(out, prepared, overwrite)
+    agent, result = run_offline(prepared, run, quiet=quiet)
+    policy = Policy(agent.eval(), (prepared.data.obs_dim,), prepared.env_id, verb)
+    policy.summary = result
+    policy.report = (
+        f"{verb} on {prepared.config.data}: return {result['return_mean']:.1f} ± "
+        f"{result['return_std']:.1f} over {prepared.config.eval_episodes} episodes (data: "
+        f"{result['data_return_mean']:.1f})"
+    )
+    return policy
+
+
+def bc(
+    config: OfflineRunConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> Policy:
+    """``seqrep bc``: behaviour cloning on an offline data set (a Minari id or a D4RL-layout
+    HDF5 file); its policy, evaluated in the data's environment."""
+    return _offline("bc", config, out, overwrite, quiet, **options)
+
+
+def offline_rl(
+    config: OfflineRunConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> Policy:
+    """``seqrep offline-rl``: TD3+BC on an offline data set; its policy."""
+    return _offline("offline-rl", config, out, overwrite, quiet, **options)
+
+
+def curl(
+    config: PixelRunConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> Policy:
+    """``seqrep curl``: SAC from pixels on a DeepMind Control task, with CURL, crop-only, DrQ
+    or Gaussian positives (see :class:`~seqrep.rl.curl.PixelSACConfig`); its policy, which acts
+    on uint8 frame stacks."""
+    prepared = prepare_pixel_run(_config(PixelRunConfig, config, options))
+    cfg = prepared.config
+    run = open_run(out, prepared, overwrite)
+    agent, summary = train_pixel_sac(cfg, run, quiet=quiet)
+    obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
+    policy = Policy(agent.eval(), obs_shape, cfg.task, "curl")
+    policy.report = write_pixel_report(cfg, run, summary) if run else _evaluations(summary)
+    policy.summary = summary
+    return policy
+
+
+def mi_bench(
+    config: MIBenchConfig | None = None,
+    *,
+    out: str | Path,
+    overwrite: bool = False,
+    quiet: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """``seqrep mi-bench``: InfoNCE and NWJ bounds against the true MI of correlated Gaussians,
+    into the run folder ``out`` (its checkpoints let it resume); returns the summary."""
+    prepared = prepare_mi_bench(_config(MIBenchConfig, config, options))
+    run = open_run(out, prepared, overwrite)
+    assert run is not None
+    return run_mi_bench(prepared.config, run, quiet=quiet)
+
+
+def _evaluations(summary: dict[str, Any]) -> str:
+    """The evaluation curve of a run without a folder, as a Markdown table."""
+    step = (
+        "env_step" if summary["evaluations"] and "env_step" in summary["evaluations"][0] else "step"
+    )
+    rows = "\n".join(
+        f"| {e[step]} | {e['eval_return_mean']:.1f} ± {e['eval_return_std']:.1f} |"
+        for e in summary["evaluations"]
+    )
+    return f"| {step.replace('_', ' ')} | evaluation return |\n|---|---|\n{rows}"
+
+
+LOADERS = {
+    "pretrain": lambda path, device: CPCTransformer.from_run(path, device),
+    "pretrain-states": lambda path, device: load_state_encoder(path, device),
+    "sac": load_sac,
+    "bc": load_offline,
+    "offline-rl": load_offline,
+    "curl": load_curl,
+}
+
+
+def load(path: str | Path, device: str = "cpu") -> Any:
+    """The trained object of any run folder, from its last checkpoint, on ``device``:
+
+    - ``seqrep pretrain``: a fitted :class:`~seqrep.loops.transform.CPCTransformer`
+      (``transform(X)`` on [n_cases, n_channels, n_timepoints] arrays or lists of unequal
+      length: the features ``seqrep encode`` writes; ``encode(X, per_timestep=True)`` for one
+      vector per time step);
+    - ``seqrep pretrain-states``: the state encoder, a torch module [B, obs_dim] -> [B, d]
+      with its normaliser inside;
+    - ``seqrep sac``, ``bc``, ``offline-rl``, ``curl``: a :class:`~seqrep.rl.policy.Policy`,
+      whose ``act(obs)`` answers one observation or a batch, numpy or torch, deterministically.
+
+    Raises:
+        RunDirError: no run folder there, a kind of run that trains nothing to load (a study,
+            a benchmark), or no checkpoint yet.
+    """
+    config = Path(path) / "config.json"
+    try:
+        kind = json.loads(config.read_text()).get("kind")
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path} holds no seqrep run to load (no readable config.json)") from e
+    if kind not in LOADERS:
+        raise RunDirError(
+            f"{path} holds a {kind!r} run, which trains nothing to load; seqrep.load reads "
+            f"{', '.join(LOADERS)} runs"
+        )
+    return LOADERS[kind](path, device)
