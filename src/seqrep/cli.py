@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import torch
+from rich.markup import escape
 
 from seqrep.data.series import SHIPPED_DATASETS as SHIPPED
 from seqrep.devices import DEVICES
@@ -523,5 +524,5 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except (RunDirError, ValueError, FileNotFoundError, ImportError, RenderError) as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)  # one line, never wrapped
+        console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)  # one line, unwrapped
         sys.exit(2)

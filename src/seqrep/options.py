@@ -1,16 +1,18 @@
-"""Range checks for the options of every config dataclass: one line naming the flag that is
-out of range and what it must be (:func:`check_options`, :class:`OptionError`)."""
+"""What a run asks for, checked before it starts: every config's options in range (one line
+naming the flag and what it must be: :func:`check_options`, :class:`OptionError`), and the
+optional packages a verb needs installed (:func:`require_extra`, naming the extra)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from collections.abc import Iterator
 from typing import Any
 
 from seqrep.devices import check_device
 
-__all__ = ["OptionError", "check_options", "flag"]
+__all__ = ["EXTRAS", "OptionError", "check_options", "flag", "require_extra"]
 
 
 def flag(name: str) -> str:
@@ -103,3 +105,35 @@ def check_options(
             raise OptionError(name, f"unknown {{name}} {value!r}; choose {', '.join(allowed)}")
     if hasattr(cfg, "device"):
         check_device(cfg.device)
+
+
+# The optional dependencies of seqrep's extras (`pip install 'seqrep[series]'`), as modules.
+EXTRAS = {
+    "series": ("aeon", "sklearn", "pandas", "matplotlib"),
+    "rl": ("gymnasium", "mujoco", "minari", "h5py", "matplotlib"),
+    "pixels": ("gymnasium", "dm_control", "shimmy", "imageio_ffmpeg", "matplotlib"),
+    "ray": ("ray",),
+    "tensorboard": ("tensorboard",),
+}
+
+
+def require_extra(extra: str, what: str, modules: tuple[str, ...] | None = None) -> None:
+    """Raise ImportError, in one line naming the extra to install, unless ``what`` can run:
+    every module of ``extra`` (or just ``modules``) importable. Nothing is imported here.
+
+    Raises:
+        ImportError: ``{what} needs ...: pip install 'seqrep[{extra}]'``.
+    """
+    missing = [m for m in modules or EXTRAS[extra] if not _installed(m)]
+    if missing:
+        raise ImportError(
+            f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: pip install 'seqrep[{extra}]'"
+        )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a finder that refuses it (a broken install, a test's blocker)
+        return False

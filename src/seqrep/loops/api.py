@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from rich.markup import escape
 from torch import nn
 
 from seqrep.devices import resolve_device
@@ -45,8 +46,11 @@ from seqrep.loops.pretrain_states import (
 from seqrep.loops.progress import console
 from seqrep.loops.runs import Prepared, RunDir, RunDirError
 from seqrep.loops.sac import SACRunConfig, load_sac, prepare_sac, train_sac, write_sac_report
-from seqrep.loops.transform import CPCTransformer
+from seqrep.options import require_extra
 from seqrep.rl.policy import Policy
+
+if TYPE_CHECKING:
+    from seqrep.loops.transform import CPCTransformer
 
 __all__ = [
     "bc",
@@ -95,7 +99,7 @@ def open_run(out: str | Path | None, prepared: Prepared, overwrite: bool) -> Run
     if error is not None:
         raise RunDirError(error)
     if run is not None:
-        console.print(f"run folder: [bold]{run.path}[/]")
+        console.print(f"run folder: [bold]{escape(str(run.path))}[/]")
     return run
 
 
@@ -110,6 +114,9 @@ def pretrain(
     """``seqrep pretrain``: a sequence encoder pretrained on ``data`` (CPC by default), as a
     fitted transformer; with ``out``, probed beside the raw series where the data are
     labelled, and reported. Under torchrun every rank trains its share of each batch."""
+    require_extra("series", "seqrep.pretrain")
+    from seqrep.loops.transform import CPCTransformer
+
     prepared = prepare_pretrain(_config(PretrainConfig, config, options))
     with process_group(resolve_device(prepared.config.device)):
         run = open_run(out, prepared, overwrite)
@@ -130,6 +137,7 @@ def pretrain_states(
     """``seqrep pretrain-states``: a state encoder phi pretrained on ``data``'s trajectories
     with ``objective``: a torch module, observations [B, obs_dim] -> features [B, d], its input
     normalisation inside (``encoder.report`` holds the report's table with ``out``)."""
+    require_extra("rl", "seqrep.pretrain_states", ("minari", "h5py", "matplotlib"))
     prepared = prepare_state_pretraining(_config(StatePretrainConfig, config, options))
     with process_group(resolve_device(prepared.config.device)):
         run = open_run(out, prepared, overwrite)
@@ -148,6 +156,7 @@ def sac(
 ) -> Policy:
     """``seqrep sac``: SAC trained online in ``env`` (optionally on a pretrained ``encoder``);
     its policy, with ``policy.report`` the evaluation table."""
+    require_extra("rl", "seqrep.sac")
     prepared = prepare_sac(_config(SACRunConfig, config, options))
     cfg = prepared.config
     run = open_run(out, prepared, overwrite)
@@ -166,6 +175,7 @@ def _offline(
     quiet: bool,
     **options: Any,
 ) -> Policy:
+    require_extra("rl", f"seqrep.{verb.replace('-', '_')}")
     prepared = prepare_offline(_config(OfflineRunConfig, config, options), verb)
     run = open_run(out, prepared, overwrite)
     agent, result = run_offline(prepared, run, quiet=quiet)
@@ -215,6 +225,7 @@ def curl(
     """``seqrep curl``: SAC from pixels on a DeepMind Control task, with CURL, crop-only, DrQ
     or Gaussian positives (see :class:`~seqrep.rl.curl.PixelSACConfig`); its policy, which acts
     on uint8 frame stacks."""
+    require_extra("pixels", "seqrep.curl")
     prepared = prepare_pixel_run(_config(PixelRunConfig, config, options))
     cfg = prepared.config
     run = open_run(out, prepared, overwrite)
@@ -236,6 +247,7 @@ def mi_bench(
 ) -> dict[str, Any]:
     """``seqrep mi-bench``: InfoNCE and NWJ bounds against the true MI of correlated Gaussians,
     into the run folder ``out`` (its checkpoints let it resume); returns the summary."""
+    require_extra("series", "seqrep.mi_bench's plots", ("matplotlib",))
     prepared = prepare_mi_bench(_config(MIBenchConfig, config, options))
     run = open_run(out, prepared, overwrite)
     assert run is not None
@@ -254,8 +266,15 @@ def _evaluations(summary: dict[str, Any]) -> str:
     return f"| {step.replace('_', ' ')} | evaluation return |\n|---|---|\n{rows}"
 
 
+def _load_pretrain(path: str | Path, device: str) -> CPCTransformer:
+    require_extra("series", "loading a pretrain run")
+    from seqrep.loops.transform import CPCTransformer
+
+    return CPCTransformer.from_run(path, device)
+
+
 LOADERS = {
-    "pretrain": lambda path, device: CPCTransformer.from_run(path, device),
+    "pretrain": _load_pretrain,
     "pretrain-states": lambda path, device: load_state_encoder(path, device),
     "sac": load_sac,
     "bc": load_offline,

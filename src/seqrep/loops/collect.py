@@ -21,7 +21,7 @@ from seqrep.data.trajectories import TrajectoryDataset, require_writable_minari_
 from seqrep.devices import check_device
 from seqrep.loops.api import load
 from seqrep.loops.sac import replay_buffer_dataset
-from seqrep.options import check_options
+from seqrep.options import check_options, require_extra
 from seqrep.rl.collect import collect_episodes
 from seqrep.rl.envs import make_env
 from seqrep.rl.zoo import ZOO_LEVELS, load_zoo_policy, uniform_random_policy
@@ -96,6 +96,7 @@ def prepare_collection(
     Raises:
         ValueError: what is wrong, with the fix.
     """
+    require_extra("rl", "seqrep collect", ("gymnasium", "minari"))
     cfg.validate()
     require_writable_minari_id(cfg.dataset_id, overwrite)
     check_device(cfg.device)

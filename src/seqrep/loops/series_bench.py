@@ -24,6 +24,7 @@ from seqrep.loops.progress import console
 from seqrep.loops.runs import atomic_write_text, hold_lock, with_options_added_since
 from seqrep.loops.sweep import connect, stream
 from seqrep.methods import SERIES_METHODS
+from seqrep.options import require_extra
 
 __all__ = [
     "bench_config",
@@ -85,6 +86,7 @@ def run_series_bench(
     """Every data set x method x seed; one JSON row each, appended as it finishes (resumable).
 
     ``ray_address``: each cell a Ray task of ``threads`` CPUs (see :mod:`seqrep.loops.sweep`)."""
+    require_extra("series", "seqrep bench series")
     base = base or PretrainConfig()
     base.validate()
     check_bench_options(out_json, datasets, methods, seeds, threads)

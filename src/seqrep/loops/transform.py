@@ -24,7 +24,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from aeon.transformations.collection import BaseCollectionTransformer
+
+try:
+    from aeon.transformations.collection import BaseCollectionTransformer
+except ImportError as e:  # the series extra: say which, not aeon's internals
+    raise ImportError(
+        f"CPCTransformer is an aeon estimator ({e}): pip install 'seqrep[series]'"
+    ) from e
 
 from seqrep.data.series import SeriesDataset, Standardizer, padded_from_collection
 from seqrep.loops.pretrain import PretrainConfig, load_pretrained, pretrain

@@ -9,9 +9,8 @@ Rendering needs an OpenGL backend: ``MUJOCO_GL=egl`` (Debian: libegl1 libegl-mes
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
@@ -23,7 +22,6 @@ __all__ = [
     "TOY_TASK",
     "FrameReplay",
     "PixelEvaluation",
-    "PointPixels",
     "RenderError",
     "default_action_repeat",
     "make_pixel_env",
@@ -52,7 +50,8 @@ def parse_task(task: str) -> tuple[str, str]:
     return domain, name
 
 
-TOY_TASK = "seqrep-dot"  # the synthetic pixel task of the fast tests (see PointPixels)
+TOY_TASK = "seqrep-dot"  # the synthetic pixel task of the fast tests (rl.toy.PointPixels)
+TOY_TIME_LIMIT = 50  # its episodes' steps
 DMC_EPISODE_STEPS = 1000  # every suite task's time limit, in simulator steps
 
 
@@ -84,6 +83,10 @@ def make_pixel_env(
         ValueError: an unknown or malformed task, or a repeat below 1.
         RenderError, ImportError: rendering is not possible here (see :func:`import_dm_control`).
     """
+    import gymnasium as gym
+
+    from seqrep.rl.toy import PointPixels
+
     repeat = action_repeat or default_action_repeat(task)
     if repeat < 1:
         raise ValueError(f"--action-repeat must be >= 1, got {repeat}")
@@ -106,7 +109,7 @@ def default_action_repeat(task: str) -> int:
 def pixel_episode_steps(task: str, action_repeat: int) -> int:
     """The agent steps of a full episode (every episode of these tasks runs to its time
     limit): what :class:`FrameReplay` sizes its frame ring by."""
-    limit = PointPixels.time_limit if task == TOY_TASK else DMC_EPISODE_STEPS
+    limit = TOY_TIME_LIMIT if task == TOY_TASK else DMC_EPISODE_STEPS
     return -(-limit // action_repeat)
 
 
@@ -116,6 +119,8 @@ def _channels_first(frame: np.ndarray) -> np.ndarray:
 
 def _dmc_env(task: str, size: int, camera_id: int) -> Any:
     """shimmy's gymnasium environment of a DeepMind Control task, rendering ``size`` pixels."""
+    import gymnasium as gym
+
     suite = import_dm_control(render=True)
     domain, name = parse_task(task)
     if (domain, name) not in suite.ALL_TASKS:
@@ -131,6 +136,8 @@ def _dmc_env(task: str, size: int, camera_id: int) -> Any:
 def _unit_actions(env: Any) -> Any:
     """Actions clipped to [-1, 1] and mapped onto the task's bounds. Every suite task's bounds
     are [-1, 1] already: then the agent's action reaches the simulator unchanged."""
+    import gymnasium as gym
+
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise ValueError(f"pixel agents need continuous (Box) actions, got {space}")
@@ -138,42 +145,6 @@ def _unit_actions(env: Any) -> Any:
         ones = np.ones(space.shape, np.float32)
         env = gym.wrappers.RescaleAction(env, -ones, ones)
     return gym.wrappers.ClipAction(env)
-
-
-class PointPixels(gym.Env):  # type: ignore[type-arg]
-    """A synthetic pixel task for fast tests, as a ``gymnasium.Env``: a bright 3x3 dot on a dark
-    canvas (its ``render()``), moved by a 2-d action (0.1 per unit, walls at +-1); reward
-    1 - |position| / sqrt(2) per step (0 to 1); episodes of 50 steps, ended by the time limit
-    (truncated). Its observation is the position; :func:`make_pixel_env` shows the frames."""
-
-    time_limit = 50
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
-
-    def __init__(self, size: int = 40) -> None:
-        self.size, self.render_mode = size, "rgb_array"
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self._t, self._pos = 0, np.zeros(2)
-
-    def render(self) -> np.ndarray:
-        """The frame [size, size, 3] uint8."""
-        img = np.full((self.size, self.size, 3), 20, np.uint8)
-        c = np.round((self._pos + 1.0) / 2.0 * (self.size - 4)).astype(int) + 1
-        img[c[1] : c[1] + 3, c[0] : c[0] + 3] = 255
-        return img
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        self._pos, self._t = self.np_random.uniform(-1.0, 1.0, 2), 0
-        return self._pos.copy(), {}
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._pos = np.clip(self._pos + 0.1 * np.clip(action, -1, 1), -1.0, 1.0)
-        self._t += 1
-        reward = 1.0 - float(np.linalg.norm(self._pos)) / np.sqrt(2.0)
-        return self._pos.copy(), reward, False, self._t >= self.time_limit, {}
 
 
 class FrameReplay:
@@ -321,6 +292,8 @@ class PixelEvaluation:
         self.episodes = episodes
         # In this process, up to 10 environments; in subprocesses, one per worker.
         self.n = min(episodes, workers if workers > 1 else 10)
+        import gymnasium as gym
+
         fns = [make_env] * self.n
         self.env = (
             gym.vector.AsyncVectorEnv(fns, context="spawn")

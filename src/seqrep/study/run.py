@@ -17,6 +17,7 @@ from seqrep.devices import resolve_device
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.runs import Prepared, RunDir, RunDirError, atomic_write_text
 from seqrep.loops.sweep import connect, stream
+from seqrep.options import require_extra
 from seqrep.study.cells import encoder_checkpoint, pretrained_encoder_state, run_cell, study_data
 from seqrep.study.config import StudyConfig
 from seqrep.study.grid import (
@@ -91,6 +92,7 @@ def prepare_study(
     Raises:
         ValueError, RunDirError, ImportError: what is wrong, in one line.
     """
+    require_extra("rl", "seqrep study")
     cfg.validate()
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1 (worker processes, one core each), got {jobs}")
