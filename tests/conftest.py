@@ -3,6 +3,7 @@ that SIGKILLs a command mid-run serves the resume tests."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -10,6 +11,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
+
+# One torch thread in the tests and in the commands they start: their models are tiny, so one
+# thread is as fast as two here, and it does not collapse when other jobs hold the cores (two
+# threads beside two busy processes took a 35 s SAC fixture to 16 minutes).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def _kill_mid_run(cmd: list[str], ready: Callable[[], bool], env=None, timeout=300.0) -> None:

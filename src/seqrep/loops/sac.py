@@ -4,7 +4,8 @@ folder and exact checkpoint/resume.
 Checkpoints are written at episode boundaries (every ``checkpoint_every`` steps, at the next
 episode end) and hold the agent, its optimisers, the replay buffer, the step and episode
 counters and every RNG; episode e is reset with seed ``seed + e``, so a resumed run replays the
-same curve as an uninterrupted one.
+same curve as an uninterrupted one. The last checkpoint is written at ``total_steps``, inside
+an episode if that is where the run ends: a finished run always holds its final weights.
 """
 
 from __future__ import annotations
@@ -203,8 +204,9 @@ class SACTraining:
                     obs, _ = self.env.reset(seed=cfg.seed + state.episode)
                     advance(ep_len, ret=ep_return)
                     ep_return, ep_len = 0.0, 0
-            if ep_len:
+            if ep_len:  # the last episode was cut at total_steps: its weights must be kept
                 advance(ep_len)
+                self._checkpoint()
         self.env.close()
         evals = self.log.all_evaluations()
         return {
@@ -262,19 +264,28 @@ class SACTraining:
         )
         state.episode += 1
         due = state.step - state.last_checkpoint >= cfg.checkpoint_every
-        if self.run is not None and (due or state.step >= cfg.total_steps):
-            save_online(
-                self.run,
-                self.agent,
-                self.buffer,
-                self.gen,
-                self.rng,
-                step=state.step,
-                episode=state.episode,
-                seconds=state.seconds,
-                records=self.log.records,
-            )
-            state.last_checkpoint = state.step
+        if due or state.step >= cfg.total_steps:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Everything :func:`resume_online` restores (in a run folder). At ``total_steps`` it
+        may fall inside an episode: nothing is left to resume then, but the weights are the
+        run's final ones, which ``seqrep.load`` and ``collect`` read."""
+        state = self.state
+        if self.run is None:
+            return
+        save_online(
+            self.run,
+            self.agent,
+            self.buffer,
+            self.gen,
+            self.rng,
+            step=state.step,
+            episode=state.episode,
+            seconds=state.seconds,
+            records=self.log.records,
+        )
+        state.last_checkpoint = state.step
 
 
 def train_sac(
