@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.seqrep-installed
 # more, whereas a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow lint bench mi-bench study-quick clean
+.PHONY: venv demo test test-slow lint docs bench mi-bench study-quick clean
 
 venv: $(STAMP)
 
@@ -38,8 +38,14 @@ lint: $(STAMP)
 test: $(STAMP)
 	sh .ci/system-deps.sh
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -m "not slow" -q
+
+# The documentation (API reference from the docstrings, and the guides in docs/) into site/;
+# any warning (a broken link, a docstring that does not match its signature) fails it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 test-slow: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -m slow -q
@@ -55,4 +61,4 @@ mi-bench: $(STAMP)
 	$(BIN)/seqrep mi-bench --out runs/demo-mi-bench --overwrite
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache .mypy_cache

@@ -174,6 +174,9 @@ def test_sac_run_loads_to_a_policy_that_repeats_its_last_evaluation(pendulum_exp
     assert torch.allclose(policy.act(torch.from_numpy(obs)), torch.from_numpy(batch))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         policy.act(np.zeros(4))
+    env = policy.make_env()
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.low.tolist() == [-1.0] and policy.act(obs).shape == (1,)
 
 
 @pytest.fixture(scope="module")
@@ -241,8 +244,10 @@ def test_curl_run_loads_to_a_pixel_policy_that_repeats_its_last_evaluation(tmp_p
     trained = seqrep.curl(**options, eval_every=200, eval_episodes=3, out=out)
     policy = seqrep.load(out)
     assert policy.obs_shape == (9, 40, 40)
-    env = make_pixel_env("seqrep-dot", 40, 1, 3)
+    env = policy.make_env()  # the run's task, image size, action repeat and frame stack
     obs, _ = env.reset(seed=10_000)
+    reference, _ = make_pixel_env("seqrep-dot", 40, 1, 3).reset(seed=10_000)
+    np.testing.assert_array_equal(obs, reference)
     assert obs.dtype == np.uint8 and obs.shape == policy.obs_shape
     np.testing.assert_array_equal(policy.act(obs), trained.act(obs))
     env.close()

@@ -79,6 +79,16 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in optional))
     assert result.stdout.strip() == "[]"
 
 
+def test_the_readmes_tour_runs_as_written_on_the_core(core_env: dict[str, str]) -> None:
+    """The README's "A short tour" block, executed as written with only the core importable,
+    so the documented API cannot drift and the light install really runs it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = readme.split("## A short tour", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    check = "\nassert loss.ndim == 0 and res.logits.shape == (256, 256)\nprint('ok')\n"
+    result = _run(core_env, "-c", tour + check)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_cli_help_and_version_need_only_the_core(core_env: dict[str, str]) -> None:
     result = _run(core_env, "-m", "seqrep", "--help")
     assert result.returncode == 0, result.stderr

@@ -42,11 +42,12 @@ LAYERS = [
     ),
     (
         "run infrastructure",
-        "run folders and checkpoints, progress bars, memory tuning, online checkpoints, report "
-        "pieces, probes, Ray",
+        "run folders and checkpoints, TensorBoard, progress bars, memory tuning, online "
+        "checkpoints, report pieces, probes, Ray",
         [
             "seqrep.loops",
             "seqrep.loops.runs",
+            "seqrep.loops.tensorboard_log",
             "seqrep.loops.progress",
             "seqrep.loops.memory",
             "seqrep.loops.online",

@@ -206,8 +206,9 @@ def test_td3bc_bootstraps_through_the_ema_target_encoder():
     assert not torch.allclose(before, moved)
 
 
-def _offline_cli(data, out, steps="600"):
+def _offline_cli(data, out, steps="600", *more):
     args = ["--data", str(data), "--env", "Pendulum-v1", "--steps", steps, "--log-every", "50"]
+    args += list(more)
     args += ["--eval-every", "300", "--eval-episodes", "1", "--checkpoint-every", "100"]
     args += ["--batch-size", "64", "--out", str(out), "--quiet"]
     return [sys.executable, "-c", "from seqrep.cli import main; main()", "offline-rl", *args]
@@ -223,10 +224,11 @@ def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kil
     save_d4rl_hdf5(collect_episodes("Pendulum-v1", uniform_random_policy(1, 0), 2000, 0), data)
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_offline_cli(data, full), check=True, capture_output=True, timeout=300)
-    kill_mid_run(_offline_cli(data, cut), (cut / "checkpoints" / "last.pt").exists)
+    board = ("600", "--tensorboard")
+    kill_mid_run(_offline_cli(data, cut, *board), (cut / "checkpoints" / "last.pt").exists)
     ckpt = torch.load(cut / "checkpoints" / "last.pt", weights_only=False)
     assert 0 < ckpt["step"] < 600, "the kill must land mid-run"
-    subprocess.run(_offline_cli(data, cut), check=True, capture_output=True, timeout=300)
+    subprocess.run(_offline_cli(data, cut, *board), check=True, capture_output=True, timeout=300)
 
     def records(run):
         lines = (run / "metrics.jsonl").read_text().splitlines()
@@ -242,6 +244,12 @@ def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kil
             assert math.isclose(ra[k], rb[k], rel_tol=1e-6, abs_tol=1e-9), (k, ra, rb)
     report = (cut / "report.md").read_text()
     assert "| 300 |" in report and "| 600 |" in report and (cut / "returns.png").exists()
+    # TensorBoard, across the kill, shows what metrics.jsonl holds, once per step.
+    from test_tensorboard import metrics_as_scalars, read_events
+
+    scalars, images = read_events(cut / "tensorboard")
+    assert scalars == metrics_as_scalars(cut, "step")
+    assert "figures/returns" in images
 
 
 def test_rerun_without_checkpoint_starts_the_metrics_afresh(tmp_path):

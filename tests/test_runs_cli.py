@@ -157,16 +157,6 @@ def test_cli_bad_input_is_one_clear_error(args, message, capsys, tmp_path):
 
 
 # Layers of DESIGN.md, top (0) to bottom: a module may import only from its own layer or below.
-def test_readme_tour_runs():
-    """The README's Python tour is executed as written, so the documented API cannot drift."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["loss"].ndim == 0
-    assert namespace["res"].logits.shape == (256, 256)
-
-
 _HELD_MEMORY_PROBE = """
 import os, resource, sys
 import torch

@@ -9,7 +9,7 @@ Layers, top to bottom (a module imports only from its own level or below):
 | 8 study | `seqrep.study` | the Representation Matters grid: config, grid, cells, run, report |
 | 7 over the verbs | `seqrep.loops.api`, `seqrep.loops.series_bench`, `seqrep.loops.transform`, `seqrep.loops.encode`, `seqrep.loops.collect` | the Python API (every verb as a function, seqrep.load), the UCR/UEA benchmark, the scikit-learn transformer, encode, collect |
 | 6 verbs | `seqrep.loops.pretrain`, `seqrep.loops.pretrain_states`, `seqrep.loops.sac`, `seqrep.loops.offline`, `seqrep.loops.curl`, `seqrep.loops.mi_bench`, `seqrep.loops.zoo` | one module per verb: its config, preparation, training loop and report |
-| 5 run infrastructure | `seqrep.loops`, `seqrep.loops.runs`, `seqrep.loops.progress`, `seqrep.loops.memory`, `seqrep.loops.online`, `seqrep.loops.report`, `seqrep.loops.probes`, `seqrep.loops.sweep` | run folders and checkpoints, progress bars, memory tuning, online checkpoints, report pieces, probes, Ray |
+| 5 run infrastructure | `seqrep.loops`, `seqrep.loops.runs`, `seqrep.loops.tensorboard_log`, `seqrep.loops.progress`, `seqrep.loops.memory`, `seqrep.loops.online`, `seqrep.loops.report`, `seqrep.loops.probes`, `seqrep.loops.sweep` | run folders and checkpoints, TensorBoard, progress bars, memory tuning, online checkpoints, report pieces, probes, Ray |
 | 4 models | `seqrep.methods`, `seqrep.rl` | what is trained: representation methods registered by name; agents, environments, replay, collection |
 | 3 nets | `seqrep.nets` | encoders for signals, states and pixels; the momentum (EMA) copy |
 | 2 math | `seqrep.losses`, `seqrep.critics`, `seqrep.mi` | pure tensor math: InfoNCE and the margin losses, scoring functions, MI bounds |

@@ -107,6 +107,14 @@ def _config_from(config_cls: type, kwargs: dict[str, Any]) -> Any:
     return config_cls(**{k: v for k, v in kwargs.items() if k in names})
 
 
+TENSORBOARD_OPTION = click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="also write the metrics (scalars) and the report's figures (images) as TensorBoard "
+    "event files in RUN/tensorboard (pip install 'seqrep[tensorboard]')",
+)
+
+
 def _out_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--quiet", is_flag=True, help="no progress bar")(fn)
     fn = click.option(
@@ -155,18 +163,24 @@ def _finish(run_dir: str | None, report: str, *files: str) -> None:
 @cli.command("mi-bench", short_help="Correlated-Gaussian MI benchmark: InfoNCE vs NWJ bounds.")
 @config_options(MIBenchConfig)
 @_out_options
-def mi_bench_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+@TENSORBOARD_OPTION
+def mi_bench_cmd(
+    out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
+) -> None:
     """Correlated-Gaussian MI benchmark (Poole et al. 2019): InfoNCE vs NWJ bounds."""
     cfg = _config_from(MIBenchConfig, kwargs)
     out = str(default_run_folder("mi-bench")) if out is None else out
-    summary = api.mi_bench(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    summary = api.mi_bench(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard)
     _finish(out, format_table(cfg, summary), "mi_estimates.png")
 
 
 @cli.command("pretrain", short_help="Pretrain CPC / triplet / contrastive on a series data set.")
 @config_options(PretrainConfig)
 @_out_options
-def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+@TENSORBOARD_OPTION
+def pretrain_cmd(
+    out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
+) -> None:
     """Pretrain a sequence encoder, then probe it (SVM, TS2Vec protocol) beside baselines
     where the data are labelled.
 
@@ -174,7 +188,7 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
     ``torchrun --nproc-per-node 2 -m seqrep pretrain ...`` (--batch-size is per process)."""
     out = str(default_run_folder("pretrain")) if out is None else out
     cfg = _config_from(PretrainConfig, kwargs)
-    encoder = api.pretrain(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    encoder = api.pretrain(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard)
     _finish(out, encoder.report_)
 
 
@@ -184,37 +198,54 @@ def pretrain_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -
 )
 @config_options(StatePretrainConfig)
 @_out_options
-def pretrain_states_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+@TENSORBOARD_OPTION
+def pretrain_states_cmd(
+    out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
+) -> None:
     """Pretrain phi(s) with one objective (see --objective) on a data set's windows; the run
     folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
 
     Data-parallel when launched by torchrun (--batch-size is per process)."""
     out = str(default_run_folder("pretrain-states")) if out is None else out
     cfg = _config_from(StatePretrainConfig, kwargs)
-    encoder = api.pretrain_states(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    encoder = api.pretrain_states(
+        cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard
+    )
     _finish(out, encoder.report)
 
 
 @cli.command("sac", short_help="Train SAC online on a gymnasium task (resumable).")
 @config_options(SACRunConfig)
 @_out_options
-def sac_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+@TENSORBOARD_OPTION
+def sac_cmd(
+    out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
+) -> None:
     """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
     out = str(default_run_folder("sac")) if out is None else out
-    policy = api.sac(_config_from(SACRunConfig, kwargs), out=out, overwrite=overwrite, quiet=quiet)
+    policy = api.sac(
+        _config_from(SACRunConfig, kwargs),
+        out=out,
+        overwrite=overwrite,
+        quiet=quiet,
+        tensorboard=tensorboard,
+    )
     _finish(out, policy.report)
 
 
 @cli.command("curl", short_help="SAC from pixels on DeepMind Control: CURL, crop-only, DrQ.")
 @config_options(PixelRunConfig)
 @_out_options
-def curl_cmd(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+@TENSORBOARD_OPTION
+def curl_cmd(
+    out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
+) -> None:
     """SAC from rendered pixels on a DeepMind Control task with CURL's contrastive auxiliary
     (--aux curl|none), augmentation (--augment crop|shift|none|gaussian) and DrQ's averaged
     targets (--drq-k, --drq-m); resumable."""
     out = str(default_run_folder("curl")) if out is None else out
     cfg = _config_from(PixelRunConfig, kwargs)
-    policy = api.curl(cfg, out=out, overwrite=overwrite, quiet=quiet)
+    policy = api.curl(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard)
     _finish(out, policy.report)
 
 
@@ -222,10 +253,15 @@ def _offline_command(verb: str, help_text: str, fit: Callable[..., Any]) -> None
     @cli.command(verb, short_help=help_text, help=help_text)
     @config_options(OfflineRunConfig)
     @_out_options
-    def command(out: str | None, overwrite: bool, quiet: bool, **kwargs: Any) -> None:
+    @TENSORBOARD_OPTION
+    def command(
+        out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
+    ) -> None:
         out = str(default_run_folder(verb)) if out is None else out
         cfg = _config_from(OfflineRunConfig, kwargs)
-        _finish(out, fit(cfg, out=out, overwrite=overwrite, quiet=quiet).report)
+        _finish(
+            out, fit(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard).report
+        )
 
 
 _offline_command("bc", "Behaviour cloning on an offline data set (Minari id or .hdf5).", api.bc)

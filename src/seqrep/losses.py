@@ -387,7 +387,8 @@ def contrastive_margin(
       ``pos_margin=0``): ``same * D + (1 - same) * max(0, margin - D)``.
 
     Args:
-        a, b: [B, D] paired embeddings.
+        a: [B, D] embeddings, the first of each pair.
+        b: [B, D] embeddings, the second of each pair.
         same: [B] bool (or 0/1): whether pair i is a "same" (similar) pair.
         margin: dissimilar pairs closer than this are pushed apart; must be >= 0.
     """
@@ -444,7 +445,10 @@ def triplet_margin(
     """Triplet loss ``max(0, d(a, p) - d(a, n) + margin)`` (FaceNet, Schroff et al. 2015).
 
     Args:
-        anchor, positive, negative: [B, D].
+        anchor: [B, D] embeddings.
+        positive: [B, D], the same identity as each anchor.
+        negative: [B, D], another identity.
+        margin: how much farther than the positive the negative must be; >= 0.
         squared: use squared Euclidean distances, as FaceNet does.
     """
     _check_matrix("anchor", anchor)

@@ -18,6 +18,8 @@ config; without it nothing is written. Every check runs before the folder is ope
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,12 +32,19 @@ from seqrep.distributed import broadcast_object, process_group, rank
 from seqrep.loops.curl import (
     PixelRunConfig,
     load_curl,
+    pixel_policy,
     prepare_pixel_run,
     train_pixel_sac,
     write_pixel_report,
 )
 from seqrep.loops.mi_bench import MIBenchConfig, prepare_mi_bench, run_mi_bench
-from seqrep.loops.offline import OfflineRunConfig, load_offline, prepare_offline, run_offline
+from seqrep.loops.offline import (
+    OfflineRunConfig,
+    load_offline,
+    offline_policy,
+    prepare_offline,
+    run_offline,
+)
 from seqrep.loops.pretrain import PretrainConfig, prepare_pretrain, run_pretrain
 from seqrep.loops.pretrain_states import (
     StatePretrainConfig,
@@ -45,7 +54,14 @@ from seqrep.loops.pretrain_states import (
 )
 from seqrep.loops.progress import console
 from seqrep.loops.runs import Prepared, RunDir, RunDirError
-from seqrep.loops.sac import SACRunConfig, load_sac, prepare_sac, train_sac, write_sac_report
+from seqrep.loops.sac import (
+    SACRunConfig,
+    load_sac,
+    prepare_sac,
+    sac_policy,
+    train_sac,
+    write_sac_report,
+)
 from seqrep.options import require_extra
 from seqrep.rl.policy import Policy
 
@@ -83,12 +99,28 @@ def _config(cls: type[C], config: C | None, options: dict[str, Any]) -> C:
     return cls(**{**base, **options})
 
 
-def open_run(out: str | Path | None, prepared: Prepared, overwrite: bool) -> RunDir | None:
-    """The run folder ``out`` for ``prepared`` work (None without ``out``). Under torchrun
-    rank 0 alone opens it; if it cannot, every rank stops with its message instead of waiting
-    for it in the first collective."""
+@contextmanager
+def open_run(
+    out: str | Path | None, prepared: Prepared, overwrite: bool, tensorboard: bool = False
+) -> Iterator[RunDir | None]:
+    """The run folder ``out`` for ``prepared`` work (None without ``out``), for the ``with``
+    block that trains and reports into it; with ``tensorboard``, its records also go to
+    TensorBoard, and the report's figures when the block ends. Under torchrun rank 0 alone
+    opens it; if it cannot, every rank stops with its message instead of waiting for it in
+    the first collective.
+
+    Raises:
+        ValueError: ``tensorboard`` without ``out`` (the event files go in the run folder).
+        ImportError: ``tensorboard`` without the tensorboard package.
+        RunDirError: the folder cannot be opened (see :meth:`RunDir.open`).
+    """
+    if tensorboard:
+        if out is None:
+            raise ValueError("tensorboard=True writes into the run folder: pass out=FOLDER too")
+        require_extra("tensorboard", "--tensorboard")
     if out is None:
-        return None
+        yield None
+        return
     run, error = None, None
     if rank() == 0:
         try:
@@ -98,9 +130,16 @@ def open_run(out: str | Path | None, prepared: Prepared, overwrite: bool) -> Run
     error = broadcast_object(error)
     if error is not None:
         raise RunDirError(error)
-    if run is not None:
-        console.print(f"run folder: [bold]{escape(str(run.path))}[/]")
-    return run
+    if run is None:  # another rank's: rank 0 writes the folder
+        yield None
+        return
+    console.print(f"run folder: [bold]{escape(str(run.path))}[/]")
+    if tensorboard:
+        run.enable_tensorboard()
+    try:
+        yield run
+    finally:
+        run.close_tensorboard()
 
 
 def pretrain(
@@ -109,6 +148,7 @@ def pretrain(
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> CPCTransformer:
     """``seqrep pretrain``: a sequence encoder pretrained on ``data`` (CPC by default), as a
@@ -118,8 +158,10 @@ def pretrain(
     from seqrep.loops.transform import CPCTransformer
 
     prepared = prepare_pretrain(_config(PretrainConfig, config, options))
-    with process_group(resolve_device(prepared.config.device)):
-        run = open_run(out, prepared, overwrite)
+    with (
+        process_group(resolve_device(prepared.config.device)),
+        open_run(out, prepared, overwrite, tensorboard) as run,
+    ):
         result = run_pretrain(prepared, run, quiet=quiet)
     estimator = CPCTransformer._fitted(result.method, result.scaler, prepared.config)
     estimator.report_ = result.table
@@ -132,6 +174,7 @@ def pretrain_states(
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> nn.Module:
     """``seqrep pretrain-states``: a state encoder phi pretrained on ``data``'s trajectories
@@ -139,8 +182,10 @@ def pretrain_states(
     normalisation inside (``encoder.report`` holds the report's table with ``out``)."""
     require_extra("rl", "seqrep.pretrain_states", ("minari", "h5py", "matplotlib"))
     prepared = prepare_state_pretraining(_config(StatePretrainConfig, config, options))
-    with process_group(resolve_device(prepared.config.device)):
-        run = open_run(out, prepared, overwrite)
+    with (
+        process_group(resolve_device(prepared.config.device)),
+        open_run(out, prepared, overwrite, tensorboard) as run,
+    ):
         encoder, table = run_state_pretraining(prepared, run, quiet=quiet)
     encoder.report = table
     return encoder
@@ -152,6 +197,7 @@ def sac(
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> Policy:
     """``seqrep sac``: SAC trained online in ``env`` (optionally on a pretrained ``encoder``);
@@ -159,10 +205,11 @@ def sac(
     require_extra("rl", "seqrep.sac")
     prepared = prepare_sac(_config(SACRunConfig, config, options))
     cfg = prepared.config
-    run = open_run(out, prepared, overwrite)
-    agent, summary = train_sac(cfg, run, quiet=quiet)
-    policy = Policy(agent.eval(), (prepared.obs_dim,), cfg.env, "sac")
-    policy.report = write_sac_report(cfg, run, summary) if run else _evaluations(summary)
+    with open_run(out, prepared, overwrite, tensorboard) as run:
+        agent, summary = train_sac(cfg, run, quiet=quiet)
+        report = write_sac_report(cfg, run, summary) if run else _evaluations(summary)
+    policy = sac_policy(agent.eval(), cfg, prepared.obs_dim)
+    policy.report = report
     policy.summary = summary
     return policy
 
@@ -173,13 +220,14 @@ def _offline(
     out: Any,
     overwrite: bool,
     quiet: bool,
+    tensorboard: bool,
     **options: Any,
 ) -> Policy:
     require_extra("rl", f"seqrep.{verb.replace('-', '_')}")
     prepared = prepare_offline(_config(OfflineRunConfig, config, options), verb)
-    run = open_run(out, prepared, overwrite)
-    agent, result = run_offline(prepared, run, quiet=quiet)
-    policy = Policy(agent.eval(), (prepared.data.obs_dim,), prepared.env_id, verb)
+    with open_run(out, prepared, overwrite, tensorboard) as run:
+        agent, result = run_offline(prepared, run, quiet=quiet)
+    policy = offline_policy(agent.eval(), prepared.env_id, prepared.data.obs_dim, verb)
     policy.summary = result
     policy.report = (
         f"{verb} on {prepared.config.data}: return {result['return_mean']:.1f} ± "
@@ -195,11 +243,12 @@ def bc(
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> Policy:
     """``seqrep bc``: behaviour cloning on an offline data set (a Minari id or a D4RL-layout
     HDF5 file); its policy, evaluated in the data's environment."""
-    return _offline("bc", config, out, overwrite, quiet, **options)
+    return _offline("bc", config, out, overwrite, quiet, tensorboard, **options)
 
 
 def offline_rl(
@@ -208,10 +257,11 @@ def offline_rl(
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> Policy:
     """``seqrep offline-rl``: TD3+BC on an offline data set; its policy."""
-    return _offline("offline-rl", config, out, overwrite, quiet, **options)
+    return _offline("offline-rl", config, out, overwrite, quiet, tensorboard, **options)
 
 
 def curl(
@@ -220,6 +270,7 @@ def curl(
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> Policy:
     """``seqrep curl``: SAC from pixels on a DeepMind Control task, with CURL, crop-only, DrQ
@@ -228,11 +279,11 @@ def curl(
     require_extra("pixels", "seqrep.curl")
     prepared = prepare_pixel_run(_config(PixelRunConfig, config, options))
     cfg = prepared.config
-    run = open_run(out, prepared, overwrite)
-    agent, summary = train_pixel_sac(cfg, run, quiet=quiet)
-    obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
-    policy = Policy(agent.eval(), obs_shape, cfg.task, "curl")
-    policy.report = write_pixel_report(cfg, run, summary) if run else _evaluations(summary)
+    with open_run(out, prepared, overwrite, tensorboard) as run:
+        agent, summary = train_pixel_sac(cfg, run, quiet=quiet)
+        report = write_pixel_report(cfg, run, summary) if run else _evaluations(summary)
+    policy = pixel_policy(agent.eval(), cfg)
+    policy.report = report
     policy.summary = summary
     return policy
 
@@ -243,15 +294,16 @@ def mi_bench(
     out: str | Path,
     overwrite: bool = False,
     quiet: bool = True,
+    tensorboard: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """``seqrep mi-bench``: InfoNCE and NWJ bounds against the true MI of correlated Gaussians,
     into the run folder ``out`` (its checkpoints let it resume); returns the summary."""
     require_extra("series", "seqrep.mi_bench's plots", ("matplotlib",))
     prepared = prepare_mi_bench(_config(MIBenchConfig, config, options))
-    run = open_run(out, prepared, overwrite)
-    assert run is not None
-    return run_mi_bench(prepared.config, run, quiet=quiet)
+    with open_run(out, prepared, overwrite, tensorboard) as run:
+        assert run is not None
+        return run_mi_bench(prepared.config, run, quiet=quiet)
 
 
 def _evaluations(summary: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -475,4 +476,12 @@ def load_curl(run_dir: str | Path, device: str = "cpu") -> Policy:
     obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
     agent = PixelSAC(obs_shape, act_dim, cfg.agent(), device=check_device(device))
     agent.load_state_dict(state["agent"]["model"])
-    return Policy(agent, obs_shape, cfg.task, "curl")
+    return pixel_policy(agent, cfg)
+
+
+def pixel_policy(agent: PixelSAC, cfg: PixelRunConfig) -> Policy:
+    """``agent`` as the :class:`Policy` of a run of ``cfg``: it acts on uint8 frame stacks
+    [3 * frame_stack, image_size, image_size], and ``make_env`` renders them."""
+    obs_shape = (3 * cfg.frame_stack, cfg.image_size, cfg.image_size)
+    env = partial(make_pixel_env, cfg.task, cfg.image_size, cfg.repeat(), cfg.frame_stack)
+    return Policy(agent, obs_shape, cfg.task, "curl", env)

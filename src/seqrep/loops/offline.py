@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,8 @@ from seqrep.loops.runs import (
     load_training_state,
     training_state,
 )
-from seqrep.nets import StateEncoder
 from seqrep.options import check_options
-from seqrep.rl.base import EncodedAgent
+from seqrep.rl.base import EncodedAgent, saved_encoder
 from seqrep.rl.envs import evaluate_policy, make_env
 from seqrep.rl.offline import BC_LOSSES, TD3BC, BehaviourCloning
 from seqrep.rl.policy import Policy
@@ -365,15 +365,16 @@ def load_offline(run_dir: str | Path, device: str = "cpu") -> Policy:
     act_dim = int(np.prod(env.action_space.shape))
     env.close()
     model = state["agent"]["model"]
-    hook: dict[str, Any] = {}
-    if any(k.startswith("encoder.") for k in model):
-        encoder = StateEncoder.from_state_dict(model, "encoder.")
-        hook = {"encoder": encoder, "feature_dim": encoder.feature_dim}
-        hook["freeze_encoder"] = cfg.freeze_encoder
+    hook = saved_encoder(model, cfg.freeze_encoder)
     agent: EncodedAgent = (
         BehaviourCloning(obs_dim, act_dim, loss=cfg.bc_loss, **hook)
         if AGENTS[kind] == "bc"
         else TD3BC(obs_dim, act_dim, **hook)
     )
     agent.load_state_dict(model)
-    return Policy(agent.to(check_device(device)), (obs_dim,), env_id, kind)
+    return offline_policy(agent.to(check_device(device)), env_id, obs_dim, kind)
+
+
+def offline_policy(agent: EncodedAgent, env_id: str, obs_dim: int, kind: str) -> Policy:
+    """``agent`` as the :class:`Policy` of a ``kind`` run evaluated in ``env_id``."""
+    return Policy(agent, (obs_dim,), env_id, kind, partial(make_env, env_id) if env_id else None)

@@ -31,6 +31,8 @@ import torch
 
 from seqrep.distributed import broadcast_object, gather_objects, rank, world_size
 from seqrep.loops.progress import console
+from seqrep.loops.tensorboard_log import TensorBoardLog, record_step
+from seqrep.options import require_extra
 
 __all__ = [
     "Prepared",
@@ -297,6 +299,9 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.checkpoints = path / "checkpoints"
+        self._tensorboard = False  # see enable_tensorboard
+        self._board: TensorBoardLog | None = None
+        self._purge_step: int | None = None
 
     @classmethod
     def open(
@@ -397,6 +402,30 @@ class RunDir:
         except OSError as e:
             why = "no space left" if _no_space(e, self.path) else e.strerror or str(e)
             raise RunDirError(f"cannot append to {target}: {why}") from e
+        if self._tensorboard:
+            if self._board is None:  # made here: a resume's truncation has set the purge step
+                index = len(self.read_metrics()) - 1
+                self._board = TensorBoardLog(self.path / "tensorboard", self._purge_step, index)
+            self._board.add_record(record)
+
+    def enable_tensorboard(self) -> None:
+        """Also write every logged record to TensorBoard event files in ``tensorboard/``, and
+        the report's figures at :meth:`close_tensorboard`.
+
+        Raises:
+            ImportError: tensorboard is not installed (``pip install 'seqrep[tensorboard]'``).
+        """
+        require_extra("tensorboard", "--tensorboard")
+        self._tensorboard = True
+
+    def close_tensorboard(self) -> None:
+        """Add the report's figures (the folder's PNGs) as images and close the event files."""
+        if self._tensorboard:
+            if self._board is None:
+                self._board = TensorBoardLog(self.path / "tensorboard", self._purge_step)
+            self._board.add_figures(self.path)
+            self._board.close()
+            self._board, self._tensorboard = None, False
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All records of metrics.jsonl (a torn last line from a crash is skipped)."""
@@ -418,6 +447,8 @@ class RunDir:
         atomic_write_text(
             self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records)
         )
+        # TensorBoard's events at or past the next step to log are dropped the same way.
+        self._purge_step = record_step(records[-1], keep - 1) + 1 if records else 0
 
     # ----------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, state: dict[str, Any], name: str = "last.pt") -> Path:

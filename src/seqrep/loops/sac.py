@@ -11,6 +11,7 @@ an episode if that is where the run ends: a finished run always holds its final 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ from seqrep.loops.pretrain_states import encoder_hook
 from seqrep.loops.progress import progress_bar
 from seqrep.loops.report import evaluation_table, plot_evaluations, videos_section
 from seqrep.loops.runs import MAY_CHANGE_ON_RESUME, Prepared, RunDir, load_run
-from seqrep.nets import StateEncoder
 from seqrep.options import check_options
+from seqrep.rl.base import saved_encoder
 from seqrep.rl.envs import check_renders, evaluate_policy, make_env
 from seqrep.rl.policy import Policy
 from seqrep.rl.replay import ReplayBuffer
@@ -354,14 +355,17 @@ def load_sac(run_dir: str | Path, device: str = "cpu") -> Policy:
     act_dim = int(np.prod(env.action_space.shape))
     env.close()
     model = state["agent"]["model"]
-    hook: dict[str, Any] = {}
-    if any(k.startswith("encoder.") for k in model):
-        encoder = StateEncoder.from_state_dict(model, "encoder.")
-        hook = {"encoder": encoder, "feature_dim": encoder.feature_dim}
-        hook["freeze_encoder"] = cfg.freeze_encoder
-    agent = SAC(obs_dim, act_dim, cfg.sac(), **hook)
+    agent = SAC(obs_dim, act_dim, cfg.sac(), **saved_encoder(model, cfg.freeze_encoder))
     agent.load_state_dict(model)
-    return Policy(agent.to(check_device(device)), (obs_dim,), cfg.env, "sac")
+    return sac_policy(agent.to(check_device(device)), cfg, obs_dim)
+
+
+def sac_policy(agent: SAC, cfg: SACRunConfig, obs_dim: int) -> Policy:
+    """``agent`` as the :class:`Policy` of a run of ``cfg`` (its environment, hidden
+    dimensions included, is what ``make_env`` builds)."""
+    return Policy(
+        agent, (obs_dim,), cfg.env, "sac", partial(make_env, cfg.env, hide_dims=cfg.hide_dims)
+    )
 
 
 def replay_buffer_dataset(

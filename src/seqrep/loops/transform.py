@@ -50,16 +50,24 @@ class CPCTransformer(BaseCollectionTransformer):
 
     Args:
         method: ``cpc``, ``triplet`` or ``contrastive``.
-        iterations, batch_size, window, lr: pretraining budget (100 steps of batch 8: one step
-            of bidirectional CPC trains both directions, so this costs TS2Vec's 200 x 8).
-        hidden, depth, z_dim, horizon: encoder size and CPC's K.
-        negatives, bidirectional, crop_context: CPC's options (see ``seqrep pretrain --help``).
+        iterations: pretraining steps (100 of batch 8 by default: one step of bidirectional
+            CPC trains both directions, so this costs TS2Vec's 200 x 8).
+        batch_size: series per step.
+        window: crop length (steps) of the training windows.
+        lr: Adam's learning rate.
+        hidden: the encoder's channels.
+        depth: the encoder's residual blocks.
+        z_dim: the size of z_t (and of CPC's context c_t).
+        horizon: CPC's K, the steps ahead it predicts.
+        negatives: where CPC's negatives come from (``batch``, ``time``, ``both``, ``position``).
+        bidirectional: a backward CPC beside the forward one.
+        crop_context: CPC's context reads a random crop (see ``seqrep pretrain --help``).
+        pool: how steps are pooled into one vector (``max``, ``max-mean``).
         random_state: seeds the initialisation and the crops (the same seed, the same features).
         device: ``auto``, ``cpu`` or ``cuda``.
-        per_timestep, encoding_window, causal: what ``transform`` returns (see
-            :meth:`encode`): one vector per series (the default), or per time step, pooled over
-            the last ``encoding_window`` steps when it is > 0, without any later step when
-            ``causal``.
+        per_timestep: ``transform`` returns one vector per time step instead of per series.
+        encoding_window: per time step, pool the last ``encoding_window`` steps (> 0).
+        causal: per time step, no vector reads a later step.
 
     ``CPCTransformer.from_run(run_dir)`` (or ``seqrep.load``) gives the fitted transformer of a
     ``seqrep pretrain`` run: the same features as ``seqrep encode``.

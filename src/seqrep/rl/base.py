@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EncodedAgent"]
+from seqrep.nets import StateEncoder
+
+__all__ = ["EncodedAgent", "saved_encoder"]
+
+
+def saved_encoder(agent_state: dict[str, Tensor], freeze: bool) -> dict[str, Any]:
+    """The encoder options to rebuild an agent from its saved state dict: a
+    :class:`~seqrep.nets.StateEncoder` of the saved sizes and weights under ``encoder``, and
+    ``freeze_encoder``; nothing for an agent trained without an encoder."""
+    if not any(k.startswith("encoder.") for k in agent_state):
+        return {}
+    encoder = StateEncoder.from_state_dict(agent_state, "encoder.")
+    return {"encoder": encoder, "freeze_encoder": freeze}
+
+
+def _output_size(encoder: nn.Module | None, obs_dim: int) -> int:
+    """The feature size ``encoder`` gives on [1, obs_dim] observations (obs_dim for none)."""
+    if encoder is None:
+        return obs_dim
+    size = getattr(encoder, "feature_dim", None)
+    if isinstance(size, int):
+        return size
+    device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        return int(encoder(torch.zeros(1, obs_dim, device=device)).shape[-1])
 
 
 class EncodedAgent(nn.Module):
@@ -17,7 +42,9 @@ class EncodedAgent(nn.Module):
     Args:
         obs_dim: observation size.
         encoder: observations [B, obs_dim] -> features [B, feature_dim]; identity when None.
-        feature_dim: the encoder's output size (obs_dim without an encoder).
+        feature_dim: the encoder's output size; by default the encoder's ``feature_dim``
+            attribute (a :class:`~seqrep.nets.StateEncoder` has one), else measured on one
+            zero observation; obs_dim without an encoder.
         freeze_encoder: the encoder's parameters never change (no gradients, no optimiser).
     """
 
@@ -33,7 +60,9 @@ class EncodedAgent(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = encoder if encoder is not None else nn.Identity()
-        self.feature_dim = feature_dim if feature_dim is not None else obs_dim
+        self.feature_dim = (
+            feature_dim if feature_dim is not None else _output_size(encoder, obs_dim)
+        )
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             for p in self.encoder.parameters():

@@ -4,6 +4,7 @@ or a batch, numpy or torch, and answers in kind; deterministic by default, as ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ class Policy:
         obs_shape: one observation's shape: (obs_dim,) for states, (C, H, W) uint8 pixels.
         env_id: the environment it was trained in (a gymnasium id or a DeepMind Control task).
         kind: the run kind (``sac``, ``bc``, ``offline-rl``, ``curl``).
+        env_factory: builds the environment it was trained in (:meth:`make_env`).
 
     Attributes:
         agent: the torch module, for further training or inspection.
@@ -29,9 +31,17 @@ class Policy:
         summary: its training summary (evaluations, seconds, final returns), likewise.
     """
 
-    def __init__(self, agent: nn.Module, obs_shape: tuple[int, ...], env_id: str, kind: str):
+    def __init__(
+        self,
+        agent: nn.Module,
+        obs_shape: tuple[int, ...],
+        env_id: str,
+        kind: str,
+        env_factory: Callable[..., Any] | None = None,
+    ):
         self.agent = agent.eval()
         self.obs_shape, self.env_id, self.kind = tuple(obs_shape), env_id, kind
+        self._env_factory = env_factory
         self.pixels = kind == "curl"
         self.report = ""
         self.summary: dict[str, Any] = {}
@@ -65,6 +75,21 @@ class Policy:
         if is_tensor:
             return actions.to(obs.device)
         return actions.cpu().numpy()
+
+    def make_env(self, **options: Any) -> Any:
+        """A new ``gymnasium.Env`` like the one the policy was trained and evaluated in (actions
+        in [-1, 1]; for ``curl``, the same task, image size, action repeat and frame stack).
+        ``options`` go to its factory: ``render_mode="rgb_array"`` for a state task's frames.
+
+        Raises:
+            ValueError: the policy was built without an environment (e.g. by hand).
+        """
+        if self._env_factory is None:
+            raise ValueError(
+                f"{self!r} has no environment recorded; build one with "
+                "seqrep.rl.envs.make_env or seqrep.rl.pixels.make_pixel_env"
+            )
+        return self._env_factory(**options)
 
     def __call__(self, obs: Any) -> Any:
         """:meth:`act` deterministically: a policy callable as gymnasium loops and
