@@ -560,3 +560,28 @@ def test_paper_sized_command_is_a_valid_study_config():
     cfg = profile_config(profile, **kwargs)
     cfg.validate()
     assert (cfg.pretrain_steps, cfg.feature_dim, cfg.online_steps) == (200_000, 256, 1_000_000)
+
+
+def test_a_committed_study_folder_written_before_the_restructure_reports_the_same(tmp_path):
+    """bench/results/study-online100k was written by the code before seqrep.study and
+    seqrep.loops existed: its config.json still opens as this study (no module paths are
+    stored), and its cells give byte for byte the summary and the report committed beside it."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from seqrep.loops.runs import RunDir, with_options_added_since
+    from seqrep.study.config import StudyConfig
+    from seqrep.study.report import write_study_report
+    from seqrep.study.run import finished_cells
+
+    committed = Path(__file__).resolve().parents[1] / "bench" / "results" / "study-online100k"
+    folder = tmp_path / "study"
+    shutil.copytree(committed, folder)
+    saved = json.loads((folder / "config.json").read_text())
+    saved.pop("kind")
+    cfg = StudyConfig(**with_options_added_since(saved, StudyConfig))
+    run = RunDir.attach(folder, "study", cfg)  # refused if the config no longer matched
+    write_study_report(cfg, run, finished_cells(cfg, run))
+    for name in ("summary.csv", "report.md"):
+        assert (folder / name).read_text() == (committed / name).read_text(), name
