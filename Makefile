@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.seqrep-installed
 # torch 2.13.0 is installed first, on its own: a range that it satisfies then installs nothing
 # more, whereas a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
+# The tests run in one worker process per core (pytest-xdist); the expensive shared fixture (a
+# short SAC run) is built once per session by whichever worker needs it first (tests/conftest.py).
+TEST_WORKERS ?= auto
 
 .PHONY: venv demo test test-slow lint docs bench mi-bench study-quick clean
 
@@ -40,7 +43,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
-	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -m "not slow" -q
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --maxschedchunk 1
 
 # The documentation (API reference from the docstrings, and the guides in docs/) into site/;
 # any warning (a broken link, a docstring that does not match its signature) fails it.

@@ -416,6 +416,7 @@ TOY_ARGS = [
 ]
 
 
+@pytest.mark.long
 def test_resumed_run_gives_the_same_metrics(tmp_path, kill_mid_run):
     """Uninterrupted, killed (SIGKILL after a checkpoint) and resumed runs, each its own
     process with the same thread count (float sums depend on it), log identical metrics."""
@@ -423,7 +424,7 @@ def test_resumed_run_gives_the_same_metrics(tmp_path, kill_mid_run):
     import subprocess
     import sys
 
-    args = [*TOY_ARGS, "--env-steps", "500", "--init-steps", "60", "--eval-every", "250"]
+    args = [*TOY_ARGS, "--env-steps", "300", "--init-steps", "60", "--eval-every", "150"]
     args += ["--eval-episodes", "2", "--log-every", "50", "--checkpoint-every", "100"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -460,6 +461,7 @@ def test_resumed_run_gives_the_same_metrics(tmp_path, kill_mid_run):
         assert (killed / name).exists(), name
 
 
+@pytest.mark.long
 def test_curl_learns_the_dot_task(tmp_path):
     """Pixels of a 2-d point: CURL's accuracy climbs far above chance (1/32) and the policy's
     return above the untrained one's."""

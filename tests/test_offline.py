@@ -214,6 +214,7 @@ def _offline_cli(data, out, steps="600", *more):
     return [sys.executable, "-c", "from seqrep.cli import main; main()", "offline-rl", *args]
 
 
+@pytest.mark.long
 def test_offline_rl_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_mid_run):
     pytest.importorskip("gymnasium")
     from seqrep.data.trajectories import save_d4rl_hdf5

@@ -103,14 +103,8 @@ def test_bc_on_ten_expert_episodes_is_near_the_expert(pendulum_expert):
     from seqrep.rl.collect import collect_episodes
     from seqrep.rl.offline import BehaviourCloning
 
-    agent, expert, random_mean, _ = pendulum_expert
-
-    def expert_policy(o):
-        return agent.act(torch.as_tensor(o, dtype=torch.float32)[None], deterministic=True)[
-            0
-        ].numpy()
-
-    data = collect_episodes("Pendulum-v1", expert_policy, 2000, seed=500)
+    policy, expert, random_mean, _ = pendulum_expert  # deterministic actions
+    data = collect_episodes("Pendulum-v1", policy.act, 2000, seed=500)
     assert data.num_episodes == 10
     torch.manual_seed(0)
     bc = BehaviourCloning(3, 1)
@@ -196,6 +190,7 @@ def _episodes(run_dir):
     return [json.loads(x) for x in lines if '"episode"' in x]
 
 
+@pytest.mark.long
 def test_sac_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_mid_run):
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_cli(full), check=True, capture_output=True, timeout=300)

@@ -23,7 +23,7 @@ TINY = [
     "--objectives", "none,temporal,forward",
     "--settings", "imitation,offline,online",
     "--online-envs", "Pendulum-v1",
-    "--online-objectives", "none,temporal",
+    "--online-objectives", "temporal",
     "--online-modes", "frozen,finetune",
     "--offline-objectives", "none,temporal,forward",
     "--offline-modes", "frozen,finetune",
@@ -47,7 +47,7 @@ TINY = [
     "--online-hide-dims", "1",
     "--quiet",
 ]  # fmt: skip
-CELLS = (2 * (1 + 2 * 2) + (1 + 2)) * 2  # (offline settings + online) x modes x seeds
+CELLS = (2 * (1 + 2 * 2) + 2) * 2  # (offline settings + online) x modes x seeds
 
 
 def _study(out):
@@ -69,6 +69,7 @@ def _table(path):
     return [{k: r[k] for k in keys} for r in rows], rows
 
 
+@pytest.mark.long
 def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, kill_mid_run):
     env = {**os.environ, "SEQREP_ZOO": str(pendulum_zoo), "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
@@ -96,7 +97,7 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     assert {r["objective"] for r in diagnostics} == {"none", "temporal", "forward"}
     assert all(0 < float(r["effective_rank"]) <= 8 for r in diagnostics)  # feature_dim 8
     online = [r for r in rows if r["setting"] == "online"]
-    assert {r["objective"] for r in online} == {"none", "temporal"} and len(online) == 6
+    assert {r["objective"] for r in online} == {"temporal"} and len(online) == 4
     # What a study commits (cells, config, marker, diagnostics, the pretraining plot) reports
     # the same report.md again without the encoders and data it was measured with.
     committed = tmp_path / "committed"
@@ -109,8 +110,8 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     assert (committed / "report.md").read_text() == report
 
     # The cheap cells (imitation and offline; an online cell's own resume has its test below)
-    # killed part-way and resumed, split between two worker processes by encoder, and run as
-    # Ray tasks: the same numbers, cell by cell, as the whole study's.
+    # killed part-way and resumed in two worker processes (split by encoder), and run as Ray
+    # tasks: the same numbers, cell by cell, as the whole study's.
     cheap = ["--only", "setting=imitation,offline"]
     offline_table = [r for r in table if r["setting"] != "online"]
     killed = tmp_path / "killed"
@@ -126,12 +127,11 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     subprocess.run([*_study(killed), "--report-only"], env=env, check=True, capture_output=True)
     assert len(cells.read_text().splitlines()) == done_before
     assert f"Cells finished: {done_before} of {CELLS}" in (killed / "report.md").read_text()
-    subprocess.run([*_study(killed), *cheap], env=env, check=True, capture_output=True)
+    resumed = subprocess.run(
+        [*_study(killed), *cheap, "--jobs", "2"], env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _table(killed)[0] == offline_table
-    parallel = tmp_path / "parallel"
-    jobs = [*_study(parallel), *cheap, "--jobs", "2"]
-    subprocess.run(jobs, env=env, check=True, capture_output=True)
-    assert _table(parallel)[0] == offline_table
     # Two machines' shares (--only; the imitation cells, which are cheap), joined by --merge:
     # the same cells as one machine's, and the encoders.
     shares = [tmp_path / "seed0", tmp_path / "seed1"]
@@ -153,10 +153,10 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     # Every pretraining and cell as a task on a local 2-worker Ray instance: the same table.
     if importlib.util.find_spec("ray") is not None:
         on_ray = tmp_path / "ray"
-        ray = [*_study(on_ray), *cheap, "--ray"]
+        ray = [*_study(on_ray), *cheap, "--only", "seed=1", "--ray"]
         done = subprocess.run(ray, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert _table(on_ray)[0] == offline_table
+        assert _table(on_ray)[0] == [r for r in offline_table if r["seed"] == "1"]
 
 
 def test_cell_filter_and_merge_refusals(tmp_path):
@@ -242,6 +242,7 @@ def test_a_cell_appended_twice_counts_once_and_an_orphaned_worker_starts_no_cell
     assert (run.path / "cells.jsonl").read_text() == before
 
 
+@pytest.mark.long
 def test_killed_online_cell_resumes_from_its_checkpoint(pendulum_zoo, tmp_path, kill_mid_run):
     """An online cell checkpoints at every tenth of its steps; a killed study continues the
     cell from there (not from step 0) and ends with the uninterrupted study's numbers."""
@@ -251,7 +252,7 @@ def test_killed_online_cell_resumes_from_its_checkpoint(pendulum_zoo, tmp_path, 
     online = [
         "--settings", "online", "--objectives", "temporal",
         "--online-objectives", "temporal", "--online-modes", "finetune",
-        "--online-steps", "600", "--seeds", "0",
+        "--online-steps", "400", "--seeds", "0",
     ]  # fmt: skip
     whole = tmp_path / "whole"
     subprocess.run([*_study(whole), *online], env=env, check=True, capture_output=True)

@@ -48,6 +48,7 @@ def test_unequal_lengths_and_channel_mismatch():
         t.transform([rng.normal(size=(3, 40))])
 
 
+@pytest.mark.long
 def test_pipeline_on_a_shipped_set_beats_chance():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

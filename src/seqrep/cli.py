@@ -375,8 +375,16 @@ def encode_cmd(
         raise ValueError(f"--encoding-window must be >= 0, got {encoding_window}")
     encoder = api.load(run_dir, device)
     splits, _ = splits_to_encode(run_dir, data, split)
-    options = {"encoding_window": encoding_window, "causal": not non_causal}
-    click.echo(write_features(target, encoder, splits, per_timestep=per_timestep, **options))
+    click.echo(
+        write_features(
+            target,
+            encoder,
+            splits,
+            per_timestep=per_timestep,
+            encoding_window=encoding_window,
+            causal=not non_causal,
+        )
+    )
 
 
 @cli.group("bench")

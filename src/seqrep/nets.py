@@ -307,6 +307,7 @@ class StateEncoder(nn.Module):
         super().__init__()
         self.obs_dim, self.feature_dim, self.hidden = obs_dim, feature_dim, hidden
         self.objective = ""  # what it was pretrained with (a saved encoder's), if anything
+        self.report = ""  # the pretraining report's table, set by seqrep.pretrain_states
         self.net = nn.Sequential(
             mlp(obs_dim, [hidden, hidden], feature_dim), nn.LayerNorm(feature_dim)
         )

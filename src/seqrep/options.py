@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from seqrep.devices import check_device
@@ -62,7 +62,7 @@ def check_options(
     positive: tuple[str, ...] = (),
     non_negative: tuple[str, ...] = (),
     unit: tuple[str, ...] = (),
-    choices: dict[str, tuple[str, ...]] | None = None,
+    choices: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Range checks for a config's options, each failure one line naming the flag.
 

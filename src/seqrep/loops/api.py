@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.markup import escape
-from torch import nn
 
 from seqrep.devices import resolve_device
 from seqrep.distributed import broadcast_object, process_group, rank
@@ -62,6 +61,7 @@ from seqrep.loops.sac import (
     train_sac,
     write_sac_report,
 )
+from seqrep.nets import StateEncoder
 from seqrep.options import require_extra
 from seqrep.rl.policy import Policy
 
@@ -176,7 +176,7 @@ def pretrain_states(
     quiet: bool = True,
     tensorboard: bool = False,
     **options: Any,
-) -> nn.Module:
+) -> StateEncoder:
     """``seqrep pretrain-states``: a state encoder phi pretrained on ``data``'s trajectories
     with ``objective``: a torch module, observations [B, obs_dim] -> features [B, d], its input
     normalisation inside (``encoder.report`` holds the report's table with ``out``)."""

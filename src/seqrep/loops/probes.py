@@ -80,7 +80,7 @@ def encode_steps(
         x = torch.from_numpy(data.values[sl, : int(lengths.max())]).to(device)
         h, out_len = method.step_vectors(x, lengths, causal)  # type: ignore[operator]
         if window:
-            pool = getattr(method, "pool", None) or method.forward_cpc.pool  # type: ignore[union-attr]
+            pool = str(getattr(method, "pool", None) or method.forward_cpc.pool)  # type: ignore[union-attr]
             h = sliding_pool(h, out_len, window, pool)
         parts.append((h.cpu().numpy(), out_len.cpu().numpy()))
     method.train(was_training)

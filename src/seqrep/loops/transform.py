@@ -256,6 +256,7 @@ def _check_collection(X: Any, channels: int | None) -> None:
         )
     if channels is not None and shapes != {channels}:
         raise ValueError(
-            f"X has {', '.join(map(str, sorted(shapes)))} channels; the transformer was fitted "
+            f"X has {', '.join(str(c) for c in sorted(c for c in shapes if c is not None))} "
+            "channels; the transformer was fitted "
             f"on {channels}"
         )

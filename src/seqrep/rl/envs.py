@@ -175,16 +175,16 @@ def evaluate_policy(
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
-        record = frames is not None and i == 0
-        if record:
-            frames.append(env.render())
+        record = frames if i == 0 else None  # the first episode's frames, when asked for
+        if record is not None:
+            record.append(env.render())
         done, total = False, 0.0
         while not done:
             obs, reward, terminated, truncated, _ = env.step(policy(obs))
             total += float(reward)
             done = terminated or truncated
-            if record:
-                frames.append(env.render())
+            if record is not None:
+                record.append(env.render())
         returns.append(total)
     env.close()
     return np.asarray(returns)

@@ -317,7 +317,7 @@ class PixelEvaluation:
     ) -> np.ndarray:
         """One episode in each environment: their returns [n] (steps after an environment's
         episode ended, which its auto-reset begins, are not counted)."""
-        obs, _ = self.env.reset(seed=seeds)
+        obs, _ = self.env.reset(seed=list[int | None](seeds))
         total, done = np.zeros(self.n), np.zeros(self.n, bool)
         if frames is not None:
             frames.append(obs[0, -3:])

@@ -5,13 +5,19 @@ or a batch, numpy or torch, and answers in kind; deterministic by default, as ev
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 __all__ = ["Policy"]
+
+
+class _Acting(Protocol):
+    """What every agent seqrep trains offers: ``act(obs [B, ...], deterministic) -> [B, A]``."""
+
+    def act(self, obs: Tensor, deterministic: bool = True) -> Tensor: ...
 
 
 class Policy:
@@ -70,7 +76,8 @@ class Policy:
             )
         dtype = torch.uint8 if self.pixels else torch.float32
         x = x.to(self.device, dtype)
-        actions = self.agent.act(x[None] if single else x, deterministic=deterministic)
+        agent = cast(_Acting, self.agent)
+        actions = agent.act(x[None] if single else x, deterministic=deterministic)
         actions = actions[0] if single else actions
         if is_tensor:
             return actions.to(obs.device)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +20,7 @@ class PointPixels(gym.Env):  # type: ignore[type-arg]
     (truncated). Its observation is the position; :func:`make_pixel_env` shows the frames."""
 
     time_limit = TOY_TIME_LIMIT
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium's)
 
     def __init__(self, size: int = 40) -> None:
         self.size, self.render_mode = size, "rgb_array"

@@ -52,7 +52,8 @@ def write_video(
             tmp, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=2
         ) as writer:
             for im in images:
-                writer.append_data(np.ascontiguousarray(im, dtype=np.uint8))
+                # imageio types get_writer as its base class, which lacks append_data
+                writer.append_data(np.ascontiguousarray(im, dtype=np.uint8))  # type: ignore[attr-defined]
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
