@@ -472,7 +472,7 @@ def test_curl_learns_the_dot_task(tmp_path):
         [
             *TOY_ARGS,
             "--env-steps",
-            "1500",
+            "1000",
             "--init-steps",
             "250",
             "--eval-every",
