@@ -419,6 +419,7 @@ print(json.dumps({"row": row["accuracy"], "svm": row["svm"], "direct": direct}))
 """
 
 
+@pytest.mark.long
 def test_minirocket_row_equals_aeon_on_aeons_own_arrays():
     """The benchmark's MiniRocket row (seqrep's loader, normalisation, padding and layout) equals
     aeon's MiniRocketClassifier fitted on aeon's own GunPoint arrays with the same seed.

@@ -20,12 +20,12 @@ from seqrep.study import profile_config
 TINY = [
     "--profile", "quick",
     "--envs", "Pendulum-v1",
-    "--objectives", "none,temporal,forward",
+    "--objectives", "none,temporal",
     "--settings", "imitation,offline,online",
     "--online-envs", "Pendulum-v1",
     "--online-objectives", "temporal",
     "--online-modes", "frozen,finetune",
-    "--offline-objectives", "none,temporal,forward",
+    "--offline-objectives", "none,temporal",
     "--offline-modes", "frozen,finetune",
     "--online-steps", "400",
     "--modes", "frozen,finetune",
@@ -47,7 +47,7 @@ TINY = [
     "--online-hide-dims", "1",
     "--quiet",
 ]  # fmt: skip
-CELLS = (2 * (1 + 2 * 2) + 2) * 2  # (offline settings + online) x modes x seeds
+CELLS = (2 * (1 + 2) + 2) * 2  # (offline settings + online) x modes x seeds
 
 
 def _study(out):
@@ -94,7 +94,7 @@ def test_killed_or_parallel_study_gives_the_same_table(pendulum_zoo, tmp_path, k
     assert "with 1 random state dimension(s) zeroed at every step, also in" in report
     with open(whole / "diagnostics.csv") as f:
         diagnostics = list(csv.DictReader(f))
-    assert {r["objective"] for r in diagnostics} == {"none", "temporal", "forward"}
+    assert {r["objective"] for r in diagnostics} == {"none", "temporal"}
     assert all(0 < float(r["effective_rank"]) <= 8 for r in diagnostics)  # feature_dim 8
     online = [r for r in rows if r["setting"] == "online"]
     assert {r["objective"] for r in online} == {"temporal"} and len(online) == 4
