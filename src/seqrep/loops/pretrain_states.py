@@ -285,8 +285,8 @@ def run_state_pretraining(
     cfg, data = prepared.config, prepared.data
     if run is not None:
         console.print(
-            f"run folder: [bold]{run.path}[/]  ({data.num_episodes} episodes, {len(data)} "
-            f"transitions{f', {world_size()} processes' if world_size() > 1 else ''})"
+            f"data: {data.num_episodes} episodes, {len(data)} transitions"
+            f"{f', {world_size()} processes' if world_size() > 1 else ''}"
         )
     method, history = pretrain_state_encoder(
         cfg.objective,
