@@ -148,6 +148,12 @@ def cli(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _out_folder(out: str | None, verb: str) -> str:
+    """--out, or ``runs/<verb>-<time>`` without it: on the command line a verb always writes a
+    run folder (the Python API writes one only when given ``out``)."""
+    return str(default_run_folder(verb)) if out is None else out
+
+
 def _finish(run_dir: str | None, report: str, *files: str) -> None:
     """Print a verb's table and where its report lies (on rank 0 under torchrun)."""
     if rank() != 0:
@@ -169,7 +175,7 @@ def mi_bench_cmd(
 ) -> None:
     """Correlated-Gaussian MI benchmark (Poole et al. 2019): InfoNCE vs NWJ bounds."""
     cfg = _config_from(MIBenchConfig, kwargs)
-    out = str(default_run_folder("mi-bench")) if out is None else out
+    out = _out_folder(out, "mi-bench")
     summary = api.mi_bench(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard)
     _finish(out, format_table(cfg, summary), "mi_estimates.png")
 
@@ -186,7 +192,7 @@ def pretrain_cmd(
 
     Data-parallel on several processes when launched by torchrun, e.g.
     ``torchrun --nproc-per-node 2 -m seqrep pretrain ...`` (--batch-size is per process)."""
-    out = str(default_run_folder("pretrain")) if out is None else out
+    out = _out_folder(out, "pretrain")
     cfg = _config_from(PretrainConfig, kwargs)
     encoder = api.pretrain(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard)
     _finish(out, encoder.report_)
@@ -206,7 +212,7 @@ def pretrain_states_cmd(
     folder's encoder.pt goes under `bc`, `offline-rl` or `sac` with --encoder.
 
     Data-parallel when launched by torchrun (--batch-size is per process)."""
-    out = str(default_run_folder("pretrain-states")) if out is None else out
+    out = _out_folder(out, "pretrain-states")
     cfg = _config_from(StatePretrainConfig, kwargs)
     encoder = api.pretrain_states(
         cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard
@@ -222,7 +228,7 @@ def sac_cmd(
     out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
 ) -> None:
     """Soft Actor-Critic on state observations; run folder with return curves and checkpoints."""
-    out = str(default_run_folder("sac")) if out is None else out
+    out = _out_folder(out, "sac")
     policy = api.sac(
         _config_from(SACRunConfig, kwargs),
         out=out,
@@ -243,7 +249,7 @@ def curl_cmd(
     """SAC from rendered pixels on a DeepMind Control task with CURL's contrastive auxiliary
     (--aux curl|none), augmentation (--augment crop|shift|none|gaussian) and DrQ's averaged
     targets (--drq-k, --drq-m); resumable."""
-    out = str(default_run_folder("curl")) if out is None else out
+    out = _out_folder(out, "curl")
     cfg = _config_from(PixelRunConfig, kwargs)
     policy = api.curl(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard)
     _finish(out, policy.report)
@@ -257,7 +263,7 @@ def _offline_command(verb: str, help_text: str, fit: Callable[..., Any]) -> None
     def command(
         out: str | None, overwrite: bool, quiet: bool, tensorboard: bool, **kwargs: Any
     ) -> None:
-        out = str(default_run_folder(verb)) if out is None else out
+        out = _out_folder(out, verb)
         cfg = _config_from(OfflineRunConfig, kwargs)
         _finish(
             out, fit(cfg, out=out, overwrite=overwrite, quiet=quiet, tensorboard=tensorboard).report
